@@ -1,0 +1,316 @@
+/* corral.h - the one public header of corral, a thread-per-core async runtime for Linux.
+ *
+ * Tasks are stackful coroutines that read like blocking C. Every task lives in a scope (a
+ * nursery) that does not return until all its children have ended, so a child may point into
+ * its parent's stack frame. Errors are negative errno values; time is absolute deadlines in
+ * nanoseconds on CLOCK_MONOTONIC, -1 meaning none.
+ *
+ * Unless a function says otherwise it must be called from inside a task started by crl_run().
+ * A "cancellation point" is a call that returns -ECANCELED when the caller's scope (or one
+ * above it, up to the nearest shield) is cancelled, or -ETIMEDOUT when the cancellation came
+ * from a deadline; it never returns early for any other reason.
+ */
+#ifndef CORRAL_H
+#define CORRAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Time ------------------------------------------------------------------------------- */
+
+#define CRL_USEC_NS INT64_C(1000)
+#define CRL_MSEC_NS INT64_C(1000000)
+#define CRL_SEC_NS INT64_C(1000000000)
+#define CRL_NO_DEADLINE INT64_C(-1)
+
+/* Current CLOCK_MONOTONIC time in ns. Never blocks; callable from anywhere. */
+int64_t crl_now_ns(void);
+
+/* ---- Logging ---------------------------------------------------------------------------- */
+
+enum crl_log_level {
+    CRL_LOG_DEFAULT = 0, /* in a config: CRL_LOG_INFO */
+    CRL_LOG_ERROR = 1,
+    CRL_LOG_WARN = 2,
+    CRL_LOG_INFO = 3,
+    CRL_LOG_DEBUG = 4,
+};
+
+/* A log sink: receives one complete line, without its trailing newline. */
+typedef void crl_log_fn(void *ctx, enum crl_log_level level, const char *line);
+
+/* Log a printf-style message through the running runtime's sink (stderr outside crl_run()).
+ * Messages above the configured level are dropped. Never blocks on the runtime. */
+void crl_log(enum crl_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* ---- Runtime ---------------------------------------------------------------------------- */
+
+/* A task body: returns 0 (or a positive value) on success, a negative errno on failure. */
+typedef int crl_task_fn(void *arg);
+
+enum crl_backend {
+    CRL_BACKEND_DEFAULT = 0, /* CORRAL_BACKEND from the environment, else io_uring */
+    CRL_BACKEND_URING = 1,
+    CRL_BACKEND_EPOLL = 2,
+};
+
+/* Runtime configuration. A zeroed struct (or a NULL pointer) means every default. */
+struct crl_config {
+    unsigned cores;           /* executors to start; 0 = 1 (multi-core lands later) */
+    size_t stack_size;        /* default task stack in bytes; 0 = 64 KiB */
+    enum crl_backend backend; /* I/O backend; see enum crl_backend */
+    crl_log_fn *log_fn;       /* NULL = one line per message on stderr */
+    void *log_ctx;            /* passed to log_fn */
+    enum crl_log_level log_level; /* most verbose level emitted; 0 = CRL_LOG_INFO */
+};
+
+/* Start the runtime on the calling thread, run main(arg) as the root task inside the root
+ * scope, and return once every task has ended. Returns main's result, or the first error of
+ * any task spawned into the root scope, or -EINVAL for a bad config, -ENOTSUP for cores > 1
+ * (not yet supported), -EBUSY when called from inside a running runtime, -ENOMEM. */
+int crl_run(const struct crl_config *cfg, crl_task_fn *main, void *arg);
+
+/* ---- Tasks and scopes ------------------------------------------------------------------- */
+
+struct crl_scope; /* opaque: lives in crl_scope_run()'s frame */
+
+/* A scope body: runs in the calling task with the new scope; its return value is the scope's
+ * unless a child failed first. A negative return cancels the scope's children. */
+typedef int crl_body_fn(struct crl_scope *s, void *arg);
+
+/* Run body(s, arg) in a new scope nested in the caller's, then wait for every task spawned
+ * into s before returning: it is not possible to leave a scope with live children, so
+ * children may borrow anything in the frame that calls crl_scope_run() (and above it).
+ * NOT the body's own locals: the body returns before its children are joined, so data a
+ * child borrows belongs in the caller's frame, reached through arg. Returns, in order of
+ * precedence:
+ * the first error (negative) of a child or of the body, which also cancelled the scope;
+ * -ETIMEDOUT if the scope's own deadline fired; else the body's result (a body that returned
+ * -ECANCELED because this scope was cancelled by crl_scope_cancel() yields 0). Waiting for
+ * the children is not itself interruptible, but cancellation reaches them. */
+int crl_scope_run(crl_body_fn *body, void *arg);
+
+/* Wait until every task spawned into s so far has ended (and any they spawn into s), for a
+ * body whose children borrow the body's own locals. Not interruptible (cancellation reaches
+ * the children instead). Returns s's first error so far, or 0. */
+int crl_scope_join(struct crl_scope *s);
+
+/* Options for crl_spawn_ex(); zero fields take defaults. */
+struct crl_spawn_opts {
+    const char *name;  /* for diagnostics; NULL = "task". Must outlive the task. */
+    size_t stack_size; /* bytes; 0 = the runtime default */
+};
+
+/* Start fn(arg) as a new task in scope s. The task runs later (it is queued, not run now).
+ * Its result joins s: a negative result cancels s's other tasks and becomes s's result.
+ * s must be a scope whose body or one of whose tasks is running. Returns 0 or -ENOMEM.
+ * Not a cancellation point: spawning into a cancelled scope starts a cancelled task. */
+int crl_spawn_ex(struct crl_scope *s, crl_task_fn *fn, void *arg,
+                 const struct crl_spawn_opts *opts);
+
+/* crl_spawn_ex() with a name for diagnostics (a string that outlives the task). */
+int crl_spawn_named(struct crl_scope *s, crl_task_fn *fn, void *arg, const char *name);
+
+/* Spawn fn(arg) in scope s, named after the function. */
+#define crl_spawn(s, fn, arg) crl_spawn_named((s), (fn), (arg), #fn)
+
+/* Cancel scope s: every task under it (its body, its children, their nested scopes, but not
+ * below a shield) gets -ECANCELED from its current or next cancellation point. Idempotent.
+ * The scope itself then returns 0 unless something failed. Never blocks. */
+void crl_scope_cancel(struct crl_scope *s);
+
+/* Set (or move, earlier or later) the absolute deadline of scope s; CRL_NO_DEADLINE removes
+ * it. When it passes, s is cancelled as by crl_scope_cancel() but with -ETIMEDOUT, and
+ * crl_scope_run() returns -ETIMEDOUT. A deadline that already fired cannot be taken back. */
+void crl_scope_set_deadline(struct crl_scope *s, int64_t deadline_ns);
+
+/* The deadline of scope s, or CRL_NO_DEADLINE. */
+int64_t crl_scope_deadline(const struct crl_scope *s);
+
+/* Shield scope s (on = true) from cancellation coming from outside it, so that cleanup code
+ * in it can block; its own crl_scope_cancel() and deadline still apply. */
+void crl_scope_shield(struct crl_scope *s, bool on);
+
+/* True when scope s has been cancelled (by crl_scope_cancel, an error, or its deadline). */
+bool crl_scope_cancelled(const struct crl_scope *s);
+
+/* Let other runnable tasks run; the caller is requeued behind them. A cancellation point:
+ * returns 0, or the cancellation error without yielding. */
+int crl_yield(void);
+
+/* 0 if the calling task may continue, or -ECANCELED / -ETIMEDOUT if it is cancelled: an
+ * explicit cancellation point for long computations. Never blocks. */
+int crl_checkpoint(void);
+
+/* The calling task's name ("main" for the root task). */
+const char *crl_task_name(void);
+
+/* ---- Static forms: join, try-join, race, deadline --------------------------------------- */
+
+/* One job of crl_join_all / crl_try_join / crl_race. result is written when the job ends. */
+struct crl_job {
+    crl_task_fn *fn;
+    void *arg;
+    const char *name; /* NULL = "job" */
+    int result;       /* out: fn's return value, or -ECANCELED if it never ran to the end */
+};
+
+/* Job initializer naming the job after its function. */
+#define CRL_JOB(fn, arg) ((struct crl_job){(fn), (arg), #fn, 0})
+
+/* Run all n jobs concurrently and wait for all of them, whatever they return. Returns 0 or
+ * the error of the lowest-indexed failed job; every job's result is in jobs[i].result. */
+int crl_join_all(struct crl_job *jobs, size_t n);
+
+/* Run all n jobs concurrently; the first error cancels the others (which are still waited
+ * for) and is returned. Returns 0 when all succeeded. */
+int crl_try_join(struct crl_job *jobs, size_t n);
+
+/* Run all n jobs concurrently; the first to end wins, the rest are cancelled and waited for.
+ * Returns the winner's index (its result in jobs[i].result), or a negative errno if the race
+ * was cancelled from outside before any job ended, or -EINVAL when n is 0. */
+int crl_race(struct crl_job *jobs, size_t n);
+
+/* Run fn(arg) in the calling task inside a scope with the given absolute deadline. Returns
+ * fn's result, or -ETIMEDOUT if the deadline fired (fn's blocking calls then returned it). */
+int crl_with_deadline(int64_t deadline_ns, crl_task_fn *fn, void *arg);
+
+/* crl_with_deadline(crl_now_ns() + timeout_ns, fn, arg). */
+int crl_with_timeout(int64_t timeout_ns, crl_task_fn *fn, void *arg);
+
+/* ---- Timers ----------------------------------------------------------------------------- */
+
+/* Block the calling task until the absolute deadline. A cancellation point: returns 0 when
+ * the deadline was reached, else the cancellation error. */
+int crl_sleep_until(int64_t deadline_ns);
+
+/* crl_sleep_until(crl_now_ns() + ns). */
+int crl_sleep_ns(int64_t ns);
+
+/* ---- Same-core synchronization (no atomics; never share across cores) -------------------- */
+
+/* A FIFO queue of blocked tasks. Private: initialize the enclosing object with its _init. */
+struct crl_waitq {
+    void *head_, *tail_;
+};
+
+/* A bounded channel of fixed-size elements between tasks of one core. */
+struct crl_chan {
+    unsigned char *buf_;
+    size_t elem_size_, cap_, head_, len_;
+    bool closed_;
+    struct crl_waitq senders_, receivers_;
+};
+
+/* Initialize ch for elements of elem_size bytes, holding up to capacity of them (>= 1).
+ * Returns 0, -EINVAL, or -ENOMEM. Callable outside a task. */
+int crl_chan_init(struct crl_chan *ch, size_t elem_size, size_t capacity);
+
+/* Free ch's buffer. No task may be blocked on it. */
+void crl_chan_fini(struct crl_chan *ch);
+
+/* Copy *elem into ch, blocking while it is full. A cancellation point. Returns 0, or -EPIPE
+ * once ch is closed (the element is then not sent). */
+int crl_chan_send(struct crl_chan *ch, const void *elem);
+
+/* Take the oldest element into *elem, blocking while ch is empty. A cancellation point.
+ * Returns 0, or -EPIPE once ch is closed and drained. */
+int crl_chan_recv(struct crl_chan *ch, void *elem);
+
+/* Non-blocking forms: -EAGAIN where the blocking form would block. */
+int crl_chan_try_send(struct crl_chan *ch, const void *elem);
+int crl_chan_try_recv(struct crl_chan *ch, void *elem);
+
+/* Close ch: blocked senders get -EPIPE; receivers drain what is buffered, then get -EPIPE. */
+void crl_chan_close(struct crl_chan *ch);
+
+/* Elements currently buffered in ch. */
+size_t crl_chan_len(const struct crl_chan *ch);
+
+/* A mutex for tasks of one core; ownership passes FIFO to the next waiter on unlock. */
+struct crl_mutex {
+    void *owner_;
+    struct crl_waitq waiters_;
+};
+
+void crl_mutex_init(struct crl_mutex *m);
+
+/* Acquire m, blocking while another task holds it. A cancellation point: returns 0 (held) or
+ * the cancellation error (not held). Returns -EDEADLK if the caller already holds m. */
+int crl_mutex_lock(struct crl_mutex *m);
+
+/* Acquire m only if it is free: 0 or -EBUSY. */
+int crl_mutex_trylock(struct crl_mutex *m);
+
+/* Release m, handing it to the longest waiter. Returns 0, or -EPERM if the caller does not
+ * hold it. */
+int crl_mutex_unlock(struct crl_mutex *m);
+
+/* A counting semaphore for tasks of one core; waiters are served FIFO. */
+struct crl_sem {
+    int64_t count_;
+    struct crl_waitq waiters_;
+};
+
+void crl_sem_init(struct crl_sem *s, int64_t count);
+
+/* Take one unit, blocking while none is available. A cancellation point. */
+int crl_sem_acquire(struct crl_sem *s);
+
+/* Take one unit only if available: 0 or -EAGAIN. */
+int crl_sem_try_acquire(struct crl_sem *s);
+
+/* Return one unit, waking the longest waiter if any. */
+void crl_sem_release(struct crl_sem *s);
+
+/* A level-triggered event: waiters block until it is set; it stays set until cleared. */
+struct crl_event {
+    bool set_;
+    struct crl_waitq waiters_;
+};
+
+void crl_event_init(struct crl_event *e);
+
+/* Block until e is set (returns at once if it is). A cancellation point. */
+int crl_event_wait(struct crl_event *e);
+
+/* Set e and wake every waiter. */
+void crl_event_set(struct crl_event *e);
+
+/* Clear e: later waiters block again. */
+void crl_event_clear(struct crl_event *e);
+
+/* True if e is set. */
+bool crl_event_is_set(const struct crl_event *e);
+
+/* ---- Task-local storage ----------------------------------------------------------------- */
+
+/* Task-local variables: one value per task and key, NULL until set, not inherited by
+ * children. (Per-core state is a different thing: one instance per executor core.) */
+#define CRL_TASK_LOCALS_MAX 8
+
+/* Create a key; dtor (may be NULL) is called with a task's non-NULL value when that task
+ * ends. Returns the key (>= 0) or -ENOSPC. Callable from anywhere; keys are never freed. */
+int crl_task_local_create(void (*dtor)(void *value));
+
+/* Set the calling task's value for key: 0 or -EINVAL for a bad key. */
+int crl_task_local_set(int key, void *value);
+
+/* The calling task's value for key (NULL if unset or key is bad). */
+void *crl_task_local_get(int key);
+
+/* ---- Diagnostics ------------------------------------------------------------------------ */
+
+/* Write the calling core's live scope tree (scopes, their tasks and states) to fd. */
+void crl_dump_tree(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CORRAL_H */

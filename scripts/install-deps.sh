@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages corral needs, only those missing. Idempotent; needs root
+# (or sudo) only when something is missing.
+#   scripts/install-deps.sh          build + test needs
+#   scripts/install-deps.sh --cross  also the aarch64 cross compiler and qemu-user
+set -euo pipefail
+
+pkgs=(build-essential meson ninja-build pkg-config liburing-dev node-llhttp valgrind
+      clang libclang-rt-14-dev)
+if [[ "${1:-}" == --cross ]]; then
+    pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+fi
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+missing=()
+for p in "${pkgs[@]}"; do installed "$p" || missing+=("$p"); done
+((${#missing[@]} == 0)) && exit 0
+
+echo "corral: installing ${missing[*]}" >&2
+sudo=()
+[[ "$(id -u)" == 0 ]] || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq
+"${sudo[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null

@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Every test stage of corral, each capped in time. Used by `make test` and CI.
+#   release      meson test in build/ (release)
+#   asan         meson test in build-asan/ (ASan + UBSan, debug)
+#   aarch64      the core tests cross-compiled for aarch64 and run under qemu-user
+# STAGES="release asan" picks stages. Prints "N passed, N failed" over all stages at the end.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+STAGES="${STAGES:-release asan aarch64}"
+JOBS="${JOBS:-2}"
+passed=0 failed=0 status=0
+
+# meson test's summary: add its Ok/Fail counts to ours.
+count() {
+    local log="$1" ok fail
+    ok=$(awk '/^Ok:/ {print $2}' "$log" | tail -1)
+    fail=$(awk '/^(Fail|Timeout|Unexpected Pass):/ {s += $NF} END {print s + 0}' "$log")
+    passed=$((passed + ${ok:-0}))
+    failed=$((failed + ${fail:-0}))
+}
+
+stage() { # name builddir timeout-seconds meson-setup-args...
+    local name="$1" dir="$2" limit="$3"
+    shift 3
+    echo "== stage $name ($dir, at most ${limit}s)"
+    if [[ ! -f "$dir/build.ninja" ]]; then
+        meson setup "$dir" "$@" >"/tmp/corral-setup-$name.log" 2>&1 ||
+            { cat "/tmp/corral-setup-$name.log"; failed=$((failed + 1)); status=1; return; }
+    fi
+    if ! timeout "$limit" ninja -C "$dir" >"/tmp/corral-build-$name.log" 2>&1; then
+        tail -40 "/tmp/corral-build-$name.log"
+        failed=$((failed + 1)) status=1
+        return
+    fi
+    local log="/tmp/corral-test-$name.log"
+    timeout "$limit" meson test -C "$dir" --num-processes "$JOBS" --print-errorlogs 2>&1 | tee "$log"
+    [[ ${PIPESTATUS[0]} == 0 ]] || status=1
+    count "$log"
+}
+
+for s in $STAGES; do
+    case "$s" in
+    release) stage release build 900 --buildtype=release ;;
+    asan) stage asan build-asan 1200 --buildtype=debug -Db_sanitize=address,undefined \
+        -Db_lundef=false -Dbench=false ;;
+    aarch64)
+        if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null; then
+            stage aarch64 build-aarch64 900 --cross-file scripts/aarch64-cross.ini \
+                --buildtype=release -Dbench=false
+        else
+            echo "== stage aarch64 skipped: no cross compiler or qemu-user"
+        fi
+        ;;
+    *) echo "unknown stage $s"; status=1 ;;
+    esac
+done
+
+echo "$passed passed, $failed failed"
+exit $status

@@ -1,0 +1,210 @@
+/* core.h - internal types of corral's per-core runtime: the core, tasks, scopes, timers.
+ *
+ * All per-core state hangs off one struct crl__core reached through one thread-local pointer
+ * (crl__cur), so that a simulator can later run several cores' executors on one thread by
+ * swapping that pointer. Nothing here is locked: a core's objects are touched by its own
+ * thread only. */
+#ifndef CRL_CORE_CORE_H
+#define CRL_CORE_CORE_H
+
+#include "corral.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Intrusive doubly linked list (circular, with a head node) ---------------------------- */
+
+struct crl__list {
+    struct crl__list *next, *prev;
+};
+
+static inline void crl__list_init(struct crl__list *h) { h->next = h->prev = h; }
+static inline bool crl__list_empty(const struct crl__list *h) { return h->next == h; }
+
+static inline void crl__list_add_tail(struct crl__list *h, struct crl__list *n)
+{
+    n->prev = h->prev;
+    n->next = h;
+    h->prev->next = n;
+    h->prev = n;
+}
+
+static inline void crl__list_del(struct crl__list *n)
+{
+    n->prev->next = n->next;
+    n->next->prev = n->prev;
+    n->next = n->prev = n;
+}
+
+#define crl__container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* ---- Timers: a hierarchical wheel per core (timer.c) --------------------------------------- */
+
+#define CRL__WHEEL_LEVELS 7
+#define CRL__WHEEL_SLOTS 64
+
+struct crl__timer {
+    struct crl__timer *next, **pprev; /* in a wheel slot or the due list; pprev NULL = idle */
+    int64_t deadline_ns;
+    void (*fire)(struct crl__timer *t);
+    uint16_t where; /* level * 64 + slot, or CRL__WHEEL_DUE */
+};
+
+struct crl__wheel {
+    uint64_t tick;  /* every tick below this one has been processed */
+    uint64_t occupied[CRL__WHEEL_LEVELS];
+    struct crl__timer *slot[CRL__WHEEL_LEVELS][CRL__WHEEL_SLOTS];
+    struct crl__timer *due; /* already expired when armed: fired at the next advance */
+    struct crl__timer *far; /* beyond the wheel's window: re-filed when it turns over */
+    size_t count;
+};
+
+void crl__wheel_init(struct crl__wheel *w, int64_t now_ns);
+void crl__timer_arm(struct crl__wheel *w, struct crl__timer *t, int64_t deadline_ns);
+void crl__timer_disarm(struct crl__wheel *w, struct crl__timer *t);
+static inline bool crl__timer_armed(const struct crl__timer *t) { return t->pprev != NULL; }
+/* Fire every timer whose deadline is before now_ns. */
+void crl__wheel_advance(struct crl__wheel *w, int64_t now_ns);
+/* When the loop must next wake up for the wheel (-1: nothing armed). */
+int64_t crl__wheel_next_ns(const struct crl__wheel *w);
+
+/* ---- Stacks (stack.c) ----------------------------------------------------------------------- */
+
+struct crl__stack {
+    char *base;   /* lowest address of the mapping; the guard page starts here */
+    size_t size;  /* whole mapping, guard included */
+    uint32_t colour; /* bytes the frames start below the top: spreads stacks over L1 sets */
+    unsigned vg_id; /* valgrind stack id */
+};
+
+struct crl__stack_class {
+    size_t size;
+    struct crl__stack_free *free; /* LIFO of recycled stacks */
+    size_t nfree;
+};
+
+#define CRL__STACK_CLASSES 4
+
+struct crl__stack_pool {
+    struct crl__stack_class cls[CRL__STACK_CLASSES];
+    struct crl__stack_free *unmap; /* released stacks to unmap once off them */
+    unsigned serial;               /* stacks made so far, spreads stack tops over L1 sets */
+};
+
+/* ---- Tasks ---------------------------------------------------------------------------------- */
+
+enum crl__task_state { CRL__RUNNABLE, CRL__RUNNING, CRL__PARKED, CRL__DONE };
+
+struct crl_task {
+    void *sp;                     /* saved stack pointer while switched out */
+    struct crl_task *run_next;    /* run queue link */
+    struct crl__core *core;
+    crl_task_fn *fn;
+    void *arg;
+    const char *name;
+    struct crl_scope *home;       /* scope it was spawned into and joins */
+    struct crl_scope *scope;      /* innermost scope it is in (cancellation) */
+    struct crl__list scope_link;  /* in scope->tasks */
+    struct crl__stack stack;
+    enum crl__task_state state;
+    int wake_result;
+    void (*unpark)(struct crl_task *t); /* while parked: undoes the wait on cancel; NULL = not cancellable */
+    void *park_obj;               /* what it waits on (for unpark and the tree dump) */
+    void *asan_fake_stack;
+    unsigned locals_used;         /* bit k set once locals[k] was set */
+    void *locals[CRL_TASK_LOCALS_MAX];
+};
+
+/* ---- Scopes ----------------------------------------------------------------------------- */
+
+struct crl_scope {
+    struct crl_scope *parent;    /* enclosing scope: cancellation flows down from it */
+    struct crl_task *owner;      /* task running the body; NULL for the root scope */
+    struct crl__list tasks;      /* tasks whose innermost scope this is */
+    struct crl__list kids;       /* scopes nested directly in this one */
+    struct crl__list kid_link;   /* in parent->kids */
+    struct crl__core *core;
+    unsigned nlive;              /* live tasks spawned into it */
+    int error;                   /* first error, 0 if none */
+    int cancel_reason;           /* 0, ECANCELED or ETIMEDOUT */
+    bool shield;
+    bool joining;                /* owner is parked waiting for nlive == 0 */
+    struct crl__timer deadline;  /* armed while a deadline is set and not fired */
+    int64_t deadline_ns;
+};
+
+/* ---- The core --------------------------------------------------------------------------- */
+
+struct crl__runtime {
+    struct crl_config cfg; /* with defaults filled in */
+};
+
+struct crl__core {
+    struct crl__runtime *rt;
+    struct crl_task *cur;            /* running task, or &loop while the loop runs */
+    struct crl_task loop;            /* the scheduler's own context (the thread's stack) */
+    struct crl_task *runq_head, *runq_tail;
+    unsigned budget;                 /* switches left before the loop must poll */
+    struct crl__wheel wheel;
+    int64_t now_ns;                  /* clock read once per loop iteration */
+    struct crl__stack_pool stacks;
+    struct crl_scope *root;
+    size_t ntasks;                   /* live tasks, the root task included */
+    void *dead_sp;                   /* where an ending task's switch saves its dead sp */
+    void *altstack;                  /* signal stack for the stack-overflow handler */
+    size_t altstack_size;
+    void *prev_altstack;             /* the thread's signal stack before ours, restored after */
+    size_t prev_altstack_size;
+    int prev_altstack_flags;
+};
+
+extern __thread struct crl__core *crl__cur __attribute__((tls_model("initial-exec")));
+
+/* Abort with a message: a broken invariant or a misuse that cannot be reported as an error. */
+_Noreturn void crl__panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void crl__logf(enum crl_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static inline struct crl__core *crl__core(void) { return crl__cur; }
+
+static inline struct crl_task *crl__self(void)
+{
+    struct crl__core *c = crl__cur;
+    if (!c || c->cur == &c->loop)
+        crl__panic("corral: a task-only call was made outside a task");
+    return c->cur;
+}
+
+/* sched.c */
+void crl__runq_push(struct crl__core *c, struct crl_task *t);
+/* Park the calling task until crl__wake(). unpark (NULL = not cancellable) undoes the wait if
+ * cancellation wakes it instead; if the task is already cancelled, park calls unpark and
+ * returns at once. Returns the crl__wake() result or the cancellation error. */
+int crl__park(void (*unpark)(struct crl_task *t), void *obj);
+void crl__wake(struct crl_task *t, int result);
+/* Wake t with the cancellation error if it is parked in a cancellable wait. */
+void crl__cancel_wake(struct crl_task *t);
+int crl__spawn(struct crl_scope *s, crl_task_fn *fn, void *arg, const char *name, size_t stack);
+/* Run the core's loop until the root scope has no live task. */
+void crl__loop(struct crl__core *c);
+
+/* scope.c */
+int crl__cancel_status(const struct crl_task *t);
+void crl__scope_init_root(struct crl_scope *s, struct crl__core *c);
+void crl__scope_child_done(struct crl_scope *s, struct crl_task *t, int result);
+
+/* stack.c */
+int crl__stack_get(struct crl__core *c, size_t size, struct crl__stack *out);
+void crl__stack_put(struct crl__core *c, const struct crl__stack *s);
+void crl__stack_reap(struct crl__core *c); /* unmap what was released, from off those stacks */
+void crl__stack_pool_fini(struct crl__core *c);
+int crl__stack_overflow_handler_install(struct crl__core *c);
+void crl__stack_overflow_handler_remove(struct crl__core *c);
+size_t crl__page_size(void);
+/* True once stacks are guarded with MADV_GUARD_INSTALL (known after the first stack). */
+bool crl__stack_guard_adds_no_mapping(void);
+
+/* local.c */
+void crl__task_locals_destroy(struct crl_task *t);
+
+#endif

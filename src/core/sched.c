@@ -1,0 +1,277 @@
+/* sched.c - the per-core scheduler: run queue, direct task-to-task switches, park and wake,
+ * spawn and task exit, and the loop that polls timers (and later I/O) between runs.
+ *
+ * A task that blocks or yields switches straight to the next runnable task; the loop's own
+ * context is entered only when nothing is runnable or the switch budget is spent, so that
+ * timers and I/O are polled at least every CRL__BUDGET switches. */
+#include "core.h"
+
+#include "../arch/ctx.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define CRL_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CRL_ASAN 1
+#endif
+#endif
+
+#ifdef CRL_ASAN
+#include <sanitizer/common_interface_defs.h>
+#endif
+
+enum { CRL__BUDGET = 61 };
+
+/* ---- Run queue: FIFO; crl__runq_pick is the one place a seeded pick would slot in -------- */
+
+void crl__runq_push(struct crl__core *c, struct crl_task *t)
+{
+    t->run_next = NULL;
+    if (c->runq_tail)
+        c->runq_tail->run_next = t;
+    else
+        c->runq_head = t;
+    c->runq_tail = t;
+}
+
+static struct crl_task *crl__runq_pick(struct crl__core *c)
+{
+    struct crl_task *t = c->runq_head;
+    if (t) {
+        c->runq_head = t->run_next;
+        if (!c->runq_head)
+            c->runq_tail = NULL;
+    }
+    return t;
+}
+
+/* The next task to switch to, or the loop when none is runnable or the budget is spent. */
+static struct crl_task *next_to_run(struct crl__core *c)
+{
+    if (c->budget == 0)
+        return &c->loop;
+    struct crl_task *t = crl__runq_pick(c);
+    if (!t)
+        return &c->loop;
+    c->budget--;
+    return t;
+}
+
+/* ---- Switching -------------------------------------------------------------------------- */
+
+static inline void asan_start(struct crl_task *from, struct crl_task *to, bool from_ends)
+{
+#ifdef CRL_ASAN
+    size_t page = crl__page_size();
+    __sanitizer_start_switch_fiber(from_ends ? NULL : &from->asan_fake_stack,
+                                   to->stack.base + page, to->stack.size - page);
+#else
+    (void)from, (void)to, (void)from_ends;
+#endif
+}
+
+static inline void asan_finish(struct crl_task *self)
+{
+#ifdef CRL_ASAN
+    __sanitizer_finish_switch_fiber(self->asan_fake_stack, NULL, NULL);
+#else
+    (void)self;
+#endif
+}
+
+/* Switch from the running context to `to`; returns when something switches back to `from`. */
+static inline void switch_to(struct crl__core *c, struct crl_task *from, struct crl_task *to)
+{
+    if (to == from) {
+        from->state = CRL__RUNNING;
+        return;
+    }
+    c->cur = to;
+    to->state = CRL__RUNNING;
+    asan_start(from, to, false);
+    crl__ctx_switch(&from->sp, to->sp);
+    asan_finish(from);
+}
+
+/* Leave the running task (already queued or parked) for the next runnable context. */
+static void schedule_away(struct crl__core *c, struct crl_task *self)
+{
+    switch_to(c, self, next_to_run(c));
+}
+
+/* ---- Park and wake ---------------------------------------------------------------------- */
+
+int crl__park(void (*unpark)(struct crl_task *t), void *obj)
+{
+    struct crl_task *t = crl__self();
+    if (unpark) {
+        int rc = crl__cancel_status(t);
+        if (rc) {
+            t->park_obj = obj;
+            unpark(t);
+            t->park_obj = NULL;
+            return rc;
+        }
+    }
+    t->unpark = unpark;
+    t->park_obj = obj;
+    t->state = CRL__PARKED;
+    schedule_away(t->core, t);
+    return t->wake_result;
+}
+
+void crl__wake(struct crl_task *t, int result)
+{
+    if (t->state != CRL__PARKED)
+        crl__panic("corral: wake of task '%s' that is not parked", t->name);
+    t->unpark = NULL;
+    t->park_obj = NULL;
+    t->wake_result = result;
+    t->state = CRL__RUNNABLE;
+    crl__runq_push(t->core, t);
+}
+
+void crl__cancel_wake(struct crl_task *t)
+{
+    if (t->state != CRL__PARKED || !t->unpark)
+        return;
+    t->unpark(t);
+    crl__wake(t, crl__cancel_status(t));
+}
+
+int crl_yield(void)
+{
+    struct crl_task *t = crl__self();
+    int rc = crl__cancel_status(t);
+    if (rc)
+        return rc;
+    t->state = CRL__RUNNABLE;
+    crl__runq_push(t->core, t);
+    schedule_away(t->core, t);
+    return 0;
+}
+
+int crl_checkpoint(void) { return crl__cancel_status(crl__self()); }
+
+const char *crl_task_name(void) { return crl__self()->name; }
+
+/* ---- Spawn and exit --------------------------------------------------------------------- */
+
+/* The top 64 bytes of a stack are kept for the stack pool's free-list node; the task record
+ * sits below them and the task's frames below it, lowered by the stack's L1 colour. */
+enum { CRL__STACK_TOP_RESERVED = 64 };
+
+static _Noreturn void task_exit(struct crl_task *t, int result)
+{
+    struct crl__core *c = t->core;
+    crl__task_locals_destroy(t);
+    t->state = CRL__DONE;
+    crl__list_del(&t->scope_link);
+    c->ntasks--;
+    crl__scope_child_done(t->home, t, result);
+    /* The stack goes back to the pool now, though we still run on it: nothing can reuse it
+     * before the switch below leaves it, and the saved sp goes to a dead slot. */
+    struct crl__stack stack = t->stack;
+    crl__stack_put(c, &stack);
+    struct crl_task *next = next_to_run(c);
+    c->cur = next;
+    next->state = CRL__RUNNING;
+    asan_start(t, next, true); /* frees this task's fake stack: no locals from here on */
+    crl__ctx_switch(&c->dead_sp, next->sp);
+    __builtin_unreachable();
+}
+
+static void task_entry(void *p)
+{
+    struct crl_task *t = p;
+    asan_finish(t);
+    task_exit(t, t->fn(t->arg));
+}
+
+int crl__spawn(struct crl_scope *s, crl_task_fn *fn, void *arg, const char *name, size_t stack)
+{
+    struct crl__core *c = crl__cur;
+    if (!c)
+        crl__panic("corral: spawn outside a running runtime");
+    if (s->core != c)
+        crl__panic("corral: spawn of '%s' into a scope of another core", name);
+    struct crl__stack st;
+    int rc = crl__stack_get(c, stack ? stack : c->rt->cfg.stack_size, &st);
+    if (rc)
+        return rc;
+    char *top = st.base + st.size - CRL__STACK_TOP_RESERVED;
+    struct crl_task *t = (struct crl_task *)(((uintptr_t)top - sizeof *t) & ~(uintptr_t)63);
+    memset(t, 0, sizeof *t);
+    t->stack = st;
+    t->core = c;
+    t->fn = fn;
+    t->arg = arg;
+    t->name = name ? name : "task";
+    t->home = s;
+    t->scope = s;
+    crl__list_add_tail(&s->tasks, &t->scope_link);
+    s->nlive++;
+    c->ntasks++;
+    void *frames_top = (void *)(((uintptr_t)t - st.colour) & ~(uintptr_t)15);
+    t->sp = crl__ctx_make(frames_top, task_entry, t);
+    t->state = CRL__RUNNABLE;
+    crl__runq_push(c, t);
+    return 0;
+}
+
+int crl_spawn_ex(struct crl_scope *s, crl_task_fn *fn, void *arg,
+                 const struct crl_spawn_opts *opts)
+{
+    return crl__spawn(s, fn, arg, opts ? opts->name : NULL, opts ? opts->stack_size : 0);
+}
+
+int crl_spawn_named(struct crl_scope *s, crl_task_fn *fn, void *arg, const char *name)
+{
+    return crl__spawn(s, fn, arg, name, 0);
+}
+
+/* ---- The loop --------------------------------------------------------------------------- */
+
+int64_t crl_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * CRL_SEC_NS + ts.tv_nsec;
+}
+
+/* Nothing runnable: sleep until the next timer. (The I/O backends replace this wait.) */
+static void idle_wait(struct crl__core *c)
+{
+    int64_t next = crl__wheel_next_ns(&c->wheel);
+    if (next < 0) {
+        crl__logf(CRL_LOG_ERROR, "corral: deadlock: %zu task(s) blocked with nothing to wake them",
+                  c->ntasks);
+        crl_dump_tree(STDERR_FILENO);
+        crl__panic("corral: deadlock");
+    }
+    struct timespec ts = {.tv_sec = next / CRL_SEC_NS, .tv_nsec = next % CRL_SEC_NS};
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+void crl__loop(struct crl__core *c)
+{
+    while (c->root->nlive) {
+        c->budget = CRL__BUDGET;
+        struct crl_task *t = crl__runq_pick(c);
+        if (t) {
+            switch_to(c, &c->loop, t);
+            c->cur = &c->loop;
+            crl__stack_reap(c);
+        }
+        c->now_ns = crl_now_ns();
+        crl__wheel_advance(&c->wheel, c->now_ns);
+        if (!c->runq_head && c->root->nlive)
+            idle_wait(c);
+    }
+}

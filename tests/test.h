@@ -1,0 +1,73 @@
+/* test.h - a tiny test harness: TEST() cases run each inside a fresh crl_run() (the body runs
+ * as the root task), TEST_PLAIN() cases run on the bare thread. A failing CHECK prints both
+ * values and ends the process with status 1; TEST_SKIP marks a case skipped (exit 77 when
+ * every case of the file skipped). Run one case by passing its name. */
+#ifndef CRL_TEST_H
+#define CRL_TEST_H
+
+#include "corral.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+void test_register(const char *name, void (*fn)(void), bool in_runtime);
+_Noreturn void test_fail(const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+void test_mark_skipped(const char *why);
+
+#define TEST_CASE_(name, in_runtime)                                                             \
+    static void name(void);                                                                      \
+    __attribute__((constructor)) static void register_##name(void)                              \
+    {                                                                                            \
+        test_register(#name, name, in_runtime);                                                  \
+    }                                                                                            \
+    static void name(void)
+
+#define TEST(name) TEST_CASE_(name, true)
+#define TEST_PLAIN(name) TEST_CASE_(name, false)
+
+#define TEST_SKIP(why)                                                                           \
+    do {                                                                                         \
+        test_mark_skipped(why);                                                                  \
+        return;                                                                                  \
+    } while (0)
+
+#define CHECK(cond)                                                                              \
+    do {                                                                                         \
+        if (!(cond))                                                                             \
+            test_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond);                            \
+    } while (0)
+
+#define CHECK_EQ(a, b)                                                                           \
+    do {                                                                                         \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                      \
+        if (a_ != b_)                                                                            \
+            test_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, a_, b_);             \
+    } while (0)
+
+#define CHECK_GE(a, b)                                                                           \
+    do {                                                                                         \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                      \
+        if (!(a_ >= b_))                                                                         \
+            test_fail(__FILE__, __LINE__, "%s >= %s: %lld < %lld", #a, #b, a_, b_);              \
+    } while (0)
+
+#define CHECK_LT(a, b)                                                                           \
+    do {                                                                                         \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                      \
+        if (!(a_ < b_))                                                                          \
+            test_fail(__FILE__, __LINE__, "%s < %s: %lld >= %lld", #a, #b, a_, b_);              \
+    } while (0)
+
+/* Run fn(arg) in a forked child; returns its wait status and what it wrote to stderr. */
+struct child_result {
+    int status;
+    char err[4096];
+};
+void test_in_child(void (*fn)(void *), void *arg, struct child_result *out);
+
+/* True under valgrind or TSan, where tests with 100 000 tasks are too slow to run. */
+bool test_slow_env(void);
+
+#endif
