@@ -43,11 +43,11 @@ for s in $STAGES; do
     case "$s" in
     release) stage release build 900 --buildtype=release ;;
     asan) stage asan build-asan 1200 --buildtype=debug -Db_sanitize=address,undefined \
-        -Db_lundef=false -Dbench=false ;;
+        -Db_lundef=false -Db_lto=false -Dbench=false ;;
     aarch64)
         if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null; then
             stage aarch64 build-aarch64 900 --cross-file scripts/aarch64-cross.ini \
-                --buildtype=release -Dbench=false
+                --buildtype=release -Db_lto=false -Dbench=false
         else
             echo "== stage aarch64 skipped: no cross compiler or qemu-user"
         fi

@@ -22,15 +22,14 @@ crl__ctx_switch:
         stp     d12, d13, [sp, #128]
         stp     d14, d15, [sp, #144]
         mrs     x9, fpcr
-        str     x9, [sp, #160]
+        str     x9, [sp, #160]          /* FPCR reloaded unconditionally, as on x86-64 */
         mov     x10, sp
         str     x10, [x0]
         mov     sp, x1
+.Lrestore:
         ldr     x11, [sp, #160]
-        cmp     x9, x11
-        b.eq    1f
         msr     fpcr, x11
-1:      ldp     x19, x20, [sp, #0]
+        ldp     x19, x20, [sp, #0]
         ldp     x21, x22, [sp, #16]
         ldp     x23, x24, [sp, #32]
         ldp     x25, x26, [sp, #48]
@@ -43,6 +42,14 @@ crl__ctx_switch:
         add     sp, sp, #176
         br      x30
         .size   crl__ctx_switch, .-crl__ctx_switch
+
+        .globl  crl__ctx_jump
+        .type   crl__ctx_jump, %function
+        .p2align 4
+crl__ctx_jump:
+        mov     sp, x0
+        b       .Lrestore
+        .size   crl__ctx_jump, .-crl__ctx_jump
 
 /* First resume of a fresh context: x19 = arg, x20 = entry. */
         .globl  crl__ctx_start

@@ -80,15 +80,15 @@ struct crl__stack {
 
 struct crl__stack_class {
     size_t size;
-    struct crl__stack_free *free; /* LIFO of recycled stacks */
+    struct crl_task *free; /* LIFO of recycled stacks, by the task record at their top */
     size_t nfree;
 };
 
 #define CRL__STACK_CLASSES 4
 
 struct crl__stack_pool {
-    struct crl__stack_class cls[CRL__STACK_CLASSES];
-    struct crl__stack_free *unmap; /* released stacks to unmap once off them */
+    struct crl__stack_class cls[CRL__STACK_CLASSES]; /* cls[0]: the default size */
+    struct crl_task *unmap;        /* released stacks to unmap once off them */
     unsigned serial;               /* stacks made so far, spreads stack tops over L1 sets */
 };
 
@@ -104,8 +104,9 @@ struct crl_task {
     void *arg;
     const char *name;
     struct crl_scope *home;       /* scope it was spawned into and joins */
-    struct crl_scope *scope;      /* innermost scope it is in (cancellation) */
-    struct crl__list scope_link;  /* in scope->tasks */
+    struct crl_scope *scope;      /* innermost scope it is in: home, or the last it opened */
+    struct crl__list scope_link;  /* in home->tasks */
+    bool cancel_hint;             /* may be cancelled: false means surely not (see scope.c) */
     struct crl__stack stack;
     enum crl__task_state state;
     int wake_result;
@@ -121,7 +122,7 @@ struct crl_task {
 struct crl_scope {
     struct crl_scope *parent;    /* enclosing scope: cancellation flows down from it */
     struct crl_task *owner;      /* task running the body; NULL for the root scope */
-    struct crl__list tasks;      /* tasks whose innermost scope this is */
+    struct crl__list tasks;      /* live tasks spawned into it */
     struct crl__list kids;       /* scopes nested directly in this one */
     struct crl__list kid_link;   /* in parent->kids */
     struct crl__core *core;
@@ -151,7 +152,6 @@ struct crl__core {
     struct crl__stack_pool stacks;
     struct crl_scope *root;
     size_t ntasks;                   /* live tasks, the root task included */
-    void *dead_sp;                   /* where an ending task's switch saves its dead sp */
     void *altstack;                  /* signal stack for the stack-overflow handler */
     size_t altstack_size;
     void *prev_altstack;             /* the thread's signal stack before ours, restored after */
@@ -176,7 +176,16 @@ static inline struct crl_task *crl__self(void)
 }
 
 /* sched.c */
-void crl__runq_push(struct crl__core *c, struct crl_task *t);
+static inline void crl__runq_push(struct crl__core *c, struct crl_task *t)
+{
+    t->run_next = NULL;
+    if (c->runq_tail)
+        c->runq_tail->run_next = t;
+    else
+        c->runq_head = t;
+    c->runq_tail = t;
+}
+
 /* Park the calling task until crl__wake(). unpark (NULL = not cancellable) undoes the wait if
  * cancellation wakes it instead; if the task is already cancelled, park calls unpark and
  * returns at once. Returns the crl__wake() result or the cancellation error. */
@@ -189,13 +198,45 @@ int crl__spawn(struct crl_scope *s, crl_task_fn *fn, void *arg, const char *name
 void crl__loop(struct crl__core *c);
 
 /* scope.c */
-int crl__cancel_status(const struct crl_task *t);
+int crl__cancel_walk(struct crl_task *t);
+/* 0, or -ECANCELED / -ETIMEDOUT if t is cancelled. One load unless t may be cancelled. */
+static inline int crl__cancel_status(struct crl_task *t)
+{
+    return t->cancel_hint ? crl__cancel_walk(t) : 0;
+}
 void crl__scope_init_root(struct crl_scope *s, struct crl__core *c);
 void crl__scope_child_done(struct crl_scope *s, struct crl_task *t, int result);
 
-/* stack.c */
-int crl__stack_get(struct crl__core *c, size_t size, struct crl__stack *out);
-void crl__stack_put(struct crl__core *c, const struct crl__stack *s);
+/* stack.c - a task record lives at the top of its own stack, and the pool keeps released
+ * stacks as a LIFO of those records (linked by run_next), their ->stack still valid. */
+struct crl_task *crl__task_alloc(struct crl__core *c, size_t size, int *err);
+void crl__task_free(struct crl__core *c, struct crl_task *t);
+
+/* The hot paths: a recycled stack of the default size, and giving one back. */
+static inline struct crl_task *crl__task_alloc_fast(struct crl__core *c)
+{
+    struct crl__stack_class *cls = &c->stacks.cls[0];
+    struct crl_task *t = cls->free;
+    if (t) {
+        cls->free = t->run_next;
+        cls->nfree--;
+    }
+    return t;
+}
+
+enum { CRL__MAX_CACHED_STACKS = 4096 };
+
+static inline bool crl__task_free_fast(struct crl__core *c, struct crl_task *t)
+{
+    struct crl__stack_class *cls = &c->stacks.cls[0];
+    if (t->stack.size != cls->size || cls->nfree >= CRL__MAX_CACHED_STACKS)
+        return false;
+    t->run_next = cls->free;
+    cls->free = t;
+    cls->nfree++;
+    return true;
+}
+
 void crl__stack_reap(struct crl__core *c); /* unmap what was released, from off those stacks */
 void crl__stack_pool_fini(struct crl__core *c);
 int crl__stack_overflow_handler_install(struct crl__core *c);

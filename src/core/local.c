@@ -35,7 +35,10 @@ int crl_task_local_set(int key, void *value)
 
 void *crl_task_local_get(int key)
 {
-    return key_ok(key) ? crl__self()->locals[key] : NULL;
+    if (!key_ok(key))
+        return NULL;
+    struct crl_task *t = crl__self();
+    return t->locals_used & (1u << key) ? t->locals[key] : NULL;
 }
 
 void crl__task_locals_destroy(struct crl_task *t)
@@ -44,7 +47,7 @@ void crl__task_locals_destroy(struct crl_task *t)
         return;
     for (int k = 0; k < CRL_TASK_LOCALS_MAX; k++) {
         void *v = t->locals[k];
-        if (v && local_dtors[k]) {
+        if ((t->locals_used & (1u << k)) && v && local_dtors[k]) {
             t->locals[k] = NULL;
             local_dtors[k](v);
         }

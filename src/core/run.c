@@ -22,6 +22,8 @@ static int config_resolve(const struct crl_config *in, struct crl_config *out)
         out->stack_size = DEFAULT_STACK;
     if (out->stack_size < 16 * 1024 || out->stack_size > (size_t)1 << 30)
         return -EINVAL;
+    size_t page = crl__page_size();
+    out->stack_size = (out->stack_size + page - 1) & ~(page - 1);
     if (out->log_level == CRL_LOG_DEFAULT)
         out->log_level = CRL_LOG_INFO;
     if (out->log_level > CRL_LOG_DEBUG || (unsigned)out->backend > CRL_BACKEND_EPOLL)
@@ -69,6 +71,7 @@ static int core_start(struct crl__core *c, struct crl__runtime *rt, struct crl_s
     loop_stack_bounds(&c->loop);
     c->now_ns = crl_now_ns();
     crl__wheel_init(&c->wheel, c->now_ns);
+    c->stacks.cls[0].size = rt->cfg.stack_size; /* the class of the spawn fast path */
     crl__scope_init_root(root, c);
     c->root = root;
     return crl__stack_overflow_handler_install(c);
@@ -120,7 +123,7 @@ static const char *state_name(enum crl__task_state s)
 static void dump_scope(int fd, const struct crl_scope *s, int depth)
 {
     dprintf(fd, "%*sscope %p%s%s%s live=%u\n", depth * 2, "", (const void *)s,
-            s->owner ? " of " : " (root)", s->owner ? s->owner->name : "",
+            s->owner ? " opened by " : " (root)", s->owner ? s->owner->name : "",
             s->cancel_reason == ETIMEDOUT ? " timed-out"
             : s->cancel_reason        ? " cancelled"
                                       : "",
@@ -130,6 +133,9 @@ static void dump_scope(int fd, const struct crl_scope *s, int depth)
         dprintf(fd, "%*stask '%s' %s%s\n", depth * 2 + 2, "", t->name, state_name(t->state),
                 t->state == CRL__PARKED && !t->unpark ? " (joining)" : "");
     }
+    if (s->owner && s->owner->scope == s)
+        dprintf(fd, "%*sbody of '%s' %s\n", depth * 2 + 2, "", s->owner->name,
+                state_name(s->owner->state));
     for (const struct crl__list *l = s->kids.next; l != &s->kids; l = l->next)
         dump_scope(fd, crl__container_of(l, struct crl_scope, kid_link), depth + 1);
 }

@@ -1,15 +1,19 @@
 /* scope.c - scopes (nurseries) and Trio-style cancellation: errors flow up to the scope,
  * cancellation and deadlines flow down the tree of scopes, stopping at shields.
  *
- * A task's cancellation state is not stored on the task: it is found by walking from its
- * innermost scope up to the nearest shield, so moving a deadline or cancelling a scope costs
- * nothing per task until the tasks under it are woken. */
+ * A task's cancellation state is found by walking from its innermost scope up to the nearest
+ * shield. A task is reached from above in one of two ways: as the owner of the scope it last
+ * opened, or, while it has opened none, as a child in its home scope's task list; so opening
+ * and closing a scope moves nothing between lists. Propagation marks every task it reaches
+ * with cancel_hint, and only hinted tasks walk their chain at a cancellation point. A hint is
+ * conservative: it is set wherever a task's state may have become "cancelled" (propagation,
+ * spawn, leaving a shielded scope) and cleared when a walk finds nothing. */
 #include "core.h"
 
 #include <errno.h>
 #include <string.h>
 
-int crl__cancel_status(const struct crl_task *t)
+int crl__cancel_walk(struct crl_task *t)
 {
     for (const struct crl_scope *s = t->scope; s; s = s->parent) {
         if (s->cancel_reason)
@@ -17,18 +21,29 @@ int crl__cancel_status(const struct crl_task *t)
         if (s->shield)
             break;
     }
+    t->cancel_hint = false;
     return 0;
 }
 
 /* ---- Cancellation: wake every cancellable waiter under a scope --------------------------- */
 
+static void reach_task(struct crl_task *t, struct crl_scope *s)
+{
+    t->cancel_hint = true;
+    if (t->scope == s)
+        crl__cancel_wake(t);
+}
+
+/* Hint and wake the tasks whose innermost scope is s: its owner and its children. */
 static void wake_tasks_of(struct crl_scope *s)
 {
+    if (s->owner)
+        reach_task(s->owner, s);
     struct crl__list *l = s->tasks.next;
     while (l != &s->tasks) {
         struct crl_task *t = crl__container_of(l, struct crl_task, scope_link);
         l = l->next;
-        crl__cancel_wake(t);
+        reach_task(t, s);
     }
 }
 
@@ -103,25 +118,27 @@ static void deadline_fire(struct crl__timer *tm)
     scope_cancel(crl__container_of(tm, struct crl_scope, deadline), ETIMEDOUT);
 }
 
+/* Field by field: a memset of the whole scope costs more than the rest of opening it. */
 static void scope_init(struct crl_scope *s, struct crl__core *c)
 {
-    memset(s, 0, sizeof *s);
-    s->core = c;
+    s->parent = NULL;
+    s->owner = NULL;
     crl__list_init(&s->tasks);
     crl__list_init(&s->kids);
     crl__list_init(&s->kid_link);
+    s->core = c;
+    s->nlive = 0;
+    s->error = 0;
+    s->cancel_reason = 0;
+    s->shield = false;
+    s->joining = false;
+    s->deadline.next = NULL;
+    s->deadline.pprev = NULL;
     s->deadline.fire = deadline_fire;
     s->deadline_ns = CRL_NO_DEADLINE;
 }
 
 void crl__scope_init_root(struct crl_scope *s, struct crl__core *c) { scope_init(s, c); }
-
-static void move_task(struct crl_task *t, struct crl_scope *to)
-{
-    crl__list_del(&t->scope_link);
-    t->scope = to;
-    crl__list_add_tail(&to->tasks, &t->scope_link);
-}
 
 static void scope_open(struct crl_scope *s, struct crl_task *owner)
 {
@@ -129,14 +146,17 @@ static void scope_open(struct crl_scope *s, struct crl_task *owner)
     s->parent = owner->scope;
     s->owner = owner;
     crl__list_add_tail(&s->parent->kids, &s->kid_link);
-    move_task(owner, s);
+    owner->scope = s;
 }
 
 static void scope_close(struct crl_scope *s)
 {
-    crl__timer_disarm(&s->core->wheel, &s->deadline);
+    if (crl__timer_armed(&s->deadline))
+        crl__timer_disarm(&s->core->wheel, &s->deadline);
     crl__list_del(&s->kid_link);
-    move_task(s->owner, s->parent);
+    s->owner->scope = s->parent;
+    if (s->shield)
+        s->owner->cancel_hint = true; /* back under whatever the shield held off */
 }
 
 static void scope_wait_children(struct crl_scope *s)

@@ -34,13 +34,7 @@
 #define CRL_ASAN_POISON 1
 #endif
 
-enum { MAX_CACHED_PER_CLASS = 4096, MIN_STACK = 16 * 1024 };
-
-/* Kept in the top bytes of a released stack. */
-struct crl__stack_free {
-    struct crl__stack_free *next;
-    struct crl__stack stack;
-};
+enum { MIN_STACK = 16 * 1024 };
 
 static size_t page_size_cached;
 
@@ -49,11 +43,6 @@ size_t crl__page_size(void)
     if (!page_size_cached)
         page_size_cached = (size_t)sysconf(_SC_PAGESIZE);
     return page_size_cached;
-}
-
-static struct crl__stack_free *free_node(const struct crl__stack *s)
-{
-    return (struct crl__stack_free *)(s->base + s->size - 64);
 }
 
 /* ---- Guard pages ------------------------------------------------------------------------ */
@@ -147,53 +136,69 @@ static void stack_unmap(const struct crl__stack *s)
     munmap(s->base, s->size);
 }
 
-int crl__stack_get(struct crl__core *c, size_t size, struct crl__stack *out)
+/* The task record sits at the top of its stack, 64-byte aligned. */
+static struct crl_task *record_of(const struct crl__stack *st)
+{
+    uintptr_t top = (uintptr_t)(st->base + st->size);
+    return (struct crl_task *)((top - sizeof(struct crl_task)) & ~(uintptr_t)63);
+}
+
+struct crl_task *crl__task_alloc(struct crl__core *c, size_t size, int *err)
 {
     size_t page = crl__page_size();
     if (size < MIN_STACK)
         size = MIN_STACK;
     size = (size + page - 1) & ~(page - 1);
     struct crl__stack_class *cls = class_for(&c->stacks, size, true);
-    if (cls && cls->free) {
-        struct crl__stack_free *f = cls->free;
-        cls->free = f->next;
+    struct crl_task *t = cls ? cls->free : NULL;
+    if (t) {
+        cls->free = t->run_next;
         cls->nfree--;
-        *out = f->stack;
     } else {
-        int rc = stack_new(&c->stacks, size, out);
-        if (rc)
-            return rc;
+        struct crl__stack st;
+        *err = stack_new(&c->stacks, size, &st);
+        if (*err)
+            return NULL;
+        t = record_of(&st);
+        t->stack = st;
     }
 #ifdef CRL_ASAN_POISON
     /* Frames of a task that ended by switching away were never unwound: clear their marks. */
-    ASAN_UNPOISON_MEMORY_REGION(out->base + page, out->size - page);
+    ASAN_UNPOISON_MEMORY_REGION(t->stack.base + page, t->stack.size - page);
 #endif
-    return 0;
+    return t;
 }
 
-void crl__stack_put(struct crl__core *c, const struct crl__stack *s)
+void crl__task_free(struct crl__core *c, struct crl_task *t)
 {
-    struct crl__stack_free *f = free_node(s);
-    struct crl__stack_class *cls = class_for(&c->stacks, s->size, false);
-    f->stack = *s;
-    if (cls && cls->nfree < MAX_CACHED_PER_CLASS) {
-        f->next = cls->free;
-        cls->free = f;
+    if (crl__task_free_fast(c, t))
+        return;
+    struct crl__stack_class *cls = class_for(&c->stacks, t->stack.size, false);
+    if (cls && cls->nfree < CRL__MAX_CACHED_STACKS) {
+        t->run_next = cls->free;
+        cls->free = t;
         cls->nfree++;
     } else {
-        f->next = c->stacks.unmap;
-        c->stacks.unmap = f;
+        t->run_next = c->stacks.unmap;
+        c->stacks.unmap = t;
+    }
+}
+
+static void unmap_list(struct crl_task *t)
+{
+    while (t) {
+        struct crl_task *next = t->run_next;
+        struct crl__stack st = t->stack; /* t lives in the mapping it describes */
+        stack_unmap(&st);
+        t = next;
     }
 }
 
 void crl__stack_reap(struct crl__core *c)
 {
-    while (c->stacks.unmap) {
-        struct crl__stack_free *f = c->stacks.unmap;
-        c->stacks.unmap = f->next;
-        struct crl__stack s = f->stack;
-        stack_unmap(&s);
-    }
+    struct crl_task *t = c->stacks.unmap;
+    c->stacks.unmap = NULL;
+    unmap_list(t);
 }
 
 void crl__stack_pool_fini(struct crl__core *c)
@@ -201,12 +206,8 @@ void crl__stack_pool_fini(struct crl__core *c)
     crl__stack_reap(c);
     for (int i = 0; i < CRL__STACK_CLASSES; i++) {
         struct crl__stack_class *cls = &c->stacks.cls[i];
-        while (cls->free) {
-            struct crl__stack_free *f = cls->free;
-            cls->free = f->next;
-            struct crl__stack s = f->stack;
-            stack_unmap(&s);
-        }
+        unmap_list(cls->free);
+        cls->free = NULL;
         cls->nfree = 0;
     }
 }

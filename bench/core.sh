@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Core micro-benchmarks beside the peers, in one invocation: runs build/bench/bench-core
+# ROUNDS times (the million-task check once), then ../shared/peers/micro/run.sh ROUNDS with
+# ONLY='ctxsw|tokio', and prints medians over rounds with the ratios the issue asks for.
+#   bench/core.sh [ROUNDS]        (default 5; nothing else may run on the machine meanwhile)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS="${1:-5}"
+PEERS="${PEERS:-../shared/peers}"
+OUT="${OUT:-/tmp/corral-bench-core-$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$OUT"
+
+[[ -f build/build.ninja ]] || meson setup build --buildtype=release >/dev/null
+ninja -C build bench/bench-core >/dev/null
+
+echo "[core] $ROUNDS rounds of bench-core" >&2
+for ((r = 1; r <= ROUNDS; r++)); do
+    if ((r == 1)); then ./build/bench/bench-core; else ./build/bench/bench-core --no-million; fi
+done >"$OUT/corral.txt"
+
+echo "[core] $ROUNDS rounds of the peers (micro/run.sh, ONLY='ctxsw|tokio')" >&2
+ONLY='ctxsw|tokio' MICRO_BUILD="${MICRO_BUILD:-/tmp/corral-micro-build}" \
+    "$PEERS/micro/run.sh" "$ROUNDS" >"$OUT/peers.md" 2>"$OUT/peers.log"
+peer_raw="$(sed -n 's/.*raw lines: \([^ ]*\).*/\1/p' "$OUT/peers.log" | tail -1)"
+cat "$OUT/corral.txt" "$peer_raw" >"$OUT/all.txt"
+
+# Medians per name, then the ratios.
+awk '
+    NF == 3 { v[$1, ++n[$1]] = $2; unit[$1] = $3 }
+    function med(name,    m, i, j, t, a) {
+        m = n[name]
+        if (!m) return -1
+        for (i = 1; i <= m; i++) a[i] = v[name, i]
+        for (i = 2; i <= m; i++)
+            for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+        return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    function row(what, ours, peer, how, bar,    o, p, r) {
+        o = med(ours); p = med(peer)
+        if (o < 0 || p <= 0) { printf "| %s | %s | n/a | %s | n/a | n/a | %s |\n", what, ours, peer, bar; return }
+        r = (how == "speedup") ? p / o : o / p
+        printf "| %s | %.2f %s | %s %.2f %s | %s %.2fx | %s |\n", what, o, unit[ours], peer, p, unit[peer], how, r, bar
+    }
+    END {
+        print "| measure | corral (median) | peer (median, same run) | ratio | must reach |"
+        print "|---|---:|---|---:|---|"
+        row("yield, 2 tasks", "corral_yield_2tasks", "ctxsw_asm_fpu", "corral/peer", "<= 1.5x")
+        row("yield, 100 tasks", "corral_yield_100tasks", "tokio_yield_now_100tasks", "corral/peer", "(info)")
+        row("spawn + join", "corral_spawn_join", "tokio_spawn_await", "speedup", ">= 4x faster")
+        row("scope + spawn + join", "corral_scope_spawn_join", "tokio_spawn_await", "speedup", "(info)")
+        row("spawn 1000 then join", "corral_spawn_batch1000", "tokio_spawn_batch1000", "speedup", "(info)")
+        row("channel msg, 2 tasks", "corral_chan_2task", "tokio_mpsc_bounded_2task", "speedup", ">= 3x faster")
+        row("idle task RSS, 100k", "corral_idle_task_rss", "tokio_idle_task_pending", "corral/peer", "<= 8192 B")
+        printf "\n"
+        printf "1M idle guarded tasks: started %s, spawn errors %s, /proc/self/maps %s lines during, vm.max_map_count %s, start %s ms, RSS %s B/task\n",
+            med("corral_million_idle_started"), med("corral_million_idle_spawn_errors"),
+            med("corral_million_idle_maps"), med("vm_max_map_count"),
+            med("corral_million_idle_start_time"), med("corral_million_idle_rss_per_task")
+        printf "raw asm switch floor: ctxsw_asm %.2f ns, ctxsw_asm_fpu_jmp %.2f ns\n", med("ctxsw_asm"), med("ctxsw_asm_fpu_jmp")
+    }' "$OUT/all.txt" | tee "$OUT/table.md"
+echo "[core] raw: $OUT/all.txt" >&2
