@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Core micro-benchmarks beside the peers, in one invocation: runs build/bench/bench-core
-# ROUNDS times (the million-task check once), then ../shared/peers/micro/run.sh ROUNDS with
-# ONLY='ctxsw|tokio', and prints medians over rounds with the ratios the issue asks for.
+# Core micro-benchmarks beside the peers, in one invocation: ROUNDS rounds, each one run of
+# build/bench/bench-core (the million-task check in round 1 only) then one round of
+# ../shared/peers/micro/run.sh with ONLY='ctxsw|tokio', interleaved so that drift of the
+# machine hits both alike; prints medians over rounds with the ratios the issue asks for.
 #   bench/core.sh [ROUNDS]        (default 5; nothing else may run on the machine meanwhile)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,16 +14,17 @@ mkdir -p "$OUT"
 [[ -f build/build.ninja ]] || meson setup build --buildtype=release >/dev/null
 ninja -C build bench/bench-core >/dev/null
 
-echo "[core] $ROUNDS rounds of bench-core" >&2
+: >"$OUT/corral.txt"
+: >"$OUT/peers.txt"
 for ((r = 1; r <= ROUNDS; r++)); do
-    if ((r == 1)); then ./build/bench/bench-core; else ./build/bench/bench-core --no-million; fi
-done >"$OUT/corral.txt"
-
-echo "[core] $ROUNDS rounds of the peers (micro/run.sh, ONLY='ctxsw|tokio')" >&2
-ONLY='ctxsw|tokio' MICRO_BUILD="${MICRO_BUILD:-/tmp/corral-micro-build}" \
-    "$PEERS/micro/run.sh" "$ROUNDS" >"$OUT/peers.md" 2>"$OUT/peers.log"
-peer_raw="$(sed -n 's/.*raw lines: \([^ ]*\).*/\1/p' "$OUT/peers.log" | tail -1)"
-cat "$OUT/corral.txt" "$peer_raw" >"$OUT/all.txt"
+    echo "[core] round $r/$ROUNDS: bench-core, then the peers (ONLY='ctxsw|tokio')" >&2
+    if ((r == 1)); then ./build/bench/bench-core; else ./build/bench/bench-core --no-million; fi \
+        >>"$OUT/corral.txt"
+    ONLY='ctxsw|tokio' MICRO_BUILD="${MICRO_BUILD:-/tmp/corral-micro-build}" \
+        "$PEERS/micro/run.sh" 1 >"$OUT/peers-$r.md" 2>"$OUT/peers-$r.log"
+    cat "$(sed -n 's/.*raw lines: \([^ ]*\).*/\1/p' "$OUT/peers-$r.log" | tail -1)" >>"$OUT/peers.txt"
+done
+cat "$OUT/corral.txt" "$OUT/peers.txt" >"$OUT/all.txt"
 
 # Medians per name, then the ratios.
 awk '

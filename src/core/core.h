@@ -82,6 +82,8 @@ struct crl__stack_class {
     size_t size;
     struct crl_task *free; /* LIFO of recycled stacks, by the task record at their top */
     size_t nfree;
+    char *slab;            /* fresh stacks are carved from one mapping of several */
+    size_t slab_left;      /* stacks still to carve from it */
 };
 
 #define CRL__STACK_CLASSES 4
