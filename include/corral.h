@@ -8,7 +8,10 @@
  * Unless a function says otherwise it must be called from inside a task started by crl_run().
  * A "cancellation point" is a call that returns -ECANCELED when the caller's scope (or one
  * above it, up to the nearest shield) is cancelled, or -ETIMEDOUT when the cancellation came
- * from a deadline; it never returns early for any other reason.
+ * from a deadline, instead of blocking or while blocked. crl_yield, crl_checkpoint and the
+ * sleeps check on every call; channel, mutex, semaphore and event operations that can
+ * complete at once do so even in a cancelled task, and check only when they would block.
+ * Cancellation is never delivered anywhere else.
  */
 #ifndef CORRAL_H
 #define CORRAL_H
