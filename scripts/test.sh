@@ -2,12 +2,13 @@
 # Every test stage of corral, each capped in time. Used by `make test` and CI.
 #   release      meson test in build/ (release)
 #   asan         meson test in build-asan/ (ASan + UBSan, debug)
+#   valgrind     the release build's tests again under valgrind (memcheck, errors fail)
 #   aarch64      the core tests cross-compiled for aarch64 and run under qemu-user
 # STAGES="release asan" picks stages. Prints "N passed, N failed" over all stages at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-STAGES="${STAGES:-release asan aarch64}"
+STAGES="${STAGES:-release asan valgrind aarch64}"
 JOBS="${JOBS:-2}"
 passed=0 failed=0 status=0
 
@@ -44,6 +45,18 @@ for s in $STAGES; do
     release) stage release build 900 --buildtype=release ;;
     asan) stage asan build-asan 1200 --buildtype=debug -Db_sanitize=address,undefined \
         -Db_lundef=false -Db_lto=false -Dbench=false ;;
+    valgrind)
+        if command -v valgrind >/dev/null; then
+            echo "== stage valgrind (build/, at most 900s)"
+            log=/tmp/corral-test-valgrind.log
+            timeout 900 meson test -C build --num-processes "$JOBS" --print-errorlogs \
+                --wrapper 'valgrind -q --error-exitcode=9' 2>&1 | tee "$log"
+            [[ ${PIPESTATUS[0]} == 0 ]] || status=1
+            count "$log"
+        else
+            echo "== stage valgrind skipped: valgrind not installed"
+        fi
+        ;;
     aarch64)
         if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null; then
             stage aarch64 build-aarch64 900 --cross-file scripts/aarch64-cross.ini \
