@@ -19,6 +19,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -307,6 +310,92 @@ int crl_task_local_set(int key, void *value);
 
 /* The calling task's value for key (NULL if unset or key is bad). */
 void *crl_task_local_get(int key);
+
+/* ---- I/O -------------------------------------------------------------------------------
+ *
+ * Every call here blocks the calling task (never the core), is a cancellation point, and
+ * returns a result >= 0 or a negative errno. The backend is io_uring, or epoll where io_uring
+ * is refused (see enum crl_backend); both complete the same calls the same way. On cancel,
+ * an operation the kernel already started is cancelled and waited for before the call
+ * returns, so its buffer is never written after the call returns; if it completed anyway
+ * (bytes read, a connection accepted), that result is returned and the cancellation is
+ * reported by the next cancellation point. File descriptors created by these calls are
+ * non-blocking and close-on-exec; close them with crl_close().
+ */
+
+/* Name of the I/O backend in use on the calling core: "io_uring" or "epoll". */
+const char *crl_io_backend(void);
+
+ssize_t crl_read(int fd, void *buf, size_t len);
+ssize_t crl_write(int fd, const void *buf, size_t len);
+ssize_t crl_readv(int fd, const struct iovec *iov, int iovcnt);
+ssize_t crl_writev(int fd, const struct iovec *iov, int iovcnt);
+/* At an offset (files); the file position is not used or moved. */
+ssize_t crl_pread(int fd, void *buf, size_t len, int64_t offset);
+ssize_t crl_pwrite(int fd, const void *buf, size_t len, int64_t offset);
+
+/* Write all len bytes, looping over short writes. Returns len, or the error that stopped it
+ * (the bytes before it were written). */
+ssize_t crl_write_all(int fd, const void *buf, size_t len);
+
+ssize_t crl_recv(int fd, void *buf, size_t len, int flags);
+ssize_t crl_send(int fd, const void *buf, size_t len, int flags);
+/* Datagrams: from/fromlen and to/tolen as for recvfrom(2) and sendto(2). */
+ssize_t crl_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
+                     socklen_t *fromlen);
+ssize_t crl_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
+                   socklen_t tolen);
+
+/* Accept a connection on listening socket lfd; addr/addrlen may be NULL. Returns the new fd.
+ * A connection accepted while the task was being cancelled is returned, never leaked. */
+int crl_accept(int lfd, struct sockaddr *addr, socklen_t *addrlen);
+
+/* Connect socket fd to addr. */
+int crl_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
+
+/* Wait until fd is ready for any of events (POLLIN, POLLOUT, ...); returns the ready ones. */
+int crl_poll(int fd, short events);
+
+/* open(2) relative to the working directory; returns the fd. */
+int crl_open(const char *path, int flags, mode_t mode);
+int crl_fsync(int fd);
+int crl_shutdown(int fd, int how);
+
+/* Close fd. Not a cancellation point: it always closes. */
+int crl_close(int fd);
+
+/* ---- Sockets ---------------------------------------------------------------------------- */
+
+/* Parse "HOST:PORT" (numeric IPv4, or IPv6 in brackets: "[::1]:8080") into addr. Returns 0
+ * or -EINVAL. Callable from anywhere. */
+int crl_parse_addr(const char *host_port, struct sockaddr_storage *addr, socklen_t *len);
+
+/* Options for crl_tcp_listen(); zero fields take defaults. */
+struct crl_listen_opts {
+    int backlog;    /* 0 = 1024 */
+    bool reuseport; /* SO_REUSEPORT, for one listener per core */
+};
+
+/* A listening TCP socket on "HOST:PORT" (SO_REUSEADDR set). Returns the fd. Not blocking. */
+int crl_tcp_listen(const char *host_port, const struct crl_listen_opts *opts);
+
+/* Connect to "HOST:PORT"; deadline_ns bounds the attempt (CRL_NO_DEADLINE: none), giving
+ * -ETIMEDOUT. Returns the connected fd. */
+int crl_tcp_connect(const char *host_port, int64_t deadline_ns);
+
+/* A UDP socket bound to "HOST:PORT" (port 0: any). Returns the fd. Not blocking. */
+int crl_udp_bind(const char *host_port);
+
+/* Unix stream sockets: listen on / connect to a filesystem path. Return the fd. */
+int crl_unix_listen(const char *path, int backlog);
+int crl_unix_connect(const char *path);
+
+/* TCP_NODELAY and SO_KEEPALIVE on or off. Not blocking. */
+int crl_tcp_set_nodelay(int fd, bool on);
+int crl_socket_set_keepalive(int fd, bool on);
+
+/* The local address of a socket, e.g. to learn the port a "HOST:0" listener got. */
+int crl_socket_local_addr(int fd, struct sockaddr_storage *addr, socklen_t *len);
 
 /* ---- Diagnostics ------------------------------------------------------------------------ */
 

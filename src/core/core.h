@@ -143,8 +143,13 @@ struct crl__runtime {
     struct crl_config cfg; /* with defaults filled in */
 };
 
+struct crl__io_ops;
+
 struct crl__core {
     struct crl__runtime *rt;
+    const struct crl__io_ops *io;    /* the I/O backend (src/io) */
+    void *io_state;
+    size_t io_pending;               /* operations submitted and not yet completed */
     struct crl_task *cur;            /* running task, or &loop while the loop runs */
     struct crl_task loop;            /* the scheduler's own context (the thread's stack) */
     struct crl_task *runq_head, *runq_tail;

@@ -3,6 +3,8 @@
 #define _GNU_SOURCE
 #include "core.h"
 
+#include "../io/io.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -74,11 +76,13 @@ static int core_start(struct crl__core *c, struct crl__runtime *rt, struct crl_s
     c->stacks.cls[0].size = rt->cfg.stack_size; /* the class of the spawn fast path */
     crl__scope_init_root(root, c);
     c->root = root;
-    return crl__stack_overflow_handler_install(c);
+    int rc = crl__stack_overflow_handler_install(c);
+    return rc ? rc : crl__io_start(c, rt->cfg.backend);
 }
 
 static void core_stop(struct crl__core *c)
 {
+    crl__io_stop(c);
     crl__stack_pool_fini(c);
     crl__stack_overflow_handler_remove(c);
 }

@@ -7,6 +7,7 @@
 #include "core.h"
 
 #include "../arch/ctx.h"
+#include "../io/io.h"
 
 #include <errno.h>
 #include <string.h>
@@ -240,19 +241,18 @@ int64_t crl_now_ns(void)
     return (int64_t)ts.tv_sec * CRL_SEC_NS + ts.tv_nsec;
 }
 
-/* Nothing runnable: sleep until the next timer. (The I/O backends replace this wait.) */
+/* Nothing runnable: wait for I/O until the next timer. With neither, nothing can ever wake
+ * the blocked tasks: report the deadlock with the scope tree and abort. */
 static void idle_wait(struct crl__core *c)
 {
     int64_t next = crl__wheel_next_ns(&c->wheel);
-    if (next < 0) {
+    if (next < 0 && c->io_pending == 0) {
         crl__logf(CRL_LOG_ERROR, "corral: deadlock: %zu task(s) blocked with nothing to wake them",
                   c->ntasks);
         crl_dump_tree(STDERR_FILENO);
         crl__panic("corral: deadlock");
     }
-    struct timespec ts = {.tv_sec = next / CRL_SEC_NS, .tv_nsec = next % CRL_SEC_NS};
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
+    c->io->wait(c, next);
 }
 
 void crl__loop(struct crl__core *c)
@@ -265,9 +265,11 @@ void crl__loop(struct crl__core *c)
             c->cur = &c->loop;
             crl__stack_reap(c);
         }
+        if (c->runq_head)
+            c->io->wait(c, 0); /* submit what the tasks queued, reap what is done */
+        else if (c->root->nlive)
+            idle_wait(c);
         c->now_ns = crl_now_ns();
         crl__wheel_advance(&c->wheel, c->now_ns);
-        if (!c->runq_head && c->root->nlive)
-            idle_wait(c);
     }
 }

@@ -1,0 +1,325 @@
+/* epoll.c - the epoll backend, for kernels or sandboxes that refuse io_uring. The same
+ * completion model as io_uring: an operation is first tried at once (non-blocking); if it
+ * would block it waits in its fd's queue, and the backend makes the syscall again when epoll
+ * reports the fd ready. Each fd is registered once, edge-triggered, for both directions.
+ *
+ * Regular files never report "would block": their calls run inline (page-cache speed); disk
+ * waits are what the blocking pool is for. */
+#define _GNU_SOURCE
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+enum fd_kind { FD_UNKNOWN, FD_FILE, FD_STREAM };
+
+struct ep_fd {
+    struct crl__op *head, *tail; /* ops waiting for this fd to become ready */
+    uint8_t kind;
+    bool registered;
+};
+
+struct ep_state {
+    int epfd;
+    int nfds;
+    struct ep_fd *fds;
+};
+
+enum { MAX_EVENTS = 128 };
+
+static struct ep_state *st_of(struct crl__core *c) { return c->io_state; }
+
+static int ep_init(struct crl__core *c)
+{
+    struct ep_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return -ENOMEM;
+    st->epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (st->epfd < 0) {
+        int rc = -errno;
+        free(st);
+        return rc;
+    }
+    c->io_state = st;
+    return 0;
+}
+
+static void ep_fini(struct crl__core *c)
+{
+    struct ep_state *st = st_of(c);
+    close(st->epfd);
+    free(st->fds);
+    free(st);
+    c->io_state = NULL;
+}
+
+static struct ep_fd *fd_entry(struct ep_state *st, int fd)
+{
+    if (fd < 0)
+        return NULL;
+    if (fd >= st->nfds) {
+        int n = st->nfds ? st->nfds : 64;
+        while (n <= fd)
+            n *= 2;
+        struct ep_fd *fds = realloc(st->fds, (size_t)n * sizeof *fds);
+        if (!fds)
+            return NULL;
+        memset(fds + st->nfds, 0, (size_t)(n - st->nfds) * sizeof *fds);
+        st->fds = fds;
+        st->nfds = n;
+    }
+    return &st->fds[fd];
+}
+
+/* Regular files and block devices never say EAGAIN; anything else is made non-blocking so
+ * that a read can never block the core. */
+static uint8_t fd_kind(struct ep_fd *e, int fd)
+{
+    if (e->kind != FD_UNKNOWN)
+        return e->kind;
+    struct stat sb;
+    if (fstat(fd, &sb) == 0 && (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode))) {
+        e->kind = FD_FILE;
+    } else {
+        int fl = fcntl(fd, F_GETFL);
+        if (fl >= 0 && !(fl & O_NONBLOCK))
+            fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+        e->kind = FD_STREAM;
+    }
+    return e->kind;
+}
+
+static int neg_errno(ssize_t r) { return r < 0 ? -errno : (int)r; }
+
+static int try_connect(struct crl__op *op)
+{
+    if (op->phase == 0) {
+        op->phase = 1;
+        if (connect(op->fd, op->a.connect.addr, op->a.connect.addrlen) == 0)
+            return 0;
+        return errno == EINPROGRESS ? -EAGAIN : -errno;
+    }
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        return -errno;
+    if (err == 0) {
+        struct pollfd p = {op->fd, POLLOUT, 0};
+        if (poll(&p, 1, 0) == 0)
+            return -EAGAIN; /* not connected yet */
+    }
+    return -err;
+}
+
+static int try_poll(struct crl__op *op)
+{
+    struct pollfd p = {op->fd, (short)op->flags, 0};
+    int n = poll(&p, 1, 0);
+    if (n < 0)
+        return -errno;
+    return n ? p.revents : -EAGAIN;
+}
+
+/* One attempt at op's syscall: its result, or -EAGAIN if it would block. */
+static int try_op(struct crl__op *op)
+{
+    const int dw = MSG_DONTWAIT;
+    switch (op->kind) {
+    case CRL__OP_NOP: return 0;
+    case CRL__OP_READ:
+        return neg_errno(op->off < 0 ? read(op->fd, op->a.rw.buf, op->a.rw.len)
+                                     : pread(op->fd, op->a.rw.buf, op->a.rw.len, op->off));
+    case CRL__OP_WRITE:
+        return neg_errno(op->off < 0 ? write(op->fd, op->a.rw.buf, op->a.rw.len)
+                                     : pwrite(op->fd, op->a.rw.buf, op->a.rw.len, op->off));
+    case CRL__OP_READV:
+        return neg_errno(op->off < 0 ? readv(op->fd, op->a.v.iov, op->a.v.iovcnt)
+                                     : preadv(op->fd, op->a.v.iov, op->a.v.iovcnt, op->off));
+    case CRL__OP_WRITEV:
+        return neg_errno(op->off < 0 ? writev(op->fd, op->a.v.iov, op->a.v.iovcnt)
+                                     : pwritev(op->fd, op->a.v.iov, op->a.v.iovcnt, op->off));
+    case CRL__OP_RECV: return neg_errno(recv(op->fd, op->a.rw.buf, op->a.rw.len, op->flags | dw));
+    case CRL__OP_SEND: return neg_errno(send(op->fd, op->a.rw.buf, op->a.rw.len, op->flags | dw));
+    case CRL__OP_RECVMSG: return neg_errno(recvmsg(op->fd, op->a.msg, op->flags | dw));
+    case CRL__OP_SENDMSG: return neg_errno(sendmsg(op->fd, op->a.msg, op->flags | dw));
+    case CRL__OP_ACCEPT:
+        return neg_errno(accept4(op->fd, op->a.accept.addr, op->a.accept.addrlen, op->flags));
+    case CRL__OP_CONNECT: return try_connect(op);
+    case CRL__OP_POLL: return try_poll(op);
+    case CRL__OP_OPENAT:
+        return neg_errno(openat(op->fd, op->a.open.path, op->flags, op->a.open.mode));
+    case CRL__OP_FSYNC: return neg_errno(fsync(op->fd));
+    case CRL__OP_SHUTDOWN: return neg_errno(shutdown(op->fd, op->flags));
+    }
+    return -EINVAL;
+}
+
+static bool waits_for_readiness(uint8_t kind)
+{
+    return kind != CRL__OP_NOP && kind != CRL__OP_OPENAT && kind != CRL__OP_FSYNC &&
+           kind != CRL__OP_SHUTDOWN;
+}
+
+static void forget_entry(struct crl__core *c, struct ep_state *st, int fd, struct ep_fd *e);
+
+/* A new fd (from accept or open) may reuse the number of one closed behind our back. */
+static void fresh_fd(struct crl__core *c, struct ep_state *st, int fd)
+{
+    struct ep_fd *e = fd >= 0 && fd < st->nfds ? &st->fds[fd] : NULL;
+    if (e && (e->kind || e->registered || e->head))
+        forget_entry(c, st, fd, e);
+}
+
+static void complete(struct crl__core *c, struct crl__op *op, int res)
+{
+    if (res >= 0 && (op->kind == CRL__OP_ACCEPT || op->kind == CRL__OP_OPENAT))
+        fresh_fd(c, st_of(c), res);
+    crl__op_complete(c, op, res);
+}
+
+static void enqueue(struct ep_fd *e, struct crl__op *op)
+{
+    op->queued = true;
+    op->next = NULL;
+    op->prev = e->tail;
+    if (e->tail)
+        e->tail->next = op;
+    else
+        e->head = op;
+    e->tail = op;
+}
+
+static void unlink_op(struct ep_fd *e, struct crl__op *op)
+{
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        e->head = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    else
+        e->tail = op->prev;
+    op->queued = false;
+}
+
+static void ep_submit(struct crl__core *c, struct crl__op *op)
+{
+    struct ep_state *st = st_of(c);
+    struct ep_fd *e = waits_for_readiness(op->kind) ? fd_entry(st, op->fd) : NULL;
+    if (!e || fd_kind(e, op->fd) == FD_FILE) {
+        complete(c, op, e || !waits_for_readiness(op->kind) ? try_op(op) : -EBADF);
+        return;
+    }
+    int res = try_op(op);
+    if (res != -EAGAIN) {
+        complete(c, op, res);
+        return;
+    }
+    if (!e->registered) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+                                 .data.fd = op->fd};
+        if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, op->fd, &ev) != 0 && errno != EEXIST) {
+            complete(c, op, -errno);
+            return;
+        }
+        e->registered = true;
+    }
+    enqueue(e, op);
+}
+
+static void ep_cancel(struct crl__core *c, struct crl__op *op)
+{
+    if (!op->queued)
+        return;
+    unlink_op(&st_of(c)->fds[op->fd], op);
+    complete(c, op, -ECANCELED);
+}
+
+/* The fd reported readiness: retry every op waiting on it; those that no longer would
+ * block complete (edge-triggered: an op left waiting is retried on the next edge). */
+static void fd_ready(struct crl__core *c, struct ep_state *st, int fd)
+{
+    if (fd < 0 || fd >= st->nfds)
+        return;
+    struct crl__op *op = st->fds[fd].head;
+    while (op) {
+        struct crl__op *next = op->next;
+        int res = try_op(op);
+        if (res != -EAGAIN) {
+            unlink_op(&st->fds[fd], op);
+            complete(c, op, res);
+        }
+        op = next;
+    }
+}
+
+static bool no_pwait2; /* epoll_pwait2 missing (Linux < 5.11, qemu-user): use epoll_wait */
+
+/* epoll_pwait2 with a nanosecond timeout, or epoll_wait with it rounded up to milliseconds. */
+static int wait_events(int epfd, struct epoll_event *events, const struct timespec *ts)
+{
+    if (!no_pwait2) {
+        int n = epoll_pwait2(epfd, events, MAX_EVENTS, ts, NULL);
+        if (n >= 0 || errno != ENOSYS)
+            return n;
+        no_pwait2 = true;
+    }
+    int ms = -1;
+    if (ts) {
+        int64_t ns = (int64_t)ts->tv_sec * CRL_SEC_NS + ts->tv_nsec;
+        ms = ns > INT32_MAX * CRL_MSEC_NS ? INT32_MAX : (int)((ns + CRL_MSEC_NS - 1) / CRL_MSEC_NS);
+    }
+    return epoll_wait(epfd, events, MAX_EVENTS, ms);
+}
+
+static void ep_wait(struct crl__core *c, int64_t deadline_ns)
+{
+    struct ep_state *st = st_of(c);
+    struct epoll_event events[MAX_EVENTS];
+    struct timespec ts = {0, 0}, *tsp = &ts;
+    if (deadline_ns < 0) {
+        tsp = NULL;
+    } else if (deadline_ns > 0) {
+        int64_t left = deadline_ns - crl_now_ns();
+        if (left > 0)
+            ts = (struct timespec){.tv_sec = left / CRL_SEC_NS, .tv_nsec = left % CRL_SEC_NS};
+    }
+    int n = wait_events(st->epfd, events, tsp);
+    for (int i = 0; i < n; i++)
+        fd_ready(c, st, events[i].data.fd);
+}
+
+static void forget_entry(struct crl__core *c, struct ep_state *st, int fd, struct ep_fd *e)
+{
+    if (e->registered)
+        epoll_ctl(st->epfd, EPOLL_CTL_DEL, fd, NULL);
+    while (e->head) {
+        struct crl__op *op = e->head;
+        unlink_op(e, op);
+        crl__op_complete(c, op, -EBADF);
+    }
+    *e = (struct ep_fd){0};
+}
+
+static void ep_forget(struct crl__core *c, int fd)
+{
+    struct ep_state *st = st_of(c);
+    if (fd >= 0 && fd < st->nfds)
+        forget_entry(c, st, fd, &st->fds[fd]);
+}
+
+const struct crl__io_ops crl__io_epoll_ops = {
+    .name = "epoll",
+    .init = ep_init,
+    .fini = ep_fini,
+    .submit = ep_submit,
+    .cancel = ep_cancel,
+    .wait = ep_wait,
+    .forget = ep_forget,
+};

@@ -1,0 +1,259 @@
+/* io.c - the backend-independent half of I/O: choosing a backend, running an operation from
+ * a task (including the cancellation protocol), and the public read/write/accept/... calls. */
+#define _GNU_SOURCE
+#include "io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- Choosing the backend --------------------------------------------------------------- */
+
+static enum crl_backend backend_from_env(void)
+{
+    const char *env = getenv("CORRAL_BACKEND");
+    if (!env || !*env)
+        return CRL_BACKEND_DEFAULT;
+    if (strcmp(env, "uring") == 0 || strcmp(env, "io_uring") == 0)
+        return CRL_BACKEND_URING;
+    if (strcmp(env, "epoll") == 0)
+        return CRL_BACKEND_EPOLL;
+    crl__logf(CRL_LOG_WARN, "corral: CORRAL_BACKEND=%s is not uring or epoll, ignored", env);
+    return CRL_BACKEND_DEFAULT;
+}
+
+static atomic_bool fallback_logged;
+
+int crl__io_start(struct crl__core *c, enum crl_backend want)
+{
+    if (want == CRL_BACKEND_DEFAULT)
+        want = backend_from_env();
+#ifdef CRL_HAVE_URING
+    if (want != CRL_BACKEND_EPOLL) {
+        int rc = crl__io_uring_ops.init(c);
+        if (rc == 0) {
+            c->io = &crl__io_uring_ops;
+            return 0;
+        }
+        if (!atomic_exchange(&fallback_logged, true))
+            crl__logf(CRL_LOG_WARN, "corral: io_uring unavailable (%s), using epoll",
+                      strerror(-rc));
+    }
+#else
+    if (want == CRL_BACKEND_URING && !atomic_exchange(&fallback_logged, true))
+        crl__logf(CRL_LOG_WARN, "corral: built without io_uring, using epoll");
+#endif
+    int rc = crl__io_epoll_ops.init(c);
+    if (rc == 0)
+        c->io = &crl__io_epoll_ops;
+    return rc;
+}
+
+void crl__io_stop(struct crl__core *c)
+{
+    if (c->io)
+        c->io->fini(c);
+    c->io = NULL;
+}
+
+const char *crl_io_backend(void)
+{
+    struct crl__core *c = crl__core();
+    return c && c->io ? c->io->name : "none";
+}
+
+/* ---- Running an operation --------------------------------------------------------------- */
+
+void crl__op_complete(struct crl__core *c, struct crl__op *op, int res)
+{
+    op->result = res;
+    op->done = true;
+    c->io_pending--;
+    if (op->waiting) {
+        op->waiting = false;
+        crl__wake(op->task, 0);
+    }
+}
+
+/* Cancellation reached a task parked on op: ask the backend to cancel it. The task is woken
+ * with the cancellation error, then waits in crl__op_run for the op's completion. */
+static void op_unpark(struct crl_task *t)
+{
+    struct crl__op *op = t->park_obj;
+    op->waiting = false;
+    t->core->io->cancel(t->core, op);
+}
+
+int crl__op_run(struct crl__op *op)
+{
+    struct crl_task *t = crl__self();
+    struct crl__core *c = t->core;
+    int rc = crl__cancel_status(t);
+    if (rc)
+        return rc; /* not started: nothing to undo */
+    op->task = t;
+    op->done = false;
+    op->waiting = false;
+    op->queued = false;
+    c->io_pending++;
+    c->io->submit(c, op);
+    if (!op->done) {
+        op->waiting = true;
+        rc = crl__park(op_unpark, op);
+        /* Cancelled or not, op and the buffers it points to live in our caller's frame: we
+         * may not return before the backend is done with them. */
+        while (!op->done) {
+            op->waiting = true;
+            crl__park(NULL, op);
+        }
+    }
+    if (rc && (op->result == -ECANCELED || op->result == -EINTR))
+        return rc; /* it was cancelled: say why (-ECANCELED or -ETIMEDOUT) */
+    return op->result; /* done, even if cancellation arrived meanwhile: nothing is lost */
+}
+
+/* ---- The calls -------------------------------------------------------------------------- */
+
+static ssize_t rw(uint8_t kind, int fd, void *buf, size_t len, int64_t off)
+{
+    struct crl__op op = {.kind = kind, .fd = fd, .off = off, .a.rw = {buf, len}};
+    return crl__op_run(&op);
+}
+
+ssize_t crl_read(int fd, void *buf, size_t len) { return rw(CRL__OP_READ, fd, buf, len, -1); }
+
+ssize_t crl_write(int fd, const void *buf, size_t len)
+{
+    return rw(CRL__OP_WRITE, fd, (void *)buf, len, -1);
+}
+
+ssize_t crl_pread(int fd, void *buf, size_t len, int64_t offset)
+{
+    return offset < 0 ? -EINVAL : rw(CRL__OP_READ, fd, buf, len, offset);
+}
+
+ssize_t crl_pwrite(int fd, const void *buf, size_t len, int64_t offset)
+{
+    return offset < 0 ? -EINVAL : rw(CRL__OP_WRITE, fd, (void *)buf, len, offset);
+}
+
+static ssize_t rwv(uint8_t kind, int fd, const struct iovec *iov, int iovcnt)
+{
+    struct crl__op op = {.kind = kind, .fd = fd, .off = -1, .a.v = {iov, iovcnt}};
+    return crl__op_run(&op);
+}
+
+ssize_t crl_readv(int fd, const struct iovec *iov, int iovcnt)
+{
+    return rwv(CRL__OP_READV, fd, iov, iovcnt);
+}
+
+ssize_t crl_writev(int fd, const struct iovec *iov, int iovcnt)
+{
+    return rwv(CRL__OP_WRITEV, fd, iov, iovcnt);
+}
+
+ssize_t crl_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = crl_write(fd, p + done, len - done);
+        if (n < 0)
+            return n;
+        if (n == 0)
+            return -EIO;
+        done += (size_t)n;
+    }
+    return (ssize_t)len;
+}
+
+static ssize_t sr(uint8_t kind, int fd, void *buf, size_t len, int flags)
+{
+    struct crl__op op = {.kind = kind, .fd = fd, .flags = flags, .a.rw = {buf, len}};
+    return crl__op_run(&op);
+}
+
+ssize_t crl_recv(int fd, void *buf, size_t len, int flags)
+{
+    return sr(CRL__OP_RECV, fd, buf, len, flags);
+}
+
+ssize_t crl_send(int fd, const void *buf, size_t len, int flags)
+{
+    return sr(CRL__OP_SEND, fd, (void *)buf, len, flags | MSG_NOSIGNAL);
+}
+
+ssize_t crl_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *from,
+                     socklen_t *fromlen)
+{
+    struct iovec iov = {buf, len};
+    struct msghdr msg = {.msg_name = from, .msg_namelen = fromlen ? *fromlen : 0,
+                         .msg_iov = &iov, .msg_iovlen = 1};
+    struct crl__op op = {.kind = CRL__OP_RECVMSG, .fd = fd, .flags = flags, .a.msg = &msg};
+    int rc = crl__op_run(&op);
+    if (rc >= 0 && fromlen)
+        *fromlen = msg.msg_namelen;
+    return rc;
+}
+
+ssize_t crl_sendto(int fd, const void *buf, size_t len, int flags, const struct sockaddr *to,
+                   socklen_t tolen)
+{
+    struct iovec iov = {(void *)buf, len};
+    struct msghdr msg = {.msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov,
+                         .msg_iovlen = 1};
+    struct crl__op op = {.kind = CRL__OP_SENDMSG, .fd = fd, .flags = flags | MSG_NOSIGNAL,
+                         .a.msg = &msg};
+    return crl__op_run(&op);
+}
+
+int crl_accept(int lfd, struct sockaddr *addr, socklen_t *addrlen)
+{
+    struct crl__op op = {.kind = CRL__OP_ACCEPT, .fd = lfd, .flags = SOCK_NONBLOCK | SOCK_CLOEXEC,
+                         .a.accept = {addr, addrlen}};
+    return crl__op_run(&op);
+}
+
+int crl_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
+{
+    struct crl__op op = {.kind = CRL__OP_CONNECT, .fd = fd, .a.connect = {addr, addrlen}};
+    return crl__op_run(&op);
+}
+
+int crl_poll(int fd, short events)
+{
+    struct crl__op op = {.kind = CRL__OP_POLL, .fd = fd, .flags = events};
+    return crl__op_run(&op);
+}
+
+int crl_open(const char *path, int flags, mode_t mode)
+{
+    struct crl__op op = {.kind = CRL__OP_OPENAT, .fd = AT_FDCWD, .flags = flags | O_CLOEXEC,
+                         .a.open = {path, mode}};
+    return crl__op_run(&op);
+}
+
+int crl_fsync(int fd)
+{
+    struct crl__op op = {.kind = CRL__OP_FSYNC, .fd = fd};
+    return crl__op_run(&op);
+}
+
+int crl_shutdown(int fd, int how)
+{
+    struct crl__op op = {.kind = CRL__OP_SHUTDOWN, .fd = fd, .flags = how};
+    return crl__op_run(&op);
+}
+
+int crl_close(int fd)
+{
+    struct crl__core *c = crl__core();
+    if (c && c->io && c->io->forget)
+        c->io->forget(c, fd);
+    return close(fd) == 0 ? 0 : -errno;
+}

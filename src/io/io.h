@@ -1,0 +1,85 @@
+/* io.h - the I/O layer's internals: one completion model for every backend.
+ *
+ * A one-shot operation is a record on the waiting task's stack (struct crl__op) that lives
+ * until its completion arrives: the backend completes it with crl__op_complete(), whether it
+ * ran to the end, failed or was cancelled. io_uring turns it into an SQE; epoll waits for
+ * readiness and makes the syscall itself. Because the task never leaves crl__op_run() before
+ * that completion, a cancelled operation can never write into a dead frame. */
+#ifndef CRL_IO_IO_H
+#define CRL_IO_IO_H
+
+#include "../core/core.h"
+
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+enum crl__op_kind {
+    CRL__OP_NOP,
+    CRL__OP_READ,    /* fd, buf, len, off (-1: file position / stream) */
+    CRL__OP_WRITE,
+    CRL__OP_READV,   /* fd, iov, iovcnt, off */
+    CRL__OP_WRITEV,
+    CRL__OP_RECV,    /* fd, buf, len, flags */
+    CRL__OP_SEND,
+    CRL__OP_RECVMSG, /* fd, msg, flags */
+    CRL__OP_SENDMSG,
+    CRL__OP_ACCEPT,  /* fd, addr, addrlen */
+    CRL__OP_CONNECT, /* fd, addr, addrlen (by value) */
+    CRL__OP_POLL,    /* fd, events */
+    CRL__OP_OPENAT,  /* path, flags, mode */
+    CRL__OP_FSYNC,   /* fd */
+    CRL__OP_SHUTDOWN, /* fd, how (in flags) */
+};
+
+struct crl__op {
+    uint8_t kind;
+    bool done;       /* the completion arrived; result is final */
+    bool waiting;    /* the task is parked on it */
+    bool queued;     /* epoll: linked in its fd's wait list */
+    bool cancelling; /* a cancel was requested; the completion is still to come */
+    uint8_t phase;   /* io_uring: 0 the op itself is in flight, 2 a poll for its readiness */
+    int fd;
+    int flags;       /* recv/send/accept flags, open flags, poll events, shutdown how */
+    int32_t result;
+    struct crl_task *task;
+    union {
+        struct { void *buf; size_t len; } rw;
+        struct { const struct iovec *iov; int iovcnt; } v;
+        struct msghdr *msg;
+        struct { struct sockaddr *addr; socklen_t *addrlen; } accept;
+        struct { const struct sockaddr *addr; socklen_t addrlen; } connect;
+        struct { const char *path; mode_t mode; } open;
+    } a;
+    int64_t off;
+    struct crl__op *next, *prev; /* epoll: its fd's wait list */
+};
+
+/* A backend: each file exports exactly one of these. */
+struct crl__io_ops {
+    const char *name;
+    int (*init)(struct crl__core *c);           /* 0, or -errno if this backend cannot run */
+    void (*fini)(struct crl__core *c);
+    void (*submit)(struct crl__core *c, struct crl__op *op);  /* never blocks */
+    void (*cancel)(struct crl__core *c, struct crl__op *op);  /* the completion still comes */
+    /* Flush submissions and complete what is ready, waiting until deadline_ns at the most
+     * (0: do not wait, -1: until something completes). */
+    void (*wait)(struct crl__core *c, int64_t deadline_ns);
+    /* fd is about to be closed: drop what the backend keeps about it (may be NULL). */
+    void (*forget)(struct crl__core *c, int fd);
+};
+
+extern const struct crl__io_ops crl__io_uring_ops;
+extern const struct crl__io_ops crl__io_epoll_ops;
+
+/* Pick and start the backend (config > CORRAL_BACKEND > io_uring, falling back to epoll with
+ * one log line when io_uring is refused). */
+int crl__io_start(struct crl__core *c, enum crl_backend want);
+void crl__io_stop(struct crl__core *c);
+
+/* Called by backends when op has finished with result res. */
+void crl__op_complete(struct crl__core *c, struct crl__op *op, int res);
+
+/* Run op from the calling task and return its result (see corral.h for cancellation). */
+int crl__op_run(struct crl__op *op);
+
+#endif

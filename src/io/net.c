@@ -1,0 +1,188 @@
+/* net.c - socket conveniences over the I/O calls: numeric "HOST:PORT" addresses, TCP listen
+ * and connect (with a deadline), UDP bind, Unix stream sockets, socket options. */
+#define _GNU_SOURCE
+#include "io.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+int crl_parse_addr(const char *host_port, struct sockaddr_storage *addr, socklen_t *len)
+{
+    char host[64];
+    const char *colon;
+    if (!host_port)
+        return -EINVAL;
+    if (host_port[0] == '[') { /* [v6]:port */
+        const char *end = strchr(host_port, ']');
+        if (!end || end[1] != ':' || (size_t)(end - host_port - 1) >= sizeof host)
+            return -EINVAL;
+        memcpy(host, host_port + 1, (size_t)(end - host_port - 1));
+        host[end - host_port - 1] = 0;
+        colon = end + 1;
+    } else {
+        colon = strrchr(host_port, ':');
+        if (!colon || (size_t)(colon - host_port) >= sizeof host)
+            return -EINVAL;
+        memcpy(host, host_port, (size_t)(colon - host_port));
+        host[colon - host_port] = 0;
+    }
+    char *end;
+    long port = strtol(colon + 1, &end, 10);
+    if (colon[1] == 0 || *end || port < 0 || port > 65535)
+        return -EINVAL;
+    memset(addr, 0, sizeof *addr);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)addr;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)addr;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        *len = sizeof *v4;
+    } else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        *len = sizeof *v6;
+    } else {
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int new_socket(int family, int type)
+{
+    int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct crl__core *c = crl__core();
+    if (c && c->io && c->io->forget)
+        c->io->forget(c, fd); /* the number may be one closed behind the backend's back */
+    return fd;
+}
+
+static int set_int(int fd, int level, int name, int value)
+{
+    return setsockopt(fd, level, name, &value, sizeof value) == 0 ? 0 : -errno;
+}
+
+static int fail_close(int fd, int rc)
+{
+    close(fd);
+    return rc;
+}
+
+int crl_tcp_listen(const char *host_port, const struct crl_listen_opts *opts)
+{
+    struct sockaddr_storage addr;
+    socklen_t len;
+    int rc = crl_parse_addr(host_port, &addr, &len);
+    if (rc)
+        return rc;
+    int fd = new_socket(addr.ss_family, SOCK_STREAM);
+    if (fd < 0)
+        return fd;
+    if ((rc = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1)))
+        return fail_close(fd, rc);
+    if (opts && opts->reuseport && (rc = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)))
+        return fail_close(fd, rc);
+    if (bind(fd, (struct sockaddr *)&addr, len) != 0)
+        return fail_close(fd, -errno);
+    if (listen(fd, opts && opts->backlog > 0 ? opts->backlog : 1024) != 0)
+        return fail_close(fd, -errno);
+    return fd;
+}
+
+struct connect_call {
+    int fd;
+    struct sockaddr_storage addr;
+    socklen_t len;
+};
+
+static int connect_fn(void *arg)
+{
+    struct connect_call *cc = arg;
+    return crl_connect(cc->fd, (struct sockaddr *)&cc->addr, cc->len);
+}
+
+int crl_tcp_connect(const char *host_port, int64_t deadline_ns)
+{
+    struct connect_call cc;
+    int rc = crl_parse_addr(host_port, &cc.addr, &cc.len);
+    if (rc)
+        return rc;
+    cc.fd = new_socket(cc.addr.ss_family, SOCK_STREAM);
+    if (cc.fd < 0)
+        return cc.fd;
+    rc = deadline_ns < 0 ? connect_fn(&cc) : crl_with_deadline(deadline_ns, connect_fn, &cc);
+    if (rc < 0)
+        return fail_close(cc.fd, rc);
+    return cc.fd;
+}
+
+int crl_udp_bind(const char *host_port)
+{
+    struct sockaddr_storage addr;
+    socklen_t len;
+    int rc = crl_parse_addr(host_port, &addr, &len);
+    if (rc)
+        return rc;
+    int fd = new_socket(addr.ss_family, SOCK_DGRAM);
+    if (fd < 0)
+        return fd;
+    if (bind(fd, (struct sockaddr *)&addr, len) != 0)
+        return fail_close(fd, -errno);
+    return fd;
+}
+
+static int unix_addr(const char *path, struct sockaddr_un *sun)
+{
+    memset(sun, 0, sizeof *sun);
+    if (!path || strlen(path) >= sizeof sun->sun_path)
+        return -ENAMETOOLONG;
+    sun->sun_family = AF_UNIX;
+    strcpy(sun->sun_path, path);
+    return 0;
+}
+
+int crl_unix_listen(const char *path, int backlog)
+{
+    struct sockaddr_un sun;
+    int rc = unix_addr(path, &sun);
+    if (rc)
+        return rc;
+    int fd = new_socket(AF_UNIX, SOCK_STREAM);
+    if (fd < 0)
+        return fd;
+    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0)
+        return fail_close(fd, -errno);
+    if (listen(fd, backlog > 0 ? backlog : 128) != 0)
+        return fail_close(fd, -errno);
+    return fd;
+}
+
+int crl_unix_connect(const char *path)
+{
+    struct sockaddr_un sun;
+    int rc = unix_addr(path, &sun);
+    if (rc)
+        return rc;
+    int fd = new_socket(AF_UNIX, SOCK_STREAM);
+    if (fd < 0)
+        return fd;
+    rc = crl_connect(fd, (struct sockaddr *)&sun, sizeof sun);
+    return rc < 0 ? fail_close(fd, rc) : fd;
+}
+
+int crl_tcp_set_nodelay(int fd, bool on) { return set_int(fd, IPPROTO_TCP, TCP_NODELAY, on); }
+
+int crl_socket_set_keepalive(int fd, bool on) { return set_int(fd, SOL_SOCKET, SO_KEEPALIVE, on); }
+
+int crl_socket_local_addr(int fd, struct sockaddr_storage *addr, socklen_t *len)
+{
+    *len = sizeof *addr;
+    return getsockname(fd, (struct sockaddr *)addr, len) == 0 ? 0 : -errno;
+}

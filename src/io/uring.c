@@ -1,0 +1,275 @@
+/* uring.c - the io_uring backend: one ring per core. Operations become SQEs that are
+ * submitted in one batch when the loop polls; completions are reaped in batches.
+ *
+ * user_data is the op's address with a tag in its low bits: 0 the op itself, 2 a poll for its
+ * readiness (older kernels answer -EAGAIN on non-blocking sockets instead of waiting; then we
+ * poll and issue the op again), 1 an async cancel, whose own completion is ignored. */
+#define _GNU_SOURCE
+#include "io.h"
+
+#include <errno.h>
+#include <liburing.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define CRL_MEMCHECK 1
+#endif
+#endif
+
+enum { RING_ENTRIES = 1024, CQ_ENTRIES = 8192, TAG_CANCEL = 1, TAG_POLL = 2, TAG_MASK = 3 };
+
+static struct io_uring *ring_of(struct crl__core *c) { return c->io_state; }
+
+static int uring_init(struct crl__core *c)
+{
+    struct io_uring *ring = calloc(1, sizeof *ring);
+    if (!ring)
+        return -ENOMEM;
+    /* Newest flags first: one issuer and task work run only when we ask for completions
+     * (6.1+), then cooperative task work (5.19+), then none. */
+    static const unsigned flag_sets[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+        IORING_SETUP_COOP_TASKRUN,
+        0,
+    };
+    int rc = -EINVAL;
+    for (size_t i = 0; i < sizeof flag_sets / sizeof flag_sets[0]; i++) {
+        struct io_uring_params p = {.flags = flag_sets[i] | IORING_SETUP_CQSIZE,
+                                    .cq_entries = CQ_ENTRIES};
+        rc = io_uring_queue_init_params(RING_ENTRIES, ring, &p);
+        if (rc != -EINVAL)
+            break;
+    }
+    if (rc < 0) {
+        free(ring);
+        return rc;
+    }
+    c->io_state = ring;
+    return 0;
+}
+
+static void uring_fini(struct crl__core *c)
+{
+    struct io_uring *ring = ring_of(c);
+    io_uring_queue_exit(ring);
+    free(ring);
+    c->io_state = NULL;
+}
+
+static struct io_uring_sqe *get_sqe(struct io_uring *ring)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(ring);
+    while (!sqe) { /* the SQ is full: hand it to the kernel now */
+        io_uring_submit(ring);
+        sqe = io_uring_get_sqe(ring);
+    }
+    return sqe;
+}
+
+static uint64_t file_offset(int64_t off) { return off < 0 ? (uint64_t)-1 : (uint64_t)off; }
+
+static void prep_op(struct io_uring_sqe *sqe, struct crl__op *op)
+{
+    switch (op->kind) {
+    case CRL__OP_NOP: io_uring_prep_nop(sqe); break;
+    case CRL__OP_READ:
+        io_uring_prep_read(sqe, op->fd, op->a.rw.buf, (unsigned)op->a.rw.len, file_offset(op->off));
+        break;
+    case CRL__OP_WRITE:
+        io_uring_prep_write(sqe, op->fd, op->a.rw.buf, (unsigned)op->a.rw.len, file_offset(op->off));
+        break;
+    case CRL__OP_READV:
+        io_uring_prep_readv(sqe, op->fd, op->a.v.iov, (unsigned)op->a.v.iovcnt, file_offset(op->off));
+        break;
+    case CRL__OP_WRITEV:
+        io_uring_prep_writev(sqe, op->fd, op->a.v.iov, (unsigned)op->a.v.iovcnt, file_offset(op->off));
+        break;
+    case CRL__OP_RECV: io_uring_prep_recv(sqe, op->fd, op->a.rw.buf, op->a.rw.len, op->flags); break;
+    case CRL__OP_SEND: io_uring_prep_send(sqe, op->fd, op->a.rw.buf, op->a.rw.len, op->flags); break;
+    case CRL__OP_RECVMSG: io_uring_prep_recvmsg(sqe, op->fd, op->a.msg, (unsigned)op->flags); break;
+    case CRL__OP_SENDMSG: io_uring_prep_sendmsg(sqe, op->fd, op->a.msg, (unsigned)op->flags); break;
+    case CRL__OP_ACCEPT:
+        io_uring_prep_accept(sqe, op->fd, op->a.accept.addr, op->a.accept.addrlen, op->flags);
+        break;
+    case CRL__OP_CONNECT:
+        io_uring_prep_connect(sqe, op->fd, op->a.connect.addr, op->a.connect.addrlen);
+        break;
+    case CRL__OP_POLL: io_uring_prep_poll_add(sqe, op->fd, (unsigned)op->flags); break;
+    case CRL__OP_OPENAT:
+        io_uring_prep_openat(sqe, op->fd, op->a.open.path, op->flags, op->a.open.mode);
+        break;
+    case CRL__OP_FSYNC: io_uring_prep_fsync(sqe, op->fd, 0); break;
+    case CRL__OP_SHUTDOWN: io_uring_prep_shutdown(sqe, op->fd, op->flags); break;
+    }
+}
+
+static void issue(struct io_uring *ring, struct crl__op *op)
+{
+    struct io_uring_sqe *sqe = get_sqe(ring);
+    prep_op(sqe, op);
+    op->phase = 0;
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
+}
+
+static void uring_submit(struct crl__core *c, struct crl__op *op) { issue(ring_of(c), op); }
+
+/* The events an op that answered -EAGAIN (or a connect that is in progress) waits for. */
+static unsigned readiness_events(const struct crl__op *op)
+{
+    switch (op->kind) {
+    case CRL__OP_READ: case CRL__OP_READV: case CRL__OP_RECV: case CRL__OP_RECVMSG:
+    case CRL__OP_ACCEPT:
+        return POLLIN;
+    case CRL__OP_WRITE: case CRL__OP_WRITEV: case CRL__OP_SEND: case CRL__OP_SENDMSG:
+    case CRL__OP_CONNECT:
+        return POLLOUT;
+    default:
+        return 0;
+    }
+}
+
+static void poll_for(struct io_uring *ring, struct crl__op *op, unsigned events)
+{
+    struct io_uring_sqe *sqe = get_sqe(ring);
+    io_uring_prep_poll_add(sqe, op->fd, events);
+    op->phase = TAG_POLL;
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | TAG_POLL);
+}
+
+static void uring_cancel(struct crl__core *c, struct crl__op *op)
+{
+    if (op->done || op->cancelling)
+        return;
+    op->cancelling = true;
+    struct io_uring_sqe *sqe = get_sqe(ring_of(c));
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | op->phase, 0);
+    io_uring_sqe_set_data64(sqe, TAG_CANCEL);
+}
+
+static int connect_result(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        return -errno;
+    return -err;
+}
+
+/* Memcheck cannot see what the kernel writes through the ring: tell it what a completed op
+ * filled in, so that valgrind runs stay meaningful on this backend. */
+static void mark_defined(const struct crl__op *op, int res)
+{
+#ifdef CRL_MEMCHECK
+    if (!RUNNING_ON_VALGRIND || res < 0)
+        return;
+    size_t left = (size_t)res;
+    const struct iovec *iov = NULL;
+    size_t iovcnt = 0;
+    switch (op->kind) {
+    case CRL__OP_READ: case CRL__OP_RECV:
+        VALGRIND_MAKE_MEM_DEFINED(op->a.rw.buf, left);
+        return;
+    case CRL__OP_READV: iov = op->a.v.iov; iovcnt = (size_t)op->a.v.iovcnt; break;
+    case CRL__OP_RECVMSG:
+        iov = op->a.msg->msg_iov;
+        iovcnt = op->a.msg->msg_iovlen;
+        VALGRIND_MAKE_MEM_DEFINED(&op->a.msg->msg_namelen, sizeof op->a.msg->msg_namelen);
+        VALGRIND_MAKE_MEM_DEFINED(&op->a.msg->msg_flags, sizeof op->a.msg->msg_flags);
+        if (op->a.msg->msg_name)
+            VALGRIND_MAKE_MEM_DEFINED(op->a.msg->msg_name, op->a.msg->msg_namelen);
+        if (op->a.msg->msg_control)
+            VALGRIND_MAKE_MEM_DEFINED(op->a.msg->msg_control, op->a.msg->msg_controllen);
+        break;
+    case CRL__OP_ACCEPT:
+        if (op->a.accept.addrlen) {
+            VALGRIND_MAKE_MEM_DEFINED(op->a.accept.addrlen, sizeof *op->a.accept.addrlen);
+            VALGRIND_MAKE_MEM_DEFINED(op->a.accept.addr, *op->a.accept.addrlen);
+        }
+        return;
+    default: return;
+    }
+    for (size_t i = 0; i < iovcnt && left; i++) {
+        size_t n = iov[i].iov_len < left ? iov[i].iov_len : left;
+        VALGRIND_MAKE_MEM_DEFINED(iov[i].iov_base, n);
+        left -= n;
+    }
+#else
+    (void)op, (void)res;
+#endif
+}
+
+static void on_cqe(struct crl__core *c, uint64_t data, int res)
+{
+    unsigned tag = data & TAG_MASK;
+    if (tag == TAG_CANCEL)
+        return;
+    struct crl__op *op = (struct crl__op *)(uintptr_t)(data & ~(uint64_t)TAG_MASK);
+    if (tag == TAG_POLL) {
+        if (res < 0 || op->cancelling)
+            crl__op_complete(c, op, res < 0 ? res : -ECANCELED);
+        else if (op->kind == CRL__OP_CONNECT)
+            crl__op_complete(c, op, connect_result(op->fd));
+        else
+            issue(ring_of(c), op); /* ready now: try the op again */
+        return;
+    }
+    unsigned events = readiness_events(op);
+    bool would_block = res == -EAGAIN || (op->kind == CRL__OP_CONNECT && res == -EINPROGRESS);
+    if (would_block && events && !op->cancelling) {
+        poll_for(ring_of(c), op, events);
+    } else {
+        mark_defined(op, res);
+        crl__op_complete(c, op, res);
+    }
+}
+
+static unsigned reap(struct crl__core *c)
+{
+    struct io_uring *ring = ring_of(c);
+    struct io_uring_cqe *cqe;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(ring, head, cqe)
+    {
+        on_cqe(c, io_uring_cqe_get_data64(cqe), cqe->res);
+        n++;
+    }
+    io_uring_cq_advance(ring, n);
+    return n;
+}
+
+static void uring_wait(struct crl__core *c, int64_t deadline_ns)
+{
+    struct io_uring *ring = ring_of(c);
+    struct io_uring_cqe *cqe;
+    if (deadline_ns == 0) {
+        io_uring_submit_and_get_events(ring);
+    } else if (deadline_ns < 0) {
+        io_uring_submit_and_wait(ring, 1);
+    } else {
+        int64_t left = deadline_ns - crl_now_ns();
+        if (left <= 0) {
+            io_uring_submit_and_get_events(ring);
+        } else {
+            struct __kernel_timespec ts = {.tv_sec = left / CRL_SEC_NS,
+                                           .tv_nsec = left % CRL_SEC_NS};
+            io_uring_submit_and_wait_timeout(ring, &cqe, 1, &ts, NULL);
+        }
+    }
+    /* Completions can make more work (a re-issued op): reap until the ring is quiet. */
+    while (reap(c) && io_uring_cq_ready(ring))
+        ;
+}
+
+const struct crl__io_ops crl__io_uring_ops = {
+    .name = "io_uring",
+    .init = uring_init,
+    .fini = uring_fini,
+    .submit = uring_submit,
+    .cancel = uring_cancel,
+    .wait = uring_wait,
+    .forget = NULL,
+};

@@ -1,0 +1,342 @@
+/* I/O on whichever backend CORRAL_BACKEND selects: pipes, TCP, UDP, Unix sockets, files,
+ * readiness, and cancellation of blocked operations. */
+#define _GNU_SOURCE
+#include "../test.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int listener(char *addr, size_t cap)
+{
+    int lfd = crl_tcp_listen("127.0.0.1:0", NULL);
+    CHECK(lfd >= 0);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    CHECK_EQ(crl_socket_local_addr(lfd, &ss, &len), 0);
+    snprintf(addr, cap, "127.0.0.1:%d", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    return lfd;
+}
+
+/* The backend named by CORRAL_BACKEND is the one in use. */
+TEST(backend_is_the_one_asked_for)
+{
+    const char *want = getenv("CORRAL_BACKEND");
+    const char *have = crl_io_backend();
+    if (want && strcmp(want, "epoll") == 0)
+        CHECK(strcmp(have, "epoll") == 0);
+    else
+        CHECK(strcmp(have, "io_uring") == 0 || strcmp(have, "epoll") == 0);
+}
+
+struct pipe_io {
+    int fds[2];
+    char got[16];
+    ssize_t n;
+};
+
+static int pipe_reader(void *arg)
+{
+    struct pipe_io *p = arg;
+    p->n = crl_read(p->fds[0], p->got, sizeof p->got);
+    return 0;
+}
+
+static int pipe_body(struct crl_scope *s, void *arg)
+{
+    struct pipe_io *p = arg;
+    CHECK_EQ(crl_spawn(s, pipe_reader, p), 0);
+    CHECK_EQ(crl_sleep_ns(2 * CRL_MSEC_NS), 0); /* the reader blocks first */
+    CHECK_EQ(p->n, -1);
+    CHECK_EQ(crl_write(p->fds[1], "hello", 5), 5);
+    return 0;
+}
+
+/* A read blocks its task until data arrives; the writer's task is not blocked. */
+TEST(pipe_read_waits_for_data)
+{
+    struct pipe_io p = {.n = -1};
+    CHECK_EQ(pipe(p.fds), 0);
+    CHECK_EQ(crl_scope_run(pipe_body, &p), 0);
+    CHECK_EQ(p.n, 5);
+    CHECK(memcmp(p.got, "hello", 5) == 0);
+    CHECK_EQ(crl_close(p.fds[0]), 0);
+    CHECK_EQ(crl_close(p.fds[1]), 0);
+}
+
+struct echo {
+    int lfd;
+    char addr[64];
+    char reply[64];
+    ssize_t reply_len;
+};
+
+static int echo_server(void *arg)
+{
+    struct echo *e = arg;
+    int fd = crl_accept(e->lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    char buf[64];
+    ssize_t n;
+    while ((n = crl_recv(fd, buf, sizeof buf, 0)) > 0)
+        CHECK_EQ(crl_write_all(fd, buf, (size_t)n), n);
+    CHECK_EQ(n, 0);
+    return crl_close(fd);
+}
+
+static int echo_client(void *arg)
+{
+    struct echo *e = arg;
+    int fd = crl_tcp_connect(e->addr, crl_now_ns() + 5 * CRL_SEC_NS);
+    CHECK(fd >= 0);
+    CHECK_EQ(crl_tcp_set_nodelay(fd, true), 0);
+    CHECK_EQ(crl_socket_set_keepalive(fd, true), 0);
+    struct iovec iov[2] = {{"ping ", 5}, {"pong", 4}};
+    CHECK_EQ(crl_writev(fd, iov, 2), 9);
+    size_t got = 0;
+    while (got < 9) {
+        ssize_t n = crl_read(fd, e->reply + got, sizeof e->reply - got);
+        CHECK(n > 0);
+        got += (size_t)n;
+    }
+    e->reply_len = (ssize_t)got;
+    CHECK_EQ(crl_shutdown(fd, SHUT_WR), 0);
+    return crl_close(fd);
+}
+
+static int echo_body(struct crl_scope *s, void *arg)
+{
+    CHECK_EQ(crl_spawn(s, echo_server, arg), 0);
+    CHECK_EQ(crl_spawn(s, echo_client, arg), 0);
+    return 0;
+}
+
+/* TCP over IPv4: listen, connect with a deadline, writev, recv, write_all, shutdown. */
+TEST(tcp_echo_over_loopback)
+{
+    struct echo e = {0};
+    e.lfd = listener(e.addr, sizeof e.addr);
+    CHECK_EQ(crl_scope_run(echo_body, &e), 0);
+    CHECK_EQ(e.reply_len, 9);
+    CHECK(memcmp(e.reply, "ping pong", 9) == 0);
+    CHECK_EQ(crl_close(e.lfd), 0);
+}
+
+/* TCP over IPv6 loopback. */
+TEST(tcp_echo_over_ipv6)
+{
+    struct echo e = {0};
+    e.lfd = crl_tcp_listen("[::1]:0", NULL);
+    if (e.lfd == -EADDRNOTAVAIL || e.lfd == -EAFNOSUPPORT)
+        TEST_SKIP("no IPv6 loopback");
+    CHECK(e.lfd >= 0);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    CHECK_EQ(crl_socket_local_addr(e.lfd, &ss, &len), 0);
+    snprintf(e.addr, sizeof e.addr, "[::1]:%d", ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    CHECK_EQ(crl_scope_run(echo_body, &e), 0);
+    CHECK_EQ(e.reply_len, 9);
+    CHECK_EQ(crl_close(e.lfd), 0);
+}
+
+/* Addresses parse as numeric IPv4 or bracketed IPv6 with a port; anything else is refused. */
+TEST(parse_addr_accepts_numeric_forms_only)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    CHECK_EQ(crl_parse_addr("127.0.0.1:8080", &ss, &len), 0);
+    CHECK_EQ(ss.ss_family, AF_INET);
+    CHECK_EQ(crl_parse_addr("[::1]:80", &ss, &len), 0);
+    CHECK_EQ(ss.ss_family, AF_INET6);
+    CHECK_EQ(crl_parse_addr("localhost:80", &ss, &len), -EINVAL);
+    CHECK_EQ(crl_parse_addr("127.0.0.1", &ss, &len), -EINVAL);
+    CHECK_EQ(crl_parse_addr("127.0.0.1:99999", &ss, &len), -EINVAL);
+    CHECK_EQ(crl_parse_addr("[::1]80", &ss, &len), -EINVAL);
+}
+
+/* A connection to a port nobody listens on is refused. */
+TEST(tcp_connect_refused)
+{
+    char addr[64];
+    int lfd = listener(addr, sizeof addr);
+    CHECK_EQ(crl_close(lfd), 0); /* the port is free again */
+    CHECK_EQ(crl_tcp_connect(addr, CRL_NO_DEADLINE), -ECONNREFUSED);
+}
+
+/* UDP: sendto / recvfrom carry the datagram and the sender's address. */
+TEST(udp_sendto_recvfrom)
+{
+    int a = crl_udp_bind("127.0.0.1:0"), b = crl_udp_bind("127.0.0.1:0");
+    CHECK(a >= 0 && b >= 0);
+    struct sockaddr_storage to, from;
+    socklen_t tolen, fromlen = sizeof from;
+    CHECK_EQ(crl_socket_local_addr(b, &to, &tolen), 0);
+    CHECK_EQ(crl_sendto(a, "datagram", 8, 0, (struct sockaddr *)&to, tolen), 8);
+    char buf[32];
+    CHECK_EQ(crl_recvfrom(b, buf, sizeof buf, 0, (struct sockaddr *)&from, &fromlen), 8);
+    CHECK(memcmp(buf, "datagram", 8) == 0);
+    struct sockaddr_storage a_addr;
+    socklen_t a_len;
+    CHECK_EQ(crl_socket_local_addr(a, &a_addr, &a_len), 0);
+    CHECK_EQ(fromlen, a_len);
+    CHECK(memcmp(&from, &a_addr, a_len) == 0);
+    CHECK_EQ(crl_close(a), 0);
+    CHECK_EQ(crl_close(b), 0);
+}
+
+struct unix_pair {
+    int lfd;
+    char path[108];
+    char got[8];
+};
+
+static int unix_server(void *arg)
+{
+    struct unix_pair *u = arg;
+    int fd = crl_accept(u->lfd, NULL, NULL);
+    CHECK(fd >= 0);
+    CHECK_EQ(crl_read(fd, u->got, 4), 4);
+    return crl_close(fd);
+}
+
+static int unix_client(void *arg)
+{
+    struct unix_pair *u = arg;
+    int fd = crl_unix_connect(u->path);
+    CHECK(fd >= 0);
+    CHECK_EQ(crl_send(fd, "unix", 4, 0), 4);
+    return crl_close(fd);
+}
+
+static int unix_body(struct crl_scope *s, void *arg)
+{
+    CHECK_EQ(crl_spawn(s, unix_server, arg), 0);
+    CHECK_EQ(crl_spawn(s, unix_client, arg), 0);
+    return 0;
+}
+
+/* Unix stream sockets: listen on a path, connect, send, read. */
+TEST(unix_stream_socket)
+{
+    struct unix_pair u = {0};
+    snprintf(u.path, sizeof u.path, "/tmp/corral-test-%d.sock", (int)getpid());
+    unlink(u.path);
+    u.lfd = crl_unix_listen(u.path, 0);
+    CHECK(u.lfd >= 0);
+    CHECK_EQ(crl_scope_run(unix_body, &u), 0);
+    CHECK(memcmp(u.got, "unix", 4) == 0);
+    CHECK_EQ(crl_close(u.lfd), 0);
+    unlink(u.path);
+}
+
+/* Files: open, pwrite and pread at offsets, fsync, close. */
+TEST(file_read_write_at_offsets)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/tmp/corral-test-%d.dat", (int)getpid());
+    int fd = crl_open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+    CHECK(fd >= 0);
+    CHECK_EQ(crl_pwrite(fd, "0123456789", 10, 0), 10);
+    CHECK_EQ(crl_pwrite(fd, "AB", 2, 4), 2);
+    CHECK_EQ(crl_fsync(fd), 0);
+    char buf[16] = {0};
+    CHECK_EQ(crl_pread(fd, buf, 6, 2), 6);
+    CHECK(memcmp(buf, "23AB67", 6) == 0);
+    CHECK_EQ(crl_pread(fd, buf, 4, 10), 0); /* at the end */
+    CHECK_EQ(crl_pread(fd, buf, 4, -1), -EINVAL);
+    CHECK_EQ(crl_close(fd), 0);
+    CHECK_EQ(crl_open("/nonexistent/corral", O_RDONLY, 0), -ENOENT);
+    unlink(path);
+}
+
+struct poller {
+    int fds[2];
+    int revents;
+};
+
+static int wait_readable(void *arg)
+{
+    struct poller *p = arg;
+    p->revents = crl_poll(p->fds[0], POLLIN);
+    return 0;
+}
+
+static int poll_body(struct crl_scope *s, void *arg)
+{
+    struct poller *p = arg;
+    CHECK_EQ(crl_spawn(s, wait_readable, p), 0);
+    CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0);
+    CHECK_EQ(p->revents, -1);
+    CHECK_EQ(crl_write(p->fds[1], "x", 1), 1);
+    return 0;
+}
+
+/* Waiting for an arbitrary fd's readiness. */
+TEST(poll_waits_for_readiness)
+{
+    struct poller p = {.revents = -1};
+    CHECK_EQ(pipe(p.fds), 0);
+    CHECK_EQ(crl_scope_run(poll_body, &p), 0);
+    CHECK(p.revents & POLLIN);
+    CHECK_EQ(crl_close(p.fds[0]), 0);
+    CHECK_EQ(crl_close(p.fds[1]), 0);
+}
+
+struct blocked_read {
+    int fds[2];
+    char buf[8];
+    ssize_t n;
+};
+
+static int read_forever(void *arg)
+{
+    struct blocked_read *b = arg;
+    b->n = crl_read(b->fds[0], b->buf, sizeof b->buf);
+    return 0;
+}
+
+static int cancel_read_body(struct crl_scope *s, void *arg)
+{
+    CHECK_EQ(crl_spawn(s, read_forever, arg), 0);
+    CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0);
+    crl_scope_cancel(s);
+    return 0;
+}
+
+/* A read blocked on an empty pipe returns -ECANCELED when its scope is cancelled, and the
+ * pipe is still usable after. */
+TEST(blocked_read_is_cancelled)
+{
+    struct blocked_read b = {.n = 1};
+    CHECK_EQ(pipe(b.fds), 0);
+    CHECK_EQ(crl_scope_run(cancel_read_body, &b), 0);
+    CHECK_EQ(b.n, -ECANCELED);
+    CHECK_EQ(crl_write(b.fds[1], "after", 5), 5);
+    char buf[8];
+    CHECK_EQ(crl_read(b.fds[0], buf, sizeof buf), 5);
+    CHECK_EQ(crl_close(b.fds[0]), 0);
+    CHECK_EQ(crl_close(b.fds[1]), 0);
+}
+
+static int accept_forever(void *arg)
+{
+    int lfd = *(int *)arg;
+    return crl_accept(lfd, NULL, NULL);
+}
+
+/* An accept with a deadline gives -ETIMEDOUT. */
+TEST(accept_times_out)
+{
+    char addr[64];
+    int lfd = listener(addr, sizeof addr);
+    int64_t t0 = crl_now_ns();
+    CHECK_EQ(crl_with_timeout(5 * CRL_MSEC_NS, accept_forever, &lfd), -ETIMEDOUT);
+    CHECK_LT(crl_now_ns() - t0, 2 * CRL_SEC_NS);
+    CHECK_EQ(crl_close(lfd), 0);
+}
