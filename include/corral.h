@@ -347,7 +347,9 @@ ssize_t crl_sendto(int fd, const void *buf, size_t len, int flags, const struct 
                    socklen_t tolen);
 
 /* Accept a connection on listening socket lfd; addr/addrlen may be NULL. Returns the new fd.
- * A connection accepted while the task was being cancelled is returned, never leaked. */
+ * A connection accepted while the task was being cancelled is returned, never leaked. Out of
+ * fds (EMFILE, ENFILE), it does not return or spin: it backs off (1 ms doubling to 100 ms,
+ * woken early by crl_close) and tries again, so a server survives fd exhaustion. */
 int crl_accept(int lfd, struct sockaddr *addr, socklen_t *addrlen);
 
 /* Connect socket fd to addr. */
@@ -401,6 +403,18 @@ int crl_socket_local_addr(int fd, struct sockaddr_storage *addr, socklen_t *len)
 
 /* Write the calling core's live scope tree (scopes, their tasks and states) to fd. */
 void crl_dump_tree(int fd);
+
+/* Per-core counters, since the core started. */
+struct crl_stats {
+    uint64_t tasks_spawned;
+    uint64_t tasks_live;
+    uint64_t io_ops;          /* I/O operations started */
+    uint64_t accept_calls;    /* accept attempts made by crl_accept */
+    uint64_t accept_emfile;   /* of which failed for lack of fds, and backed off */
+};
+
+/* Copy the calling core's counters into *out. */
+void crl_stats_get(struct crl_stats *out);
 
 #ifdef __cplusplus
 }

@@ -159,6 +159,8 @@ struct crl__core {
     struct crl__stack_pool stacks;
     struct crl_scope *root;
     size_t ntasks;                   /* live tasks, the root task included */
+    struct crl_stats stats;
+    struct crl_event fd_freed;       /* set by crl_close for accepts backing off on EMFILE */
     void *altstack;                  /* signal stack for the stack-overflow handler */
     size_t altstack_size;
     void *prev_altstack;             /* the thread's signal stack before ours, restored after */

@@ -74,6 +74,7 @@ static int core_start(struct crl__core *c, struct crl__runtime *rt, struct crl_s
     c->now_ns = crl_now_ns();
     crl__wheel_init(&c->wheel, c->now_ns);
     c->stacks.cls[0].size = rt->cfg.stack_size; /* the class of the spawn fast path */
+    crl_event_init(&c->fd_freed);
     crl__scope_init_root(root, c);
     c->root = root;
     int rc = crl__stack_overflow_handler_install(c);
@@ -153,4 +154,15 @@ void crl_dump_tree(int fd)
     }
     dprintf(fd, "corral: core scope tree, %zu live task(s)\n", c->ntasks);
     dump_scope(fd, c->root, 1);
+}
+
+void crl_stats_get(struct crl_stats *out)
+{
+    struct crl__core *c = crl__cur;
+    if (!c) {
+        *out = (struct crl_stats){0};
+        return;
+    }
+    *out = c->stats;
+    out->tasks_live = c->ntasks;
 }

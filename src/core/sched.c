@@ -214,6 +214,7 @@ __attribute__((always_inline)) inline int crl__spawn(struct crl_scope *s, crl_ta
     crl__list_add_tail(&s->tasks, &t->scope_link);
     s->nlive++;
     c->ntasks++;
+    c->stats.tasks_spawned++;
     void *frames_top = (void *)(((uintptr_t)t - t->stack.colour) & ~(uintptr_t)15);
     t->sp = crl__ctx_make(frames_top, task_entry, t);
     t->state = CRL__RUNNABLE;

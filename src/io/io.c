@@ -100,6 +100,7 @@ int crl__op_run(struct crl__op *op)
     op->waiting = false;
     op->queued = false;
     c->io_pending++;
+    c->stats.io_ops++;
     c->io->submit(c, op);
     if (!op->done) {
         op->waiting = true;
@@ -212,11 +213,41 @@ ssize_t crl_sendto(int fd, const void *buf, size_t len, int flags, const struct 
     return crl__op_run(&op);
 }
 
+static int wait_fd_freed(void *arg)
+{
+    return crl_event_wait(arg);
+}
+
+/* Out of fds: wait until crl_close frees one or the backoff passes. Returns 0 to try again,
+ * or the caller's cancellation. */
+static int emfile_backoff(struct crl__core *c, int64_t *backoff_ns)
+{
+    c->stats.accept_emfile++;
+    crl_event_clear(&c->fd_freed);
+    crl_with_timeout(*backoff_ns, wait_fd_freed, &c->fd_freed);
+    *backoff_ns = *backoff_ns * 2 > 100 * CRL_MSEC_NS ? 100 * CRL_MSEC_NS : *backoff_ns * 2;
+    return crl_checkpoint(); /* the timeout above is ours; a cancellation from outside is not */
+}
+
 int crl_accept(int lfd, struct sockaddr *addr, socklen_t *addrlen)
 {
-    struct crl__op op = {.kind = CRL__OP_ACCEPT, .fd = lfd, .flags = SOCK_NONBLOCK | SOCK_CLOEXEC,
-                         .a.accept = {addr, addrlen}};
-    return crl__op_run(&op);
+    struct crl__core *c = crl__self()->core;
+    int64_t backoff_ns = CRL_MSEC_NS;
+    for (;;) {
+        socklen_t len = addrlen ? *addrlen : 0;
+        struct crl__op op = {.kind = CRL__OP_ACCEPT, .fd = lfd,
+                             .flags = SOCK_NONBLOCK | SOCK_CLOEXEC,
+                             .a.accept = {addr, addrlen ? &len : NULL}};
+        c->stats.accept_calls++;
+        int rc = crl__op_run(&op);
+        if (rc >= 0 && addrlen)
+            *addrlen = len;
+        if (rc != -EMFILE && rc != -ENFILE)
+            return rc;
+        rc = emfile_backoff(c, &backoff_ns);
+        if (rc)
+            return rc;
+    }
 }
 
 int crl_connect(int fd, const struct sockaddr *addr, socklen_t addrlen)
@@ -255,5 +286,8 @@ int crl_close(int fd)
     struct crl__core *c = crl__core();
     if (c && c->io && c->io->forget)
         c->io->forget(c, fd);
-    return close(fd) == 0 ? 0 : -errno;
+    int rc = close(fd) == 0 ? 0 : -errno;
+    if (c && c->fd_freed.waiters_.head_)
+        crl_event_set(&c->fd_freed); /* an accept may be waiting for an fd */
+    return rc;
 }

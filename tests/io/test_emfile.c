@@ -1,0 +1,87 @@
+/* fd exhaustion: an accepting server backs off instead of spinning while accept fails with
+ * EMFILE, and serves again as soon as fds are freed. Attempts are counted, not timed. */
+#define _GNU_SOURCE
+#include "../test.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+enum { CLIENTS = 3, MAX_FILLERS = 4096 };
+
+struct server {
+    int lfd;
+    int accepted;
+    int fillers[MAX_FILLERS];
+    int nfillers;
+};
+
+static int acceptor(void *arg)
+{
+    struct server *sv = arg;
+    while (sv->accepted < CLIENTS) {
+        int fd = crl_accept(sv->lfd, NULL, NULL);
+        CHECK(fd >= 0);
+        sv->accepted++;
+        CHECK_EQ(crl_close(fd), 0);
+    }
+    return 0;
+}
+
+static int exhausted_body(struct crl_scope *s, void *arg)
+{
+    struct server *sv = arg;
+    struct crl_stats before, during;
+    crl_stats_get(&before);
+    CHECK_EQ(crl_spawn(s, acceptor, sv), 0);
+    CHECK_EQ(crl_sleep_ns(60 * CRL_MSEC_NS), 0);
+    crl_stats_get(&during);
+    uint64_t attempts = during.accept_calls - before.accept_calls;
+    CHECK_EQ(sv->accepted, 0);
+    CHECK(during.accept_emfile > before.accept_emfile);
+    /* Backing off 1, 2, 4, ... ms, 60 ms allow about 7 attempts; a spinning loop would make
+     * thousands. */
+    CHECK_LT(attempts, 12);
+    CHECK_GE(attempts, 2);
+    for (int i = 0; i < sv->nfillers; i++)
+        CHECK_EQ(crl_close(sv->fillers[i]), 0); /* wakes the acceptor at once */
+    sv->nfillers = 0;
+    return 0;
+}
+
+/* Out of fds, accept waits (a handful of attempts, not a spin); freed fds restart service. */
+TEST(accept_backs_off_on_emfile_and_resumes)
+{
+    struct server sv = {0};
+    sv.lfd = crl_tcp_listen("127.0.0.1:0", NULL);
+    CHECK(sv.lfd >= 0);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    char addr[64];
+    CHECK_EQ(crl_socket_local_addr(sv.lfd, &ss, &len), 0);
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    int clients[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        clients[i] = crl_tcp_connect(addr, CRL_NO_DEADLINE); /* queued in the backlog */
+        CHECK(clients[i] >= 0);
+    }
+    struct rlimit old, low;
+    CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
+    low = old;
+    low.rlim_cur = 256;
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fd;
+    while ((fd = dup(0)) >= 0) { /* use up every fd below the limit */
+        CHECK(sv.nfillers < MAX_FILLERS);
+        sv.fillers[sv.nfillers++] = fd;
+    }
+    CHECK_EQ(errno, EMFILE);
+    CHECK_EQ(crl_scope_run(exhausted_body, &sv), 0);
+    CHECK_EQ(sv.accepted, CLIENTS);
+    CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
+    for (int i = 0; i < CLIENTS; i++)
+        CHECK_EQ(crl_close(clients[i]), 0);
+    CHECK_EQ(crl_close(sv.lfd), 0);
+}
