@@ -74,6 +74,7 @@ struct crl_config {
     crl_log_fn *log_fn;       /* NULL = one line per message on stderr */
     void *log_ctx;            /* passed to log_fn */
     enum crl_log_level log_level; /* most verbose level emitted; 0 = CRL_LOG_INFO */
+    unsigned offload_threads; /* threads of the blocking pool (started on first use); 0 = 4 */
 };
 
 /* Start the runtime on the calling thread, run main(arg) as the root task inside the root
@@ -365,6 +366,18 @@ int crl_shutdown(int fd, int how);
 
 /* Close fd. Not a cancellation point: it always closes. */
 int crl_close(int fd);
+
+/* Run fn(arg) on a thread of the blocking pool and return its result, blocking the calling
+ * task (never the core) meanwhile: for calls that block, such as getaddrinfo, a blocking
+ * library or disk I/O. A cancellation point: cancelled while the job is still queued, it is
+ * removed and the call returns the cancellation error; cancelled while fn runs, the call
+ * waits for fn to return and returns its result (fn may point into the caller's frame).
+ * fn runs on another thread: it must not call corral functions or touch the core's state. */
+int crl_offload(crl_task_fn *fn, void *arg);
+
+/* A no-op round trip through the I/O backend (submitted, completed, reaped): what the
+ * runtime itself costs per operation. A cancellation point. */
+int crl_io_nop(void);
 
 /* ---- Sockets ---------------------------------------------------------------------------- */
 

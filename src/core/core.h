@@ -9,6 +9,7 @@
 
 #include "corral.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -144,12 +145,17 @@ struct crl__runtime {
 };
 
 struct crl__io_ops;
+struct crl__job;
 
 struct crl__core {
     struct crl__runtime *rt;
     const struct crl__io_ops *io;    /* the I/O backend (src/io) */
     void *io_state;
     size_t io_pending;               /* operations submitted and not yet completed */
+    int wake_fd;                     /* eventfd other threads write to wake this core */
+    pthread_mutex_t done_lock;       /* guards done_jobs, filled by pool threads */
+    struct crl__job *done_jobs;      /* finished blocking-pool jobs to complete here */
+    size_t offload_pending;          /* jobs queued or running in the pool */
     struct crl_task *cur;            /* running task, or &loop while the loop runs */
     struct crl_task loop;            /* the scheduler's own context (the thread's stack) */
     struct crl_task *runq_head, *runq_tail;

@@ -4,6 +4,7 @@
 #include "core.h"
 
 #include "../io/io.h"
+#include "../io/pool.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -65,6 +66,7 @@ static int root_task(void *p)
 static int core_start(struct crl__core *c, struct crl__runtime *rt, struct crl_scope *root)
 {
     memset(c, 0, sizeof *c);
+    c->wake_fd = -1;
     c->rt = rt;
     c->loop.name = "(loop)";
     c->loop.core = c;
@@ -109,6 +111,7 @@ int crl_run(const struct crl_config *cfg, crl_task_fn *main, void *arg)
     }
     core_stop(&core);
     crl__cur = NULL;
+    crl__pool_stop();
     return rc;
 }
 

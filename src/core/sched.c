@@ -247,7 +247,7 @@ int64_t crl_now_ns(void)
 static void idle_wait(struct crl__core *c)
 {
     int64_t next = crl__wheel_next_ns(&c->wheel);
-    if (next < 0 && c->io_pending == 0) {
+    if (next < 0 && c->io_pending == 0 && c->offload_pending == 0) {
         crl__logf(CRL_LOG_ERROR, "corral: deadlock: %zu task(s) blocked with nothing to wake them",
                   c->ntasks);
         crl_dump_tree(STDERR_FILENO);

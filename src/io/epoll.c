@@ -46,6 +46,13 @@ static int ep_init(struct crl__core *c)
         free(st);
         return rc;
     }
+    struct epoll_event ev = {.events = EPOLLIN, .data.fd = c->wake_fd};
+    if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, c->wake_fd, &ev) != 0) {
+        int rc = -errno;
+        close(st->epfd);
+        free(st);
+        return rc;
+    }
     c->io_state = st;
     return 0;
 }
@@ -291,8 +298,12 @@ static void ep_wait(struct crl__core *c, int64_t deadline_ns)
             ts = (struct timespec){.tv_sec = left / CRL_SEC_NS, .tv_nsec = left % CRL_SEC_NS};
     }
     int n = wait_events(st->epfd, events, tsp);
-    for (int i = 0; i < n; i++)
-        fd_ready(c, st, events[i].data.fd);
+    for (int i = 0; i < n; i++) {
+        if (events[i].data.fd == c->wake_fd)
+            crl__core_woken(c);
+        else
+            fd_ready(c, st, events[i].data.fd);
+    }
 }
 
 static void forget_entry(struct crl__core *c, struct ep_state *st, int fd, struct ep_fd *e)

@@ -2,6 +2,7 @@
  * a task (including the cancellation protocol), and the public read/write/accept/... calls. */
 #define _GNU_SOURCE
 #include "io.h"
+#include "pool.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -9,6 +10,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 /* ---- Choosing the backend --------------------------------------------------------------- */
@@ -28,7 +30,31 @@ static enum crl_backend backend_from_env(void)
 
 static atomic_bool fallback_logged;
 
+static int start_backend(struct crl__core *c, enum crl_backend want);
+
 int crl__io_start(struct crl__core *c, enum crl_backend want)
+{
+    pthread_mutex_init(&c->done_lock, NULL);
+    c->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (c->wake_fd < 0)
+        return -errno;
+    int rc = start_backend(c, want);
+    if (rc) {
+        close(c->wake_fd);
+        c->wake_fd = -1;
+    }
+    return rc;
+}
+
+void crl__core_woken(struct crl__core *c)
+{
+    uint64_t n;
+    while (read(c->wake_fd, &n, sizeof n) == sizeof n)
+        ;
+    crl__pool_reap(c);
+}
+
+static int start_backend(struct crl__core *c, enum crl_backend want)
 {
     if (want == CRL_BACKEND_DEFAULT)
         want = backend_from_env();
@@ -58,6 +84,11 @@ void crl__io_stop(struct crl__core *c)
     if (c->io)
         c->io->fini(c);
     c->io = NULL;
+    if (c->wake_fd >= 0) {
+        close(c->wake_fd);
+        pthread_mutex_destroy(&c->done_lock);
+    }
+    c->wake_fd = -1;
 }
 
 const char *crl_io_backend(void)
@@ -290,4 +321,74 @@ int crl_close(int fd)
     if (c && c->fd_freed.waiters_.head_)
         crl_event_set(&c->fd_freed); /* an accept may be waiting for an fd */
     return rc;
+}
+
+int crl_io_nop(void)
+{
+    struct crl__op op = {.kind = CRL__OP_NOP};
+    return crl__op_run(&op);
+}
+
+/* ---- Blocking offload ------------------------------------------------------------------- */
+
+struct offload {
+    struct crl__job job; /* first: the pool hands back a pointer to it */
+    crl_task_fn *fn;
+    void *arg;
+    struct crl_task *task;
+    bool waiting, finished, dropped;
+};
+
+static int offload_run(struct crl__job *job)
+{
+    struct offload *o = (struct offload *)job;
+    return o->fn(o->arg);
+}
+
+static void offload_done(struct crl__core *c, struct crl__job *job)
+{
+    (void)c;
+    struct offload *o = (struct offload *)job;
+    o->finished = true;
+    if (o->waiting) {
+        o->waiting = false;
+        crl__wake(o->task, 0);
+    }
+}
+
+/* Cancelled while waiting: a job that has not started is taken back; a running one is not
+ * interrupted (the caller goes on waiting for it). */
+static void offload_unpark(struct crl_task *t)
+{
+    struct offload *o = t->park_obj;
+    o->waiting = false;
+    if (crl__pool_cancel(&o->job)) {
+        o->finished = true;
+        o->dropped = true;
+        t->core->offload_pending--;
+    }
+}
+
+int crl_offload(crl_task_fn *fn, void *arg)
+{
+    struct crl_task *t = crl__self();
+    struct crl__core *c = t->core;
+    int rc = crl__cancel_status(t);
+    if (rc)
+        return rc;
+    struct offload o = {.job = {.run = offload_run, .done = offload_done}, .fn = fn,
+                        .arg = arg, .task = t};
+    c->offload_pending++;
+    rc = crl__pool_submit(c, &o.job);
+    if (rc) {
+        c->offload_pending--;
+        return rc;
+    }
+    o.waiting = true;
+    rc = crl__park(offload_unpark, &o);
+    while (!o.finished) { /* fn may still be using the caller's frame */
+        o.waiting = true;
+        crl__park(NULL, &o);
+    }
+    return o.dropped ? rc : o.job.result;
 }

@@ -76,6 +76,10 @@ extern const struct crl__io_ops crl__io_epoll_ops;
 int crl__io_start(struct crl__core *c, enum crl_backend want);
 void crl__io_stop(struct crl__core *c);
 
+/* Called by backends when the core's wake-up eventfd fired: drain it, then complete what
+ * other threads handed back (blocking-pool jobs). */
+void crl__core_woken(struct crl__core *c);
+
 /* Called by backends when op has finished with result res. */
 void crl__op_complete(struct crl__core *c, struct crl__op *op, int res);
 

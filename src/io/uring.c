@@ -3,7 +3,8 @@
  *
  * user_data is the op's address with a tag in its low bits: 0 the op itself, 2 a poll for its
  * readiness (older kernels answer -EAGAIN on non-blocking sockets instead of waiting; then we
- * poll and issue the op again), 1 an async cancel, whose own completion is ignored. */
+ * poll and issue the op again), 1 an async cancel, whose own completion is ignored, and 3
+ * (with no op) the multishot poll on the core's wake-up eventfd. */
 #define _GNU_SOURCE
 #include "io.h"
 
@@ -20,9 +21,20 @@
 #endif
 #endif
 
-enum { RING_ENTRIES = 1024, CQ_ENTRIES = 8192, TAG_CANCEL = 1, TAG_POLL = 2, TAG_MASK = 3 };
+enum { RING_ENTRIES = 1024, CQ_ENTRIES = 8192, TAG_CANCEL = 1, TAG_POLL = 2, TAG_WAKE = 3,
+       TAG_MASK = 3 };
 
 static struct io_uring *ring_of(struct crl__core *c) { return c->io_state; }
+
+static struct io_uring_sqe *get_sqe(struct io_uring *ring);
+
+/* Other threads wake this core by writing its eventfd: keep a multishot poll on it. */
+static void arm_wakeup(struct crl__core *c)
+{
+    struct io_uring_sqe *sqe = get_sqe(c->io_state);
+    io_uring_prep_poll_multishot(sqe, c->wake_fd, POLLIN);
+    io_uring_sqe_set_data64(sqe, TAG_WAKE);
+}
 
 static int uring_init(struct crl__core *c)
 {
@@ -49,6 +61,7 @@ static int uring_init(struct crl__core *c)
         return rc;
     }
     c->io_state = ring;
+    arm_wakeup(c);
     return 0;
 }
 
@@ -202,11 +215,17 @@ static void mark_defined(const struct crl__op *op, int res)
 #endif
 }
 
-static void on_cqe(struct crl__core *c, uint64_t data, int res)
+static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
 {
     unsigned tag = data & TAG_MASK;
     if (tag == TAG_CANCEL)
         return;
+    if (tag == TAG_WAKE) {
+        crl__core_woken(c);
+        if (!(flags & IORING_CQE_F_MORE))
+            arm_wakeup(c); /* the multishot poll ended: post it again */
+        return;
+    }
     struct crl__op *op = (struct crl__op *)(uintptr_t)(data & ~(uint64_t)TAG_MASK);
     if (tag == TAG_POLL) {
         if (res < 0 || op->cancelling)
@@ -234,7 +253,7 @@ static unsigned reap(struct crl__core *c)
     unsigned head, n = 0;
     io_uring_for_each_cqe(ring, head, cqe)
     {
-        on_cqe(c, io_uring_cqe_get_data64(cqe), cqe->res);
+        on_cqe(c, io_uring_cqe_get_data64(cqe), cqe->res, cqe->flags);
         n++;
     }
     io_uring_cq_advance(ring, n);

@@ -1,0 +1,151 @@
+/* pool.c - the blocking pool behind crl_offload and, on epoll, file I/O. Threads take jobs
+ * from one FIFO under a mutex (this is the cold path: a job costs microseconds of thread
+ * wake-up anyway), run them with every signal blocked, and hand each back to the core that
+ * queued it: onto the core's completion list, then a write to its wake-up eventfd. The core
+ * drains the list in its loop and completes the jobs there. */
+#define _GNU_SOURCE
+#include "pool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+enum { DEFAULT_THREADS = 4, MAX_THREADS = 256 };
+
+static struct {
+    pthread_mutex_t lock;
+    pthread_cond_t work;
+    struct crl__job *head, *tail;
+    pthread_t threads[MAX_THREADS];
+    unsigned nthreads;
+    bool stopping;
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER};
+
+static void hand_back(struct crl__job *job)
+{
+    struct crl__core *c = job->core;
+    pthread_mutex_lock(&c->done_lock);
+    job->next = c->done_jobs;
+    c->done_jobs = job; /* from here on the job belongs to its core again */
+    pthread_mutex_unlock(&c->done_lock);
+    uint64_t one = 1;
+    ssize_t unused = write(c->wake_fd, &one, sizeof one);
+    (void)unused;
+}
+
+static void *worker(void *unused)
+{
+    (void)unused;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are for the executors' signalfds */
+    pthread_mutex_lock(&pool.lock);
+    for (;;) {
+        while (!pool.head && !pool.stopping)
+            pthread_cond_wait(&pool.work, &pool.lock);
+        if (!pool.head)
+            break;
+        struct crl__job *job = pool.head;
+        pool.head = job->next;
+        if (!pool.head)
+            pool.tail = NULL;
+        job->state = CRL__JOB_RUNNING;
+        pthread_mutex_unlock(&pool.lock);
+        job->result = job->run(job);
+        pthread_mutex_lock(&pool.lock);
+        job->state = CRL__JOB_DONE;
+        pthread_mutex_unlock(&pool.lock);
+        hand_back(job);
+        pthread_mutex_lock(&pool.lock);
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return NULL;
+}
+
+/* Start the threads on first use; called with pool.lock held. */
+static int start_threads(unsigned want)
+{
+    if (want == 0)
+        want = DEFAULT_THREADS;
+    if (want > MAX_THREADS)
+        want = MAX_THREADS;
+    while (pool.nthreads < want) {
+        int rc = pthread_create(&pool.threads[pool.nthreads], NULL, worker, NULL);
+        if (rc)
+            return pool.nthreads ? 0 : -rc;
+        pool.nthreads++;
+    }
+    return 0;
+}
+
+int crl__pool_submit(struct crl__core *c, struct crl__job *job)
+{
+    job->core = c;
+    job->next = NULL;
+    job->state = CRL__JOB_QUEUED;
+    pthread_mutex_lock(&pool.lock);
+    int rc = pool.nthreads ? 0 : start_threads(c->rt->cfg.offload_threads);
+    if (rc == 0) {
+        if (pool.tail)
+            pool.tail->next = job;
+        else
+            pool.head = job;
+        pool.tail = job;
+        pthread_cond_signal(&pool.work);
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return rc;
+}
+
+bool crl__pool_cancel(struct crl__job *job)
+{
+    bool removed = false;
+    pthread_mutex_lock(&pool.lock);
+    if (job->state == CRL__JOB_QUEUED) {
+        struct crl__job **pp = &pool.head, *prev = NULL;
+        while (*pp && *pp != job) {
+            prev = *pp;
+            pp = &(*pp)->next;
+        }
+        if (*pp) {
+            *pp = job->next;
+            if (pool.tail == job)
+                pool.tail = prev;
+            job->state = CRL__JOB_DROPPED;
+            removed = true;
+        }
+    }
+    pthread_mutex_unlock(&pool.lock);
+    return removed;
+}
+
+void crl__pool_reap(struct crl__core *c)
+{
+    pthread_mutex_lock(&c->done_lock);
+    struct crl__job *job = c->done_jobs;
+    c->done_jobs = NULL;
+    pthread_mutex_unlock(&c->done_lock);
+    while (job) {
+        struct crl__job *next = job->next; /* done() may end the job's owner */
+        c->offload_pending--;
+        job->done(c, job);
+        job = next;
+    }
+}
+
+void crl__pool_stop(void)
+{
+    pthread_mutex_lock(&pool.lock);
+    pool.stopping = true;
+    pthread_cond_broadcast(&pool.work);
+    unsigned n = pool.nthreads;
+    pthread_mutex_unlock(&pool.lock);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(pool.threads[i], NULL);
+    pthread_mutex_lock(&pool.lock);
+    pool.nthreads = 0;
+    pool.stopping = false;
+    pthread_mutex_unlock(&pool.lock);
+}
