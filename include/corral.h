@@ -19,6 +19,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -374,6 +375,12 @@ int crl_close(int fd);
  * waits for fn to return and returns its result (fn may point into the caller's frame).
  * fn runs on another thread: it must not call corral functions or touch the core's state. */
 int crl_offload(crl_task_fn *fn, void *arg);
+
+/* Wait until one of the signals in set arrives and return its number. From the first call
+ * on, the signals in set are blocked in the executor thread (pool threads block all
+ * signals), so they are no longer handled the default way but queue for this call: a
+ * signal sent before the call is not lost. A cancellation point. */
+int crl_signal_wait(const sigset_t *set);
 
 /* A no-op round trip through the I/O backend (submitted, completed, reaped): what the
  * runtime itself costs per operation. A cancellation point. */

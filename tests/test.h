@@ -70,4 +70,7 @@ void test_in_child(void (*fn)(void *), void *arg, struct child_result *out);
 /* True under valgrind or TSan, where tests with 100 000 tasks are too slow to run. */
 bool test_slow_env(void);
 
+/* True under valgrind. */
+bool test_under_valgrind(void);
+
 #endif

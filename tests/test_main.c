@@ -52,6 +52,15 @@ void test_mark_skipped(const char *why)
     printf("skip %s: %s\n", current, why);
 }
 
+bool test_under_valgrind(void)
+{
+#ifdef HAVE_VALGRIND_H
+    return RUNNING_ON_VALGRIND;
+#else
+    return false;
+#endif
+}
+
 bool test_slow_env(void)
 {
 #ifdef HAVE_VALGRIND_H

@@ -3,8 +3,9 @@
  * would block it waits in its fd's queue, and the backend makes the syscall again when epoll
  * reports the fd ready. Each fd is registered once, edge-triggered, for both directions.
  *
- * Regular files never report "would block": their calls run inline (page-cache speed); disk
- * waits are what the blocking pool is for. */
+ * Regular files never report "would block", so their calls go to the blocking pool; a read
+ * first tries preadv2(RWF_NOWAIT), which succeeds without the pool when the page cache has
+ * the data. open and fsync always go to the pool. */
 #define _GNU_SOURCE
 #include "io.h"
 
@@ -167,12 +168,6 @@ static int try_op(struct crl__op *op)
     return -EINVAL;
 }
 
-static bool waits_for_readiness(uint8_t kind)
-{
-    return kind != CRL__OP_NOP && kind != CRL__OP_OPENAT && kind != CRL__OP_FSYNC &&
-           kind != CRL__OP_SHUTDOWN;
-}
-
 static void forget_entry(struct crl__core *c, struct ep_state *st, int fd, struct ep_fd *e);
 
 /* A new fd (from accept or open) may reuse the number of one closed behind our back. */
@@ -215,12 +210,71 @@ static void unlink_op(struct ep_fd *e, struct crl__op *op)
     op->queued = false;
 }
 
+/* ---- Files: the blocking pool ------------------------------------------------------------ */
+
+static int file_job_run(struct crl__job *job)
+{
+    return try_op(crl__container_of(job, struct crl__op, job)); /* may block: pool thread */
+}
+
+static void file_job_done(struct crl__core *c, struct crl__job *job)
+{
+    struct crl__op *op = crl__container_of(job, struct crl__op, job);
+    op->in_pool = false;
+    complete(c, op, job->result);
+}
+
+/* A read that the page cache can serve at once, without the pool; -EAGAIN otherwise. */
+static int read_nowait(struct crl__op *op)
+{
+    struct iovec one = {op->a.rw.buf, op->a.rw.len};
+    const struct iovec *iov = op->kind == CRL__OP_READ ? &one : op->a.v.iov;
+    int cnt = op->kind == CRL__OP_READ ? 1 : op->a.v.iovcnt;
+    ssize_t n = preadv2(op->fd, iov, cnt, op->off < 0 ? -1 : op->off, RWF_NOWAIT);
+    if (n >= 0)
+        return (int)n;
+    return errno == EOPNOTSUPP ? -EAGAIN : -errno;
+}
+
+static void to_pool(struct crl__core *c, struct crl__op *op)
+{
+    if ((op->kind == CRL__OP_READ || op->kind == CRL__OP_READV)) {
+        int res = read_nowait(op);
+        if (res != -EAGAIN) {
+            complete(c, op, res);
+            return;
+        }
+    }
+    op->job.run = file_job_run;
+    op->job.done = file_job_done;
+    op->in_pool = true;
+    c->offload_pending++;
+    int rc = crl__pool_submit(c, &op->job);
+    if (rc) {
+        op->in_pool = false;
+        c->offload_pending--;
+        complete(c, op, rc);
+    }
+}
+
 static void ep_submit(struct crl__core *c, struct crl__op *op)
 {
     struct ep_state *st = st_of(c);
-    struct ep_fd *e = waits_for_readiness(op->kind) ? fd_entry(st, op->fd) : NULL;
-    if (!e || fd_kind(e, op->fd) == FD_FILE) {
-        complete(c, op, e || !waits_for_readiness(op->kind) ? try_op(op) : -EBADF);
+    if (op->kind == CRL__OP_NOP || op->kind == CRL__OP_SHUTDOWN) {
+        complete(c, op, try_op(op));
+        return;
+    }
+    if (op->kind == CRL__OP_OPENAT || op->kind == CRL__OP_FSYNC) {
+        to_pool(c, op);
+        return;
+    }
+    struct ep_fd *e = fd_entry(st, op->fd);
+    if (!e) {
+        complete(c, op, op->fd < 0 ? -EBADF : -ENOMEM);
+        return;
+    }
+    if (fd_kind(e, op->fd) == FD_FILE) {
+        to_pool(c, op);
         return;
     }
     int res = try_op(op);
@@ -242,6 +296,14 @@ static void ep_submit(struct crl__core *c, struct crl__op *op)
 
 static void ep_cancel(struct crl__core *c, struct crl__op *op)
 {
+    if (op->in_pool) {
+        if (crl__pool_cancel(&op->job)) { /* not started: it never will */
+            op->in_pool = false;
+            c->offload_pending--;
+            complete(c, op, -ECANCELED);
+        }
+        return; /* running: its completion comes back through the pool */
+    }
     if (!op->queued)
         return;
     unlink_op(&st_of(c)->fds[op->fd], op);

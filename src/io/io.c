@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 /* ---- Choosing the backend --------------------------------------------------------------- */
@@ -391,4 +392,26 @@ int crl_offload(crl_task_fn *fn, void *arg)
         crl__park(NULL, &o);
     }
     return o.dropped ? rc : o.job.result;
+}
+
+/* ---- Signals ---------------------------------------------------------------------------- */
+
+int crl_signal_wait(const sigset_t *set)
+{
+    crl__self();
+    int rc = pthread_sigmask(SIG_BLOCK, set, NULL);
+    if (rc)
+        return -rc;
+    int fd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    struct crl__core *c = crl__core();
+    if (c->io->forget)
+        c->io->forget(c, fd);
+    struct signalfd_siginfo info;
+    ssize_t n = crl_read(fd, &info, sizeof info);
+    crl_close(fd);
+    if (n < 0)
+        return (int)n;
+    return n == sizeof info ? (int)info.ssi_signo : -EIO;
 }

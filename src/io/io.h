@@ -9,6 +9,7 @@
 #define CRL_IO_IO_H
 
 #include "../core/core.h"
+#include "pool.h"
 
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -52,6 +53,8 @@ struct crl__op {
     } a;
     int64_t off;
     struct crl__op *next, *prev; /* epoll: its fd's wait list */
+    struct crl__job job;         /* epoll: file I/O runs as a blocking-pool job */
+    bool in_pool;                /* epoll: job queued or running */
 };
 
 /* A backend: each file exports exactly one of these. */

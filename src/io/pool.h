@@ -4,7 +4,7 @@
 #ifndef CRL_IO_POOL_H
 #define CRL_IO_POOL_H
 
-#include "io.h"
+#include "../core/core.h"
 
 enum crl__job_state { CRL__JOB_QUEUED, CRL__JOB_RUNNING, CRL__JOB_DONE, CRL__JOB_DROPPED };
 

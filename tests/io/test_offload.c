@@ -99,6 +99,8 @@ static int cancel_body(struct crl_scope *s, void *arg)
  * for, their results handed back. */
 TEST(offload_cancel_drops_queued_and_waits_running)
 {
+    if (test_under_valgrind() && strcmp(crl_io_backend(), "io_uring") == 0)
+        TEST_SKIP("valgrind 3.19 starves the pool threads while a thread waits in io_uring_enter");
     struct held_job jobs[8];
     for (int i = 0; i < 8; i++)
         jobs[i] = (struct held_job){100 + i, 0};
