@@ -131,6 +131,9 @@ int crl__op_run(struct crl__op *op)
     op->done = false;
     op->waiting = false;
     op->queued = false;
+    op->cancelling = false;
+    op->in_pool = false;
+    op->phase = 0;
     c->io_pending++;
     c->stats.io_ops++;
     c->io->submit(c, op);
@@ -326,7 +329,9 @@ int crl_close(int fd)
 
 int crl_io_nop(void)
 {
-    struct crl__op op = {.kind = CRL__OP_NOP};
+    struct crl__op op; /* crl__op_run sets the bookkeeping; a NOP has no arguments */
+    op.kind = CRL__OP_NOP;
+    op.fd = -1;
     return crl__op_run(&op);
 }
 

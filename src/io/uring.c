@@ -218,6 +218,12 @@ static void mark_defined(const struct crl__op *op, int res)
 static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
 {
     unsigned tag = data & TAG_MASK;
+    if (tag == 0 && res != -EAGAIN && res != -EINPROGRESS) { /* the common case: done */
+        struct crl__op *op = (struct crl__op *)(uintptr_t)data;
+        mark_defined(op, res);
+        crl__op_complete(c, op, res);
+        return;
+    }
     if (tag == TAG_CANCEL)
         return;
     if (tag == TAG_WAKE) {
