@@ -266,8 +266,12 @@ void crl__loop(struct crl__core *c)
             c->cur = &c->loop;
             crl__stack_reap(c);
         }
-        if (c->runq_head)
-            c->io->wait(c, 0); /* submit what the tasks queued, reap what is done */
+        if (c->runq_head) {
+            /* Submit what the tasks queued, reap what is done: a syscall, so only when some
+             * operation or pool job is outstanding. */
+            if (c->io_pending || c->offload_pending)
+                c->io->wait(c, 0);
+        }
         else if (c->root->nlive)
             idle_wait(c);
         c->now_ns = crl_now_ns();
