@@ -354,6 +354,24 @@ ssize_t crl_sendto(int fd, const void *buf, size_t len, int flags, const struct 
  * woken early by crl_close) and tries again, so a server survives fd exhaustion. */
 int crl_accept(int lfd, struct sockaddr *addr, socklen_t *addrlen);
 
+/* A standing accept on a listening socket: on io_uring one multishot accept keeps accepting
+ * into a queue (one SQE for any number of connections); on epoll connections are accepted
+ * as they are asked for. Opaque; one core's tasks only. */
+struct crl_listener;
+
+/* Start a standing accept on listening socket lfd (which stays the caller's to close, after
+ * the listener). Returns 0 or -ENOMEM. Not blocking. */
+int crl_listener_open(struct crl_listener **out, int lfd);
+
+/* Take the next accepted connection (non-blocking, close-on-exec), waiting for one. A
+ * cancellation point; connections accepted meanwhile stay queued for the next call, never
+ * lost. Out of fds it backs off like crl_accept. */
+int crl_listener_accept(struct crl_listener *l);
+
+/* Stop accepting, close the connections still queued and free l. Waits (not cancellable)
+ * until the kernel has let go of the standing accept. */
+void crl_listener_close(struct crl_listener *l);
+
 /* Connect socket fd to addr. */
 int crl_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
 

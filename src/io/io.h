@@ -30,6 +30,7 @@ enum crl__op_kind {
     CRL__OP_OPENAT,  /* path, flags, mode */
     CRL__OP_FSYNC,   /* fd */
     CRL__OP_SHUTDOWN, /* fd, how (in flags) */
+    CRL__OP_ACCEPT_MULTI, /* io_uring only: a listener's standing accept (listener.c) */
 };
 
 struct crl__op {
@@ -69,7 +70,11 @@ struct crl__io_ops {
     void (*wait)(struct crl__core *c, int64_t deadline_ns);
     /* fd is about to be closed: drop what the backend keeps about it (may be NULL). */
     void (*forget)(struct crl__core *c, int fd);
+    bool multishot_accept; /* submit takes CRL__OP_ACCEPT_MULTI */
 };
+
+/* io_uring: one completion of a listener's standing accept (more: more will follow). */
+void crl__listener_cqe(struct crl__core *c, struct crl__op *op, int res, bool more);
 
 extern const struct crl__io_ops crl__io_uring_ops;
 extern const struct crl__io_ops crl__io_epoll_ops;

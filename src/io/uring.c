@@ -117,6 +117,9 @@ static void prep_op(struct io_uring_sqe *sqe, struct crl__op *op)
         break;
     case CRL__OP_FSYNC: io_uring_prep_fsync(sqe, op->fd, 0); break;
     case CRL__OP_SHUTDOWN: io_uring_prep_shutdown(sqe, op->fd, op->flags); break;
+    case CRL__OP_ACCEPT_MULTI:
+        io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL, op->flags);
+        break;
     }
 }
 
@@ -218,6 +221,10 @@ static void mark_defined(const struct crl__op *op, int res)
 static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
 {
     unsigned tag = data & TAG_MASK;
+    if (tag == 0 && ((struct crl__op *)(uintptr_t)data)->kind == CRL__OP_ACCEPT_MULTI) {
+        crl__listener_cqe(c, (struct crl__op *)(uintptr_t)data, res, flags & IORING_CQE_F_MORE);
+        return;
+    }
     if (tag == 0 && res != -EAGAIN && res != -EINPROGRESS) { /* the common case: done */
         struct crl__op *op = (struct crl__op *)(uintptr_t)data;
         mark_defined(op, res);
@@ -297,4 +304,5 @@ const struct crl__io_ops crl__io_uring_ops = {
     .cancel = uring_cancel,
     .wait = uring_wait,
     .forget = NULL,
+    .multishot_accept = true,
 };

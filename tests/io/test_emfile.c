@@ -13,6 +13,7 @@ enum { CLIENTS = 3, MAX_FILLERS = 4096 };
 
 struct server {
     int lfd;
+    struct crl_listener *listener; /* NULL: crl_accept */
     int accepted;
     int fillers[MAX_FILLERS];
     int nfillers;
@@ -22,7 +23,7 @@ static int acceptor(void *arg)
 {
     struct server *sv = arg;
     while (sv->accepted < CLIENTS) {
-        int fd = crl_accept(sv->lfd, NULL, NULL);
+        int fd = sv->listener ? crl_listener_accept(sv->listener) : crl_accept(sv->lfd, NULL, NULL);
         CHECK(fd >= 0);
         sv->accepted++;
         CHECK_EQ(crl_close(fd), 0);
@@ -51,11 +52,8 @@ static int exhausted_body(struct crl_scope *s, void *arg)
     return 0;
 }
 
-/* Out of fds, accept waits (a handful of attempts, not a spin); freed fds restart service. */
-TEST(accept_backs_off_on_emfile_and_resumes)
+static void exhaust_then_serve(bool use_listener)
 {
-    if (test_under_valgrind())
-        TEST_SKIP("valgrind keeps fds below the limit for itself");
     struct server sv = {0};
     sv.lfd = crl_tcp_listen("127.0.0.1:0", NULL);
     CHECK(sv.lfd >= 0);
@@ -80,10 +78,30 @@ TEST(accept_backs_off_on_emfile_and_resumes)
         sv.fillers[sv.nfillers++] = fd;
     }
     CHECK_EQ(errno, EMFILE);
+    if (use_listener)
+        CHECK_EQ(crl_listener_open(&sv.listener, sv.lfd), 0);
     CHECK_EQ(crl_scope_run(exhausted_body, &sv), 0);
     CHECK_EQ(sv.accepted, CLIENTS);
+    if (use_listener)
+        crl_listener_close(sv.listener);
     CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0);
     for (int i = 0; i < CLIENTS; i++)
         CHECK_EQ(crl_close(clients[i]), 0);
     CHECK_EQ(crl_close(sv.lfd), 0);
+}
+
+/* Out of fds, accept waits (a handful of attempts, not a spin); freed fds restart service. */
+TEST(accept_backs_off_on_emfile_and_resumes)
+{
+    if (test_under_valgrind())
+        TEST_SKIP("valgrind keeps fds below the limit for itself");
+    exhaust_then_serve(false);
+}
+
+/* The same through a listener's standing accept. */
+TEST(listener_backs_off_on_emfile_and_resumes)
+{
+    if (test_under_valgrind())
+        TEST_SKIP("valgrind keeps fds below the limit for itself");
+    exhaust_then_serve(true);
 }

@@ -1,0 +1,154 @@
+/* listener.c - a standing accept. On io_uring one multishot accept SQE delivers every
+ * connection as a CQE; they queue here until a task takes them, so a burst of connections
+ * costs one SQE, not one per accept. The multishot op belongs to the listener and lives as
+ * long as it: closing the listener cancels it and waits for its last CQE, and connections
+ * still queued are closed, never leaked. Backends without multishot accept (epoll) fall
+ * back to crl_accept per call. */
+#define _GNU_SOURCE
+#include "io.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+struct crl_listener {
+    struct crl__op op;     /* the standing accept (io_uring) */
+    struct crl__core *core;
+    int lfd;
+    bool armed;            /* the multishot op is in the kernel */
+    bool closing;
+    int error;             /* why the multishot op ended, to report once */
+    int *fds;              /* accepted, not yet taken: a ring */
+    size_t head, len, cap;
+    struct crl_event ready; /* set while fds are queued, an error waits, or it closes */
+};
+
+static void arm(struct crl_listener *l)
+{
+    struct crl__core *c = l->core;
+    l->op.kind = CRL__OP_ACCEPT_MULTI;
+    l->op.fd = l->lfd;
+    l->op.flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
+    l->op.done = false;
+    l->op.cancelling = false;
+    l->op.phase = 0;
+    l->armed = true;
+    c->stats.accept_calls++;
+    c->io_pending++; /* a standing op: the core is not idle while it may deliver */
+    c->io->submit(c, &l->op);
+}
+
+int crl_listener_open(struct crl_listener **out, int lfd)
+{
+    struct crl__core *c = crl__self()->core;
+    struct crl_listener *l = calloc(1, sizeof *l);
+    if (!l)
+        return -ENOMEM;
+    l->core = c;
+    l->lfd = lfd;
+    crl_event_init(&l->ready);
+    if (c->io->multishot_accept)
+        arm(l);
+    *out = l;
+    return 0;
+}
+
+static bool push_fd(struct crl_listener *l, int fd)
+{
+    if (l->len == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        int *fds = malloc(cap * sizeof *fds);
+        if (!fds)
+            return false;
+        for (size_t i = 0; i < l->len; i++)
+            fds[i] = l->fds[(l->head + i) % l->cap];
+        free(l->fds);
+        l->fds = fds;
+        l->head = 0;
+        l->cap = cap;
+    }
+    l->fds[(l->head + l->len) % l->cap] = fd;
+    l->len++;
+    return true;
+}
+
+void crl__listener_cqe(struct crl__core *c, struct crl__op *op, int res, bool more)
+{
+    struct crl_listener *l = crl__container_of(op, struct crl_listener, op);
+    if (res >= 0 && (l->closing || !push_fd(l, res)))
+        close(res); /* nobody will take it */
+    if (!more) { /* the multishot accept ended: cancelled, or an error such as EMFILE */
+        l->armed = false;
+        c->io_pending--;
+        if (res < 0 && res != -ECANCELED)
+            l->error = res;
+    }
+    if (l->len || !l->armed)
+        crl_event_set(&l->ready);
+}
+
+static int take_fd(struct crl_listener *l)
+{
+    int fd = l->fds[l->head];
+    l->head = (l->head + 1) % l->cap;
+    if (--l->len == 0 && l->armed)
+        crl_event_clear(&l->ready);
+    return fd;
+}
+
+static int fd_freed(void *arg) { return crl_event_wait(arg); }
+
+int crl_listener_accept(struct crl_listener *l)
+{
+    struct crl__core *c = l->core;
+    if (!c->io->multishot_accept)
+        return crl_accept(l->lfd, NULL, NULL);
+    int64_t backoff_ns = CRL_MSEC_NS;
+    for (;;) {
+        if (l->len)
+            return take_fd(l);
+        if (!l->armed) {
+            int err = l->error;
+            l->error = 0;
+            if (err == -EMFILE || err == -ENFILE) { /* back off as crl_accept does */
+                c->stats.accept_emfile++;
+                crl_event_clear(&c->fd_freed);
+                crl_with_timeout(backoff_ns, fd_freed, &c->fd_freed);
+                backoff_ns = backoff_ns * 2 > 100 * CRL_MSEC_NS ? 100 * CRL_MSEC_NS : backoff_ns * 2;
+                int rc = crl_checkpoint();
+                if (rc)
+                    return rc;
+            } else if (err) {
+                return err;
+            }
+            crl_event_clear(&l->ready);
+            arm(l);
+        }
+        int rc = crl_event_wait(&l->ready);
+        if (rc)
+            return rc;
+    }
+}
+
+static int wait_disarmed(struct crl_scope *s, void *arg)
+{
+    struct crl_listener *l = arg;
+    crl_scope_shield(s, true); /* closing must finish even in a cancelled task */
+    while (l->armed)
+        crl_event_wait(&l->ready);
+    return 0;
+}
+
+void crl_listener_close(struct crl_listener *l)
+{
+    struct crl__core *c = l->core;
+    l->closing = true; /* from here on, connections still arriving are closed at once */
+    while (l->len)
+        close(take_fd(l)); /* also clears ready, which stays clear until the op ends */
+    if (l->armed) {
+        c->io->cancel(c, &l->op);
+        crl_scope_run(wait_disarmed, l);
+    }
+    free(l->fds);
+    free(l);
+}
