@@ -328,11 +328,13 @@ void *crl_task_local_get(int key);
 /* Name of the I/O backend in use on the calling core: "io_uring" or "epoll". */
 const char *crl_io_backend(void);
 
+/* As read(2) and write(2): bytes transferred (0 at end of file), or -errno. */
 ssize_t crl_read(int fd, void *buf, size_t len);
 ssize_t crl_write(int fd, const void *buf, size_t len);
+/* As readv(2) and writev(2). */
 ssize_t crl_readv(int fd, const struct iovec *iov, int iovcnt);
 ssize_t crl_writev(int fd, const struct iovec *iov, int iovcnt);
-/* At an offset (files); the file position is not used or moved. */
+/* At an offset (files); the file position is not used or moved. -EINVAL if offset < 0. */
 ssize_t crl_pread(int fd, void *buf, size_t len, int64_t offset);
 ssize_t crl_pwrite(int fd, const void *buf, size_t len, int64_t offset);
 
@@ -340,6 +342,7 @@ ssize_t crl_pwrite(int fd, const void *buf, size_t len, int64_t offset);
  * (the bytes before it were written). */
 ssize_t crl_write_all(int fd, const void *buf, size_t len);
 
+/* As recv(2) and send(2) (send adds MSG_NOSIGNAL: a closed peer gives -EPIPE, no signal). */
 ssize_t crl_recv(int fd, void *buf, size_t len, int flags);
 ssize_t crl_send(int fd, const void *buf, size_t len, int flags);
 /* Datagrams: from/fromlen and to/tolen as for recvfrom(2) and sendto(2). */
@@ -378,9 +381,11 @@ int crl_connect(int fd, const struct sockaddr *addr, socklen_t addrlen);
 /* Wait until fd is ready for any of events (POLLIN, POLLOUT, ...); returns the ready ones. */
 int crl_poll(int fd, short events);
 
-/* open(2) relative to the working directory; returns the fd. */
+/* open(2) relative to the working directory (O_CLOEXEC added); returns the fd. */
 int crl_open(const char *path, int flags, mode_t mode);
+/* As fsync(2). */
 int crl_fsync(int fd);
+/* As shutdown(2): SHUT_RD, SHUT_WR or SHUT_RDWR. */
 int crl_shutdown(int fd, int how);
 
 /* Close fd. Not a cancellation point: it always closes. */

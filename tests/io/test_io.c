@@ -340,3 +340,34 @@ TEST(accept_times_out)
     CHECK_LT(crl_now_ns() - t0, 2 * CRL_SEC_NS);
     CHECK_EQ(crl_close(lfd), 0);
 }
+
+static int report_backend(void *arg)
+{
+    *(const char **)arg = crl_io_backend();
+    return 0;
+}
+
+/* The config's backend wins over CORRAL_BACKEND, which wins over the default. */
+TEST_PLAIN(config_backend_beats_environment)
+{
+    const char *env = getenv("CORRAL_BACKEND");
+    char saved[16] = "";
+    if (env)
+        snprintf(saved, sizeof saved, "%s", env);
+    const char *got = NULL, *uring_here = NULL;
+    setenv("CORRAL_BACKEND", "uring", 1);
+    CHECK_EQ(crl_run(NULL, report_backend, &uring_here), 0); /* io_uring, unless refused */
+    struct crl_config epoll_cfg = {.backend = CRL_BACKEND_EPOLL};
+    CHECK_EQ(crl_run(&epoll_cfg, report_backend, &got), 0);
+    CHECK(strcmp(got, "epoll") == 0);
+    setenv("CORRAL_BACKEND", "epoll", 1);
+    CHECK_EQ(crl_run(NULL, report_backend, &got), 0);
+    CHECK(strcmp(got, "epoll") == 0);
+    struct crl_config uring_cfg = {.backend = CRL_BACKEND_URING};
+    CHECK_EQ(crl_run(&uring_cfg, report_backend, &got), 0);
+    CHECK(strcmp(got, uring_here) == 0);
+    if (saved[0])
+        setenv("CORRAL_BACKEND", saved, 1);
+    else
+        unsetenv("CORRAL_BACKEND");
+}
