@@ -73,4 +73,10 @@ bool test_slow_env(void);
 /* True under valgrind. */
 bool test_under_valgrind(void);
 
+/* Open file descriptors of this process (entries of /proc/self/fd). */
+int test_count_fds(void);
+
+/* A TCP listener on 127.0.0.1 at a free port; its "127.0.0.1:PORT" goes to addr. In a task. */
+int test_listen_loopback(char *addr, size_t cap);
+
 #endif

@@ -2,6 +2,8 @@
 #define _GNU_SOURCE
 #include "test.h"
 
+#include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
@@ -50,6 +52,31 @@ void test_mark_skipped(const char *why)
 {
     skipped = true;
     printf("skip %s: %s\n", current, why);
+}
+
+int test_count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+int test_listen_loopback(char *addr, size_t cap)
+{
+    int lfd = crl_tcp_listen("127.0.0.1:0", NULL);
+    if (lfd < 0)
+        test_fail(__FILE__, __LINE__, "crl_tcp_listen: %d", lfd);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (crl_socket_local_addr(lfd, &ss, &len) != 0)
+        test_fail(__FILE__, __LINE__, "crl_socket_local_addr failed");
+    snprintf(addr, cap, "127.0.0.1:%d", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    return lfd;
 }
 
 bool test_under_valgrind(void)

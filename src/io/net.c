@@ -75,22 +75,31 @@ static int fail_close(int fd, int rc)
     return rc;
 }
 
-int crl_tcp_listen(const char *host_port, const struct crl_listen_opts *opts)
+/* A socket of type bound to "HOST:PORT", with SO_REUSEADDR / SO_REUSEPORT if asked. */
+static int bound_socket(const char *host_port, int type, bool reuseaddr, bool reuseport)
 {
     struct sockaddr_storage addr;
     socklen_t len;
     int rc = crl_parse_addr(host_port, &addr, &len);
     if (rc)
         return rc;
-    int fd = new_socket(addr.ss_family, SOCK_STREAM);
+    int fd = new_socket(addr.ss_family, type);
     if (fd < 0)
         return fd;
-    if ((rc = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1)))
+    if (reuseaddr && (rc = set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1)))
         return fail_close(fd, rc);
-    if (opts && opts->reuseport && (rc = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)))
+    if (reuseport && (rc = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)))
         return fail_close(fd, rc);
     if (bind(fd, (struct sockaddr *)&addr, len) != 0)
         return fail_close(fd, -errno);
+    return fd;
+}
+
+int crl_tcp_listen(const char *host_port, const struct crl_listen_opts *opts)
+{
+    int fd = bound_socket(host_port, SOCK_STREAM, true, opts && opts->reuseport);
+    if (fd < 0)
+        return fd;
     if (listen(fd, opts && opts->backlog > 0 ? opts->backlog : 1024) != 0)
         return fail_close(fd, -errno);
     return fd;
@@ -123,20 +132,7 @@ int crl_tcp_connect(const char *host_port, int64_t deadline_ns)
     return cc.fd;
 }
 
-int crl_udp_bind(const char *host_port)
-{
-    struct sockaddr_storage addr;
-    socklen_t len;
-    int rc = crl_parse_addr(host_port, &addr, &len);
-    if (rc)
-        return rc;
-    int fd = new_socket(addr.ss_family, SOCK_DGRAM);
-    if (fd < 0)
-        return fd;
-    if (bind(fd, (struct sockaddr *)&addr, len) != 0)
-        return fail_close(fd, -errno);
-    return fd;
-}
+int crl_udp_bind(const char *host_port) { return bound_socket(host_port, SOCK_DGRAM, false, false); }
 
 static int unix_addr(const char *path, struct sockaddr_un *sun)
 {

@@ -6,24 +6,11 @@
 #include "../test.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
 enum { ROUNDS = 3000 };
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (!d)
-        return -1;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
 
 static uint64_t rng = 0x9e3779b97f4a7c15ULL;
 static unsigned next_rand(unsigned n)
@@ -82,14 +69,9 @@ static int accept_round(struct crl_scope *s, void *arg)
 /* Cancelled accepts never leak the connection they may have accepted. */
 TEST(cancelled_accepts_leak_nothing)
 {
-    int before = count_fds();
+    int before = test_count_fds();
     struct race r = {0};
-    r.lfd = crl_tcp_listen("127.0.0.1:0", NULL);
-    CHECK(r.lfd >= 0);
-    struct sockaddr_storage ss;
-    socklen_t len;
-    CHECK_EQ(crl_socket_local_addr(r.lfd, &ss, &len), 0);
-    snprintf(r.addr, sizeof r.addr, "127.0.0.1:%d", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    r.lfd = test_listen_loopback(r.addr, sizeof r.addr);
     for (int i = 0; i < ROUNDS; i++)
         CHECK_EQ(crl_scope_run(accept_round, &r), 0);
     /* Connections made but never accepted wait in the backlog; take them now. */
@@ -97,7 +79,7 @@ TEST(cancelled_accepts_leak_nothing)
     CHECK_EQ(r.accepted + r.cancelled, ROUNDS);
     CHECK(r.accepted > 0);
     CHECK(r.cancelled > 0);
-    CHECK_EQ(count_fds(), before);
+    CHECK_EQ(test_count_fds(), before);
     printf("  %s: %d accepted (%d of them after cancellation arrived), %d cancelled\n",
            crl_io_backend(), r.accepted, r.accepted_though_cancelled, r.cancelled);
 }

@@ -55,13 +55,8 @@ static int exhausted_body(struct crl_scope *s, void *arg)
 static void exhaust_then_serve(bool use_listener)
 {
     struct server sv = {0};
-    sv.lfd = crl_tcp_listen("127.0.0.1:0", NULL);
-    CHECK(sv.lfd >= 0);
-    struct sockaddr_storage ss;
-    socklen_t len;
     char addr[64];
-    CHECK_EQ(crl_socket_local_addr(sv.lfd, &ss, &len), 0);
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    sv.lfd = test_listen_loopback(addr, sizeof addr);
     int clients[CLIENTS];
     for (int i = 0; i < CLIENTS; i++) {
         clients[i] = crl_tcp_connect(addr, CRL_NO_DEADLINE); /* queued in the backlog */

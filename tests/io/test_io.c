@@ -13,17 +13,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int listener(char *addr, size_t cap)
-{
-    int lfd = crl_tcp_listen("127.0.0.1:0", NULL);
-    CHECK(lfd >= 0);
-    struct sockaddr_storage ss;
-    socklen_t len;
-    CHECK_EQ(crl_socket_local_addr(lfd, &ss, &len), 0);
-    snprintf(addr, cap, "127.0.0.1:%d", ntohs(((struct sockaddr_in *)&ss)->sin_port));
-    return lfd;
-}
-
 /* The backend named by CORRAL_BACKEND is the one in use. */
 TEST(backend_is_the_one_asked_for)
 {
@@ -121,7 +110,7 @@ static int echo_body(struct crl_scope *s, void *arg)
 TEST(tcp_echo_over_loopback)
 {
     struct echo e = {0};
-    e.lfd = listener(e.addr, sizeof e.addr);
+    e.lfd = test_listen_loopback(e.addr, sizeof e.addr);
     CHECK_EQ(crl_scope_run(echo_body, &e), 0);
     CHECK_EQ(e.reply_len, 9);
     CHECK(memcmp(e.reply, "ping pong", 9) == 0);
@@ -164,7 +153,7 @@ TEST(parse_addr_accepts_numeric_forms_only)
 TEST(tcp_connect_refused)
 {
     char addr[64];
-    int lfd = listener(addr, sizeof addr);
+    int lfd = test_listen_loopback(addr, sizeof addr);
     CHECK_EQ(crl_close(lfd), 0); /* the port is free again */
     CHECK_EQ(crl_tcp_connect(addr, CRL_NO_DEADLINE), -ECONNREFUSED);
 }
@@ -334,7 +323,7 @@ static int accept_forever(void *arg)
 TEST(accept_times_out)
 {
     char addr[64];
-    int lfd = listener(addr, sizeof addr);
+    int lfd = test_listen_loopback(addr, sizeof addr);
     int64_t t0 = crl_now_ns();
     CHECK_EQ(crl_with_timeout(5 * CRL_MSEC_NS, accept_forever, &lfd), -ETIMEDOUT);
     CHECK_LT(crl_now_ns() - t0, 2 * CRL_SEC_NS);
@@ -370,4 +359,23 @@ TEST_PLAIN(config_backend_beats_environment)
         setenv("CORRAL_BACKEND", saved, 1);
     else
         unsetenv("CORRAL_BACKEND");
+}
+
+/* With reuseport two listeners share a port (one per core, later); without, the second is
+ * refused. */
+TEST(listen_reuseport_shares_a_port)
+{
+    struct crl_listen_opts rp = {.reuseport = true};
+    int a = crl_tcp_listen("127.0.0.1:0", &rp);
+    CHECK(a >= 0);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    CHECK_EQ(crl_socket_local_addr(a, &ss, &len), 0);
+    char addr[64];
+    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    int b = crl_tcp_listen(addr, &rp);
+    CHECK(b >= 0);
+    CHECK_EQ(crl_tcp_listen(addr, NULL), -EADDRINUSE);
+    CHECK_EQ(crl_close(a), 0);
+    CHECK_EQ(crl_close(b), 0);
 }

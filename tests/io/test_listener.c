@@ -4,35 +4,11 @@
 #include "../test.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <string.h>
 #include <unistd.h>
 
 enum { BURST = 50 };
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (!d)
-        return -1;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
-static int listen_any(char *addr, size_t cap)
-{
-    int lfd = crl_tcp_listen("127.0.0.1:0", NULL);
-    CHECK(lfd >= 0);
-    struct sockaddr_storage ss;
-    socklen_t len;
-    CHECK_EQ(crl_socket_local_addr(lfd, &ss, &len), 0);
-    snprintf(addr, cap, "127.0.0.1:%d", ntohs(((struct sockaddr_in *)&ss)->sin_port));
-    return lfd;
-}
 
 struct burst {
     struct crl_listener *l;
@@ -80,14 +56,14 @@ static int burst_body(struct crl_scope *s, void *arg)
 TEST(listener_serves_a_burst)
 {
     struct burst b = {.served = 0};
-    int before = count_fds();
-    int lfd = listen_any(b.addr, sizeof b.addr);
+    int before = test_count_fds();
+    int lfd = test_listen_loopback(b.addr, sizeof b.addr);
     CHECK_EQ(crl_listener_open(&b.l, lfd), 0);
     CHECK_EQ(crl_scope_run(burst_body, &b), 0);
     CHECK_EQ(b.served, BURST);
     crl_listener_close(b.l);
     CHECK_EQ(crl_close(lfd), 0);
-    CHECK_EQ(count_fds(), before);
+    CHECK_EQ(test_count_fds(), before);
 }
 
 struct cancelled_wait {
@@ -115,8 +91,8 @@ static int cancel_body(struct crl_scope *s, void *arg)
 TEST(listener_survives_cancel_and_closes_queued)
 {
     char addr[64];
-    int before = count_fds();
-    int lfd = listen_any(addr, sizeof addr);
+    int before = test_count_fds();
+    int lfd = test_listen_loopback(addr, sizeof addr);
     struct cancelled_wait w = {NULL, 1};
     CHECK_EQ(crl_listener_open(&w.l, lfd), 0);
     CHECK_EQ(crl_scope_run(cancel_body, &w), 0);
@@ -134,5 +110,5 @@ TEST(listener_survives_cancel_and_closes_queued)
     CHECK_EQ(crl_close(c1), 0);
     CHECK_EQ(crl_close(c2), 0);
     CHECK_EQ(crl_close(c3), 0);
-    CHECK_EQ(count_fds(), before);
+    CHECK_EQ(test_count_fds(), before);
 }

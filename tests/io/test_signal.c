@@ -3,22 +3,9 @@
 #define _GNU_SOURCE
 #include "../test.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <unistd.h>
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    int n = 0;
-    if (!d)
-        return -1;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
 
 struct waiter {
     sigset_t set;
@@ -71,8 +58,8 @@ TEST(signal_wait_cancelled)
     struct waiter w = {.got = 0};
     sigemptyset(&w.set);
     sigaddset(&w.set, SIGUSR2);
-    int before = count_fds();
+    int before = test_count_fds();
     CHECK_EQ(crl_scope_run(cancel_wait_body, &w), 0);
     CHECK_EQ(w.got, -ECANCELED);
-    CHECK_EQ(count_fds(), before);
+    CHECK_EQ(test_count_fds(), before);
 }
