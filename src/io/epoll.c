@@ -4,8 +4,8 @@
  * reports the fd ready. Each fd is registered once, edge-triggered, for both directions.
  *
  * Regular files never report "would block", so their calls go to the blocking pool; a read
- * first tries preadv2(RWF_NOWAIT), which succeeds without the pool when the page cache has
- * the data. open and fsync always go to the pool. */
+ * from a buffered file first tries preadv2(RWF_NOWAIT), which succeeds without the pool when
+ * the page cache has the data. open and fsync always go to the pool. */
 #define _GNU_SOURCE
 #include "io.h"
 
@@ -24,6 +24,7 @@ struct ep_fd {
     struct crl__op *head, *tail; /* ops waiting for this fd to become ready */
     uint8_t kind;
     bool registered;
+    bool direct; /* a file opened O_DIRECT */
 };
 
 struct ep_state {
@@ -94,6 +95,8 @@ static uint8_t fd_kind(struct ep_fd *e, int fd)
     struct stat sb;
     if (fstat(fd, &sb) == 0 && (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode))) {
         e->kind = FD_FILE;
+        int fl = fcntl(fd, F_GETFL);
+        e->direct = fl >= 0 && (fl & O_DIRECT);
     } else {
         int fl = fcntl(fd, F_GETFL);
         if (fl >= 0 && !(fl & O_NONBLOCK))
@@ -236,9 +239,11 @@ static int read_nowait(struct crl__op *op)
     return errno == EOPNOTSUPP ? -EAGAIN : -errno;
 }
 
-static void to_pool(struct crl__core *c, struct crl__op *op)
+/* direct: the fd is O_DIRECT, for which RWF_NOWAIT only avoids blocking on submission and
+ * the call still waits for the device: such reads go straight to the pool. */
+static void to_pool(struct crl__core *c, struct crl__op *op, bool direct)
 {
-    if ((op->kind == CRL__OP_READ || op->kind == CRL__OP_READV)) {
+    if (!direct && (op->kind == CRL__OP_READ || op->kind == CRL__OP_READV)) {
         int res = read_nowait(op);
         if (res != -EAGAIN) {
             complete(c, op, res);
@@ -265,7 +270,7 @@ static void ep_submit(struct crl__core *c, struct crl__op *op)
         return;
     }
     if (op->kind == CRL__OP_OPENAT || op->kind == CRL__OP_FSYNC) {
-        to_pool(c, op);
+        to_pool(c, op, true);
         return;
     }
     struct ep_fd *e = fd_entry(st, op->fd);
@@ -274,7 +279,7 @@ static void ep_submit(struct crl__core *c, struct crl__op *op)
         return;
     }
     if (fd_kind(e, op->fd) == FD_FILE) {
-        to_pool(c, op);
+        to_pool(c, op, e->direct);
         return;
     }
     int res = try_op(op);
