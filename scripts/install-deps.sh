@@ -5,8 +5,8 @@
 #   scripts/install-deps.sh --cross  also the aarch64 cross compiler and qemu-user
 set -euo pipefail
 
-pkgs=(build-essential meson ninja-build pkg-config liburing-dev node-llhttp valgrind
-      clang libclang-rt-14-dev)
+# node-llhttp is for the HTTP server; clang and libclang-rt-14-dev join with its fuzzer.
+pkgs=(build-essential meson ninja-build pkg-config liburing-dev node-llhttp valgrind)
 if [[ "${1:-}" == --cross ]]; then
     pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 fi
