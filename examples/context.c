@@ -89,7 +89,7 @@ static int handle_body(struct crl_scope *s, void *arg)
     int rc = crl_try_join(jobs, 2); /* joins b and c before jobs[] goes away */
     if (rc)
         return rc;
-    printf("request %d: %d things, response {b: %d, c: %d}\n", h->req->id, n, h->b.result,
+    printf("request %d: %d thing(s), response {b: %d, c: %d}\n", h->req->id, n, h->b.result,
            h->c.result);
     return 0;
 }
