@@ -276,8 +276,7 @@ static int bench_main(void *arg)
 
     struct idle_run r;
     idle_tasks(100000, &r);
-    printf("corral_idle_task_rss %.0f bytes\n",
-           (double)(r.rss_idle - r.rss_before) / (double)r.n);
+    printf("corral_idle_task_rss %.0f bytes\n", (double)(r.rss_idle - r.rss_before) / (double)r.n);
     if (million) {
         idle_tasks(1000000, &r);
         printf("corral_million_idle_started %ld tasks\n", r.started);

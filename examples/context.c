@@ -14,8 +14,14 @@
 #include <errno.h>
 #include <stdio.h>
 
-struct database { int64_t latency_ns; };
-struct service { const char *name; int64_t latency_ns; int calls; };
+struct database {
+    int64_t latency_ns;
+};
+struct service {
+    const char *name;
+    int64_t latency_ns;
+    int calls;
+};
 
 struct context {
     struct database db;

@@ -53,8 +53,7 @@ typedef void crl_log_fn(void *ctx, enum crl_log_level level, const char *line);
 
 /* Log a printf-style message through the running runtime's sink (stderr outside crl_run()).
  * Messages above the configured level are dropped. Never blocks on the runtime. */
-void crl_log(enum crl_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+void crl_log(enum crl_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- Runtime ---------------------------------------------------------------------------- */
 
@@ -69,13 +68,13 @@ enum crl_backend {
 
 /* Runtime configuration. A zeroed struct (or a NULL pointer) means every default. */
 struct crl_config {
-    unsigned cores;           /* executors to start; 0 = 1 (multi-core lands later) */
-    size_t stack_size;        /* default task stack in bytes; 0 = 64 KiB */
-    enum crl_backend backend; /* I/O backend; see enum crl_backend */
-    crl_log_fn *log_fn;       /* NULL = one line per message on stderr */
-    void *log_ctx;            /* passed to log_fn */
+    unsigned cores;               /* executors to start; 0 = 1 (multi-core lands later) */
+    size_t stack_size;            /* default task stack in bytes; 0 = 64 KiB */
+    enum crl_backend backend;     /* I/O backend; see enum crl_backend */
+    crl_log_fn *log_fn;           /* NULL = one line per message on stderr */
+    void *log_ctx;                /* passed to log_fn */
     enum crl_log_level log_level; /* most verbose level emitted; 0 = CRL_LOG_INFO */
-    unsigned offload_threads; /* threads of the blocking pool (started on first use); 0 = 4 */
+    unsigned offload_threads;     /* threads of the blocking pool (started on first use); 0 = 4 */
 };
 
 /* Start the runtime on the calling thread, run main(arg) as the root task inside the root
@@ -451,9 +450,9 @@ void crl_dump_tree(int fd);
 struct crl_stats {
     uint64_t tasks_spawned;
     uint64_t tasks_live;
-    uint64_t io_ops;          /* I/O operations started */
-    uint64_t accept_calls;    /* accept attempts made by crl_accept */
-    uint64_t accept_emfile;   /* of which failed for lack of fds, and backed off */
+    uint64_t io_ops;        /* I/O operations started */
+    uint64_t accept_calls;  /* accept attempts made by crl_accept */
+    uint64_t accept_emfile; /* of which failed for lack of fds, and backed off */
 };
 
 /* Copy the calling core's counters into *out. */

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Every test stage of corral, each capped in time. Used by `make test` and CI.
+#   format       every C file as .clang-format says (clang-format --dry-run --Werror)
 #   release      meson test in build/ (release)
 #   asan         meson test in build-asan/ (ASan + UBSan, debug)
 #   valgrind     the release build's tests again under valgrind (memcheck, errors fail)
@@ -8,7 +9,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-STAGES="${STAGES:-release asan valgrind aarch64}"
+STAGES="${STAGES:-format release asan valgrind aarch64}"
 JOBS="${JOBS:-2}"
 passed=0 failed=0 status=0
 
@@ -42,6 +43,14 @@ stage() { # name builddir timeout-seconds meson-setup-args...
 
 for s in $STAGES; do
     case "$s" in
+    format)
+        echo "== stage format"
+        if git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror; then
+            passed=$((passed + 1))
+        else
+            failed=$((failed + 1)) status=1
+        fi
+        ;;
     release) stage release build 900 --buildtype=release ;;
     asan) stage asan build-asan 1200 --buildtype=debug -Db_sanitize=address,undefined \
         -Db_lundef=false -Db_lto=false -Dbench=false ;;

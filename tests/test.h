@@ -16,48 +16,48 @@ _Noreturn void test_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void test_mark_skipped(const char *why);
 
-#define TEST_CASE_(name, in_runtime)                                                             \
-    static void name(void);                                                                      \
-    __attribute__((constructor)) static void register_##name(void)                              \
-    {                                                                                            \
-        test_register(#name, name, in_runtime);                                                  \
-    }                                                                                            \
+#define TEST_CASE_(name, in_runtime)                                                               \
+    static void name(void);                                                                        \
+    __attribute__((constructor)) static void register_##name(void)                                 \
+    {                                                                                              \
+        test_register(#name, name, in_runtime);                                                    \
+    }                                                                                              \
     static void name(void)
 
 #define TEST(name) TEST_CASE_(name, true)
 #define TEST_PLAIN(name) TEST_CASE_(name, false)
 
-#define TEST_SKIP(why)                                                                           \
-    do {                                                                                         \
-        test_mark_skipped(why);                                                                  \
-        return;                                                                                  \
+#define TEST_SKIP(why)                                                                             \
+    do {                                                                                           \
+        test_mark_skipped(why);                                                                    \
+        return;                                                                                    \
     } while (0)
 
-#define CHECK(cond)                                                                              \
-    do {                                                                                         \
-        if (!(cond))                                                                             \
-            test_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond);                            \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            test_fail(__FILE__, __LINE__, "CHECK(%s) failed", #cond);                              \
     } while (0)
 
-#define CHECK_EQ(a, b)                                                                           \
-    do {                                                                                         \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                      \
-        if (a_ != b_)                                                                            \
-            test_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, a_, b_);             \
+#define CHECK_EQ(a, b)                                                                             \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (a_ != b_)                                                                              \
+            test_fail(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, a_, b_);               \
     } while (0)
 
-#define CHECK_GE(a, b)                                                                           \
-    do {                                                                                         \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                      \
-        if (!(a_ >= b_))                                                                         \
-            test_fail(__FILE__, __LINE__, "%s >= %s: %lld < %lld", #a, #b, a_, b_);              \
+#define CHECK_GE(a, b)                                                                             \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (!(a_ >= b_))                                                                           \
+            test_fail(__FILE__, __LINE__, "%s >= %s: %lld < %lld", #a, #b, a_, b_);                \
     } while (0)
 
-#define CHECK_LT(a, b)                                                                           \
-    do {                                                                                         \
-        long long a_ = (long long)(a), b_ = (long long)(b);                                      \
-        if (!(a_ < b_))                                                                          \
-            test_fail(__FILE__, __LINE__, "%s < %s: %lld >= %lld", #a, #b, a_, b_);              \
+#define CHECK_LT(a, b)                                                                             \
+    do {                                                                                           \
+        long long a_ = (long long)(a), b_ = (long long)(b);                                        \
+        if (!(a_ < b_))                                                                            \
+            test_fail(__FILE__, __LINE__, "%s < %s: %lld >= %lld", #a, #b, a_, b_);                \
     } while (0)
 
 /* Run fn(arg) in a forked child; returns its wait status and what it wrote to stderr. */

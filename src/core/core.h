@@ -53,7 +53,7 @@ struct crl__timer {
 };
 
 struct crl__wheel {
-    uint64_t tick;  /* every tick below this one has been processed */
+    uint64_t tick; /* every tick below this one has been processed */
     uint64_t occupied[CRL__WHEEL_LEVELS];
     struct crl__timer *slot[CRL__WHEEL_LEVELS][CRL__WHEEL_SLOTS];
     struct crl__timer *due; /* already expired when armed: fired at the next advance */
@@ -73,26 +73,26 @@ int64_t crl__wheel_next_ns(const struct crl__wheel *w);
 /* ---- Stacks (stack.c) ----------------------------------------------------------------------- */
 
 struct crl__stack {
-    char *base;   /* lowest address of the mapping; the guard page starts here */
-    size_t size;  /* whole mapping, guard included */
+    char *base;      /* lowest address of the mapping; the guard page starts here */
+    size_t size;     /* whole mapping, guard included */
     uint32_t colour; /* bytes the frames start below the top: spreads stacks over L1 sets */
-    unsigned vg_id; /* valgrind stack id */
+    unsigned vg_id;  /* valgrind stack id */
 };
 
 struct crl__stack_class {
     size_t size;
     struct crl_task *free; /* LIFO of recycled stacks, by the task record at their top */
     size_t nfree;
-    char *slab;            /* fresh stacks are carved from one mapping of several */
-    size_t slab_left;      /* stacks still to carve from it */
+    char *slab;       /* fresh stacks are carved from one mapping of several */
+    size_t slab_left; /* stacks still to carve from it */
 };
 
 #define CRL__STACK_CLASSES 4
 
 struct crl__stack_pool {
     struct crl__stack_class cls[CRL__STACK_CLASSES]; /* cls[0]: the default size */
-    struct crl_task *unmap;        /* released stacks to unmap once off them */
-    unsigned serial;               /* stacks made so far, spreads stack tops over L1 sets */
+    struct crl_task *unmap;                          /* released stacks to unmap once off them */
+    unsigned serial; /* stacks made so far, spreads stack tops over L1 sets */
 };
 
 /* ---- Tasks ---------------------------------------------------------------------------------- */
@@ -100,41 +100,42 @@ struct crl__stack_pool {
 enum crl__task_state { CRL__RUNNABLE, CRL__RUNNING, CRL__PARKED, CRL__DONE };
 
 struct crl_task {
-    void *sp;                     /* saved stack pointer while switched out */
-    struct crl_task *run_next;    /* run queue link */
+    void *sp;                  /* saved stack pointer while switched out */
+    struct crl_task *run_next; /* run queue link */
     struct crl__core *core;
     crl_task_fn *fn;
     void *arg;
     const char *name;
-    struct crl_scope *home;       /* scope it was spawned into and joins */
-    struct crl_scope *scope;      /* innermost scope it is in: home, or the last it opened */
-    struct crl__list scope_link;  /* in home->tasks */
-    bool cancel_hint;             /* may be cancelled: false means surely not (see scope.c) */
+    struct crl_scope *home;      /* scope it was spawned into and joins */
+    struct crl_scope *scope;     /* innermost scope it is in: home, or the last it opened */
+    struct crl__list scope_link; /* in home->tasks */
+    bool cancel_hint;            /* may be cancelled: false means surely not (see scope.c) */
     struct crl__stack stack;
     enum crl__task_state state;
     int wake_result;
-    void (*unpark)(struct crl_task *t); /* while parked: undoes the wait on cancel; NULL = not cancellable */
-    void *park_obj;               /* what it waits on (for unpark and the tree dump) */
+    void (*unpark)(
+        struct crl_task *t); /* while parked: undoes the wait on cancel; NULL = not cancellable */
+    void *park_obj;          /* what it waits on (for unpark and the tree dump) */
     void *asan_fake_stack;
-    unsigned locals_used;         /* bit k set once locals[k] was set */
+    unsigned locals_used; /* bit k set once locals[k] was set */
     void *locals[CRL_TASK_LOCALS_MAX];
 };
 
 /* ---- Scopes ----------------------------------------------------------------------------- */
 
 struct crl_scope {
-    struct crl_scope *parent;    /* enclosing scope: cancellation flows down from it */
-    struct crl_task *owner;      /* task running the body; NULL for the root scope */
-    struct crl__list tasks;      /* live tasks spawned into it */
-    struct crl__list kids;       /* scopes nested directly in this one */
-    struct crl__list kid_link;   /* in parent->kids */
+    struct crl_scope *parent;  /* enclosing scope: cancellation flows down from it */
+    struct crl_task *owner;    /* task running the body; NULL for the root scope */
+    struct crl__list tasks;    /* live tasks spawned into it */
+    struct crl__list kids;     /* scopes nested directly in this one */
+    struct crl__list kid_link; /* in parent->kids */
     struct crl__core *core;
-    unsigned nlive;              /* live tasks spawned into it */
-    int error;                   /* first error, 0 if none */
-    int cancel_reason;           /* 0, ECANCELED or ETIMEDOUT */
+    unsigned nlive;    /* live tasks spawned into it */
+    int error;         /* first error, 0 if none */
+    int cancel_reason; /* 0, ECANCELED or ETIMEDOUT */
     bool shield;
-    bool joining;                /* owner is parked waiting for nlive == 0 */
-    struct crl__timer deadline;  /* armed while a deadline is set and not fired */
+    bool joining;               /* owner is parked waiting for nlive == 0 */
+    struct crl__timer deadline; /* armed while a deadline is set and not fired */
     int64_t deadline_ns;
 };
 
@@ -149,27 +150,27 @@ struct crl__job;
 
 struct crl__core {
     struct crl__runtime *rt;
-    const struct crl__io_ops *io;    /* the I/O backend (src/io) */
+    const struct crl__io_ops *io; /* the I/O backend (src/io) */
     void *io_state;
-    size_t io_pending;               /* operations submitted and not yet completed */
-    int wake_fd;                     /* eventfd other threads write to wake this core */
-    pthread_mutex_t done_lock;       /* guards done_jobs, filled by pool threads */
-    struct crl__job *done_jobs;      /* finished blocking-pool jobs to complete here */
-    size_t offload_pending;          /* jobs queued or running in the pool */
-    struct crl_task *cur;            /* running task, or &loop while the loop runs */
-    struct crl_task loop;            /* the scheduler's own context (the thread's stack) */
+    size_t io_pending;          /* operations submitted and not yet completed */
+    int wake_fd;                /* eventfd other threads write to wake this core */
+    pthread_mutex_t done_lock;  /* guards done_jobs, filled by pool threads */
+    struct crl__job *done_jobs; /* finished blocking-pool jobs to complete here */
+    size_t offload_pending;     /* jobs queued or running in the pool */
+    struct crl_task *cur;       /* running task, or &loop while the loop runs */
+    struct crl_task loop;       /* the scheduler's own context (the thread's stack) */
     struct crl_task *runq_head, *runq_tail;
-    unsigned budget;                 /* switches left before the loop must poll */
+    unsigned budget; /* switches left before the loop must poll */
     struct crl__wheel wheel;
-    int64_t now_ns;                  /* clock read once per loop iteration */
+    int64_t now_ns; /* clock read once per loop iteration */
     struct crl__stack_pool stacks;
     struct crl_scope *root;
-    size_t ntasks;                   /* live tasks, the root task included */
+    size_t ntasks; /* live tasks, the root task included */
     struct crl_stats stats;
-    struct crl_event fd_freed;       /* set by crl_close for accepts backing off on EMFILE */
-    void *altstack;                  /* signal stack for the stack-overflow handler */
+    struct crl_event fd_freed; /* set by crl_close for accepts backing off on EMFILE */
+    void *altstack;            /* signal stack for the stack-overflow handler */
     size_t altstack_size;
-    void *prev_altstack;             /* the thread's signal stack before ours, restored after */
+    void *prev_altstack; /* the thread's signal stack before ours, restored after */
     size_t prev_altstack_size;
     int prev_altstack_flags;
 };
@@ -178,7 +179,8 @@ extern __thread struct crl__core *crl__cur __attribute__((tls_model("initial-exe
 
 /* Abort with a message: a broken invariant or a misuse that cannot be reported as an error. */
 _Noreturn void crl__panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void crl__logf(enum crl_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void crl__logf(enum crl_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static inline struct crl__core *crl__core(void) { return crl__cur; }
 

@@ -133,8 +133,8 @@ static void dump_scope(int fd, const struct crl_scope *s, int depth)
     dprintf(fd, "%*sscope %p%s%s%s live=%u\n", depth * 2, "", (const void *)s,
             s->owner ? " opened by " : " (root)", s->owner ? s->owner->name : "",
             s->cancel_reason == ETIMEDOUT ? " timed-out"
-            : s->cancel_reason        ? " cancelled"
-                                      : "",
+            : s->cancel_reason            ? " cancelled"
+                                          : "",
             s->nlive);
     for (const struct crl__list *l = s->tasks.next; l != &s->tasks; l = l->next) {
         const struct crl_task *t = crl__container_of(l, struct crl_task, scope_link);

@@ -63,8 +63,8 @@ static inline void asan_start(struct crl_task *from, struct crl_task *to, bool f
 {
 #ifdef CRL_ASAN
     size_t page = crl__page_size();
-    __sanitizer_start_switch_fiber(from_ends ? NULL : &from->asan_fake_stack,
-                                   to->stack.base + page, to->stack.size - page);
+    __sanitizer_start_switch_fiber(from_ends ? NULL : &from->asan_fake_stack, to->stack.base + page,
+                                   to->stack.size - page);
 #else
     (void)from, (void)to, (void)from_ends;
 #endif
@@ -185,7 +185,7 @@ static void task_entry(void *p)
 }
 
 __attribute__((always_inline)) inline int crl__spawn(struct crl_scope *s, crl_task_fn *fn,
-                                                    void *arg, const char *name, size_t stack)
+                                                     void *arg, const char *name, size_t stack)
 {
     struct crl__core *c = crl__cur;
     if (!c || s->core != c)
@@ -222,8 +222,7 @@ __attribute__((always_inline)) inline int crl__spawn(struct crl_scope *s, crl_ta
     return 0;
 }
 
-int crl_spawn_ex(struct crl_scope *s, crl_task_fn *fn, void *arg,
-                 const struct crl_spawn_opts *opts)
+int crl_spawn_ex(struct crl_scope *s, crl_task_fn *fn, void *arg, const struct crl_spawn_opts *opts)
 {
     return crl__spawn(s, fn, arg, opts ? opts->name : NULL, opts ? opts->stack_size : 0);
 }
@@ -271,8 +270,7 @@ void crl__loop(struct crl__core *c)
              * operation or pool job is outstanding. */
             if (c->io_pending || c->offload_pending)
                 c->io->wait(c, 0);
-        }
-        else if (c->root->nlive)
+        } else if (c->root->nlive)
             idle_wait(c);
         c->now_ns = crl_now_ns();
         crl__wheel_advance(&c->wheel, c->now_ns);

@@ -137,8 +137,7 @@ static int stack_new(struct crl__stack_pool *p, struct crl__stack_class *cls, si
         munmap(base, size);
         return rc;
     }
-    *out = (struct crl__stack){.base = base, .size = size,
-                               .colour = (p->serial++ % 64) * 64};
+    *out = (struct crl__stack){.base = base, .size = size, .colour = (p->serial++ % 64) * 64};
 #ifdef CRL_VALGRIND
     out->vg_id = VALGRIND_STACK_REGISTER(base + crl__page_size(), base + size);
 #endif
@@ -326,7 +325,8 @@ void crl__stack_overflow_handler_remove(struct crl__core *c)
 {
     if (!c->altstack)
         return;
-    stack_t ss = {.ss_sp = c->prev_altstack, .ss_size = c->prev_altstack_size,
+    stack_t ss = {.ss_sp = c->prev_altstack,
+                  .ss_size = c->prev_altstack_size,
                   .ss_flags = c->prev_altstack_flags};
     sigaltstack(&ss, NULL);
     munmap(c->altstack, c->altstack_size);

@@ -148,7 +148,7 @@ int crl__op_run(struct crl__op *op)
         }
     }
     if (rc && (op->result == -ECANCELED || op->result == -EINTR))
-        return rc; /* it was cancelled: say why (-ECANCELED or -ETIMEDOUT) */
+        return rc;     /* it was cancelled: say why (-ECANCELED or -ETIMEDOUT) */
     return op->result; /* done, even if cancellation arrived meanwhile: nothing is lost */
 }
 
@@ -228,8 +228,8 @@ ssize_t crl_recvfrom(int fd, void *buf, size_t len, int flags, struct sockaddr *
                      socklen_t *fromlen)
 {
     struct iovec iov = {buf, len};
-    struct msghdr msg = {.msg_name = from, .msg_namelen = fromlen ? *fromlen : 0,
-                         .msg_iov = &iov, .msg_iovlen = 1};
+    struct msghdr msg = {
+        .msg_name = from, .msg_namelen = fromlen ? *fromlen : 0, .msg_iov = &iov, .msg_iovlen = 1};
     struct crl__op op = {.kind = CRL__OP_RECVMSG, .fd = fd, .flags = flags, .a.msg = &msg};
     int rc = crl__op_run(&op);
     if (rc >= 0 && fromlen)
@@ -241,17 +241,14 @@ ssize_t crl_sendto(int fd, const void *buf, size_t len, int flags, const struct 
                    socklen_t tolen)
 {
     struct iovec iov = {(void *)buf, len};
-    struct msghdr msg = {.msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov,
-                         .msg_iovlen = 1};
-    struct crl__op op = {.kind = CRL__OP_SENDMSG, .fd = fd, .flags = flags | MSG_NOSIGNAL,
-                         .a.msg = &msg};
+    struct msghdr msg = {
+        .msg_name = (void *)to, .msg_namelen = tolen, .msg_iov = &iov, .msg_iovlen = 1};
+    struct crl__op op = {
+        .kind = CRL__OP_SENDMSG, .fd = fd, .flags = flags | MSG_NOSIGNAL, .a.msg = &msg};
     return crl__op_run(&op);
 }
 
-static int wait_fd_freed(void *arg)
-{
-    return crl_event_wait(arg);
-}
+static int wait_fd_freed(void *arg) { return crl_event_wait(arg); }
 
 /* Out of fds: wait until crl_close frees one or the backoff passes. Returns 0 to try again,
  * or the caller's cancellation. */
@@ -270,7 +267,8 @@ int crl_accept(int lfd, struct sockaddr *addr, socklen_t *addrlen)
     int64_t backoff_ns = CRL_MSEC_NS;
     for (;;) {
         socklen_t len = addrlen ? *addrlen : 0;
-        struct crl__op op = {.kind = CRL__OP_ACCEPT, .fd = lfd,
+        struct crl__op op = {.kind = CRL__OP_ACCEPT,
+                             .fd = lfd,
                              .flags = SOCK_NONBLOCK | SOCK_CLOEXEC,
                              .a.accept = {addr, addrlen ? &len : NULL}};
         c->stats.accept_calls++;
@@ -299,8 +297,8 @@ int crl_poll(int fd, short events)
 
 int crl_open(const char *path, int flags, mode_t mode)
 {
-    struct crl__op op = {.kind = CRL__OP_OPENAT, .fd = AT_FDCWD, .flags = flags | O_CLOEXEC,
-                         .a.open = {path, mode}};
+    struct crl__op op = {
+        .kind = CRL__OP_OPENAT, .fd = AT_FDCWD, .flags = flags | O_CLOEXEC, .a.open = {path, mode}};
     return crl__op_run(&op);
 }
 
@@ -382,8 +380,8 @@ int crl_offload(crl_task_fn *fn, void *arg)
     int rc = crl__cancel_status(t);
     if (rc)
         return rc;
-    struct offload o = {.job = {.run = offload_run, .done = offload_done}, .fn = fn,
-                        .arg = arg, .task = t};
+    struct offload o = {
+        .job = {.run = offload_run, .done = offload_done}, .fn = fn, .arg = arg, .task = t};
     c->offload_pending++;
     rc = crl__pool_submit(c, &o.job);
     if (rc) {

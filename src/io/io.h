@@ -16,20 +16,20 @@
 
 enum crl__op_kind {
     CRL__OP_NOP,
-    CRL__OP_READ,    /* fd, buf, len, off (-1: file position / stream) */
+    CRL__OP_READ, /* fd, buf, len, off (-1: file position / stream) */
     CRL__OP_WRITE,
-    CRL__OP_READV,   /* fd, iov, iovcnt, off */
+    CRL__OP_READV, /* fd, iov, iovcnt, off */
     CRL__OP_WRITEV,
-    CRL__OP_RECV,    /* fd, buf, len, flags */
+    CRL__OP_RECV, /* fd, buf, len, flags */
     CRL__OP_SEND,
     CRL__OP_RECVMSG, /* fd, msg, flags */
     CRL__OP_SENDMSG,
-    CRL__OP_ACCEPT,  /* fd, addr, addrlen */
-    CRL__OP_CONNECT, /* fd, addr, addrlen (by value) */
-    CRL__OP_POLL,    /* fd, events */
-    CRL__OP_OPENAT,  /* path, flags, mode */
-    CRL__OP_FSYNC,   /* fd */
-    CRL__OP_SHUTDOWN, /* fd, how (in flags) */
+    CRL__OP_ACCEPT,       /* fd, addr, addrlen */
+    CRL__OP_CONNECT,      /* fd, addr, addrlen (by value) */
+    CRL__OP_POLL,         /* fd, events */
+    CRL__OP_OPENAT,       /* path, flags, mode */
+    CRL__OP_FSYNC,        /* fd */
+    CRL__OP_SHUTDOWN,     /* fd, how (in flags) */
     CRL__OP_ACCEPT_MULTI, /* io_uring only: a listener's standing accept (listener.c) */
 };
 
@@ -41,16 +41,31 @@ struct crl__op {
     bool cancelling; /* a cancel was requested; the completion is still to come */
     uint8_t phase;   /* io_uring: 0 the op itself is in flight, 2 a poll for its readiness */
     int fd;
-    int flags;       /* recv/send/accept flags, open flags, poll events, shutdown how */
+    int flags; /* recv/send/accept flags, open flags, poll events, shutdown how */
     int32_t result;
     struct crl_task *task;
     union {
-        struct { void *buf; size_t len; } rw;
-        struct { const struct iovec *iov; int iovcnt; } v;
+        struct {
+            void *buf;
+            size_t len;
+        } rw;
+        struct {
+            const struct iovec *iov;
+            int iovcnt;
+        } v;
         struct msghdr *msg;
-        struct { struct sockaddr *addr; socklen_t *addrlen; } accept;
-        struct { const struct sockaddr *addr; socklen_t addrlen; } connect;
-        struct { const char *path; mode_t mode; } open;
+        struct {
+            struct sockaddr *addr;
+            socklen_t *addrlen;
+        } accept;
+        struct {
+            const struct sockaddr *addr;
+            socklen_t addrlen;
+        } connect;
+        struct {
+            const char *path;
+            mode_t mode;
+        } open;
     } a;
     int64_t off;
     struct crl__op *next, *prev; /* epoll: its fd's wait list */
@@ -61,10 +76,10 @@ struct crl__op {
 /* A backend: each file exports exactly one of these. */
 struct crl__io_ops {
     const char *name;
-    int (*init)(struct crl__core *c);           /* 0, or -errno if this backend cannot run */
+    int (*init)(struct crl__core *c); /* 0, or -errno if this backend cannot run */
     void (*fini)(struct crl__core *c);
-    void (*submit)(struct crl__core *c, struct crl__op *op);  /* never blocks */
-    void (*cancel)(struct crl__core *c, struct crl__op *op);  /* the completion still comes */
+    void (*submit)(struct crl__core *c, struct crl__op *op); /* never blocks */
+    void (*cancel)(struct crl__core *c, struct crl__op *op); /* the completion still comes */
     /* Flush submissions and complete what is ready, waiting until deadline_ns at the most
      * (0: do not wait, -1: until something completes). */
     void (*wait)(struct crl__core *c, int64_t deadline_ns);

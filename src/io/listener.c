@@ -12,13 +12,13 @@
 #include <unistd.h>
 
 struct crl_listener {
-    struct crl__op op;     /* the standing accept (io_uring) */
+    struct crl__op op; /* the standing accept (io_uring) */
     struct crl__core *core;
     int lfd;
-    bool armed;            /* the multishot op is in the kernel */
+    bool armed; /* the multishot op is in the kernel */
     bool closing;
-    int error;             /* why the multishot op ended, to report once */
-    int *fds;              /* accepted, not yet taken: a ring */
+    int error; /* why the multishot op ended, to report once */
+    int *fds;  /* accepted, not yet taken: a ring */
     size_t head, len, cap;
     struct crl_event ready; /* set while fds are queued, an error waits, or it closes */
 };
@@ -77,7 +77,7 @@ void crl__listener_cqe(struct crl__core *c, struct crl__op *op, int res, bool mo
     struct crl_listener *l = crl__container_of(op, struct crl_listener, op);
     if (res >= 0 && (l->closing || !push_fd(l, res)))
         close(res); /* nobody will take it */
-    if (!more) { /* the multishot accept ended: cancelled, or an error such as EMFILE */
+    if (!more) {    /* the multishot accept ended: cancelled, or an error such as EMFILE */
         l->armed = false;
         c->io_pending--;
         if (res < 0 && res != -ECANCELED)
@@ -114,7 +114,8 @@ int crl_listener_accept(struct crl_listener *l)
                 c->stats.accept_emfile++;
                 crl_event_clear(&c->fd_freed);
                 crl_with_timeout(backoff_ns, fd_freed, &c->fd_freed);
-                backoff_ns = backoff_ns * 2 > 100 * CRL_MSEC_NS ? 100 * CRL_MSEC_NS : backoff_ns * 2;
+                backoff_ns =
+                    backoff_ns * 2 > 100 * CRL_MSEC_NS ? 100 * CRL_MSEC_NS : backoff_ns * 2;
                 int rc = crl_checkpoint();
                 if (rc)
                     return rc;

@@ -132,7 +132,10 @@ int crl_tcp_connect(const char *host_port, int64_t deadline_ns)
     return cc.fd;
 }
 
-int crl_udp_bind(const char *host_port) { return bound_socket(host_port, SOCK_DGRAM, false, false); }
+int crl_udp_bind(const char *host_port)
+{
+    return bound_socket(host_port, SOCK_DGRAM, false, false);
+}
 
 static int unix_addr(const char *path, struct sockaddr_un *sun)
 {

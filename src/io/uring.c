@@ -21,8 +21,14 @@
 #endif
 #endif
 
-enum { RING_ENTRIES = 1024, CQ_ENTRIES = 8192, TAG_CANCEL = 1, TAG_POLL = 2, TAG_WAKE = 3,
-       TAG_MASK = 3 };
+enum {
+    RING_ENTRIES = 1024,
+    CQ_ENTRIES = 8192,
+    TAG_CANCEL = 1,
+    TAG_POLL = 2,
+    TAG_WAKE = 3,
+    TAG_MASK = 3
+};
 
 static struct io_uring *ring_of(struct crl__core *c) { return c->io_state; }
 
@@ -93,16 +99,23 @@ static void prep_op(struct io_uring_sqe *sqe, struct crl__op *op)
         io_uring_prep_read(sqe, op->fd, op->a.rw.buf, (unsigned)op->a.rw.len, file_offset(op->off));
         break;
     case CRL__OP_WRITE:
-        io_uring_prep_write(sqe, op->fd, op->a.rw.buf, (unsigned)op->a.rw.len, file_offset(op->off));
+        io_uring_prep_write(sqe, op->fd, op->a.rw.buf, (unsigned)op->a.rw.len,
+                            file_offset(op->off));
         break;
     case CRL__OP_READV:
-        io_uring_prep_readv(sqe, op->fd, op->a.v.iov, (unsigned)op->a.v.iovcnt, file_offset(op->off));
+        io_uring_prep_readv(sqe, op->fd, op->a.v.iov, (unsigned)op->a.v.iovcnt,
+                            file_offset(op->off));
         break;
     case CRL__OP_WRITEV:
-        io_uring_prep_writev(sqe, op->fd, op->a.v.iov, (unsigned)op->a.v.iovcnt, file_offset(op->off));
+        io_uring_prep_writev(sqe, op->fd, op->a.v.iov, (unsigned)op->a.v.iovcnt,
+                             file_offset(op->off));
         break;
-    case CRL__OP_RECV: io_uring_prep_recv(sqe, op->fd, op->a.rw.buf, op->a.rw.len, op->flags); break;
-    case CRL__OP_SEND: io_uring_prep_send(sqe, op->fd, op->a.rw.buf, op->a.rw.len, op->flags); break;
+    case CRL__OP_RECV:
+        io_uring_prep_recv(sqe, op->fd, op->a.rw.buf, op->a.rw.len, op->flags);
+        break;
+    case CRL__OP_SEND:
+        io_uring_prep_send(sqe, op->fd, op->a.rw.buf, op->a.rw.len, op->flags);
+        break;
     case CRL__OP_RECVMSG: io_uring_prep_recvmsg(sqe, op->fd, op->a.msg, (unsigned)op->flags); break;
     case CRL__OP_SENDMSG: io_uring_prep_sendmsg(sqe, op->fd, op->a.msg, (unsigned)op->flags); break;
     case CRL__OP_ACCEPT:
@@ -137,14 +150,17 @@ static void uring_submit(struct crl__core *c, struct crl__op *op) { issue(ring_o
 static unsigned readiness_events(const struct crl__op *op)
 {
     switch (op->kind) {
-    case CRL__OP_READ: case CRL__OP_READV: case CRL__OP_RECV: case CRL__OP_RECVMSG:
-    case CRL__OP_ACCEPT:
-        return POLLIN;
-    case CRL__OP_WRITE: case CRL__OP_WRITEV: case CRL__OP_SEND: case CRL__OP_SENDMSG:
-    case CRL__OP_CONNECT:
-        return POLLOUT;
-    default:
-        return 0;
+    case CRL__OP_READ:
+    case CRL__OP_READV:
+    case CRL__OP_RECV:
+    case CRL__OP_RECVMSG:
+    case CRL__OP_ACCEPT: return POLLIN;
+    case CRL__OP_WRITE:
+    case CRL__OP_WRITEV:
+    case CRL__OP_SEND:
+    case CRL__OP_SENDMSG:
+    case CRL__OP_CONNECT: return POLLOUT;
+    default: return 0;
     }
 }
 
@@ -186,10 +202,12 @@ static void mark_defined(const struct crl__op *op, int res)
     const struct iovec *iov = NULL;
     size_t iovcnt = 0;
     switch (op->kind) {
-    case CRL__OP_READ: case CRL__OP_RECV:
-        VALGRIND_MAKE_MEM_DEFINED(op->a.rw.buf, left);
-        return;
-    case CRL__OP_READV: iov = op->a.v.iov; iovcnt = (size_t)op->a.v.iovcnt; break;
+    case CRL__OP_READ:
+    case CRL__OP_RECV: VALGRIND_MAKE_MEM_DEFINED(op->a.rw.buf, left); return;
+    case CRL__OP_READV:
+        iov = op->a.v.iov;
+        iovcnt = (size_t)op->a.v.iovcnt;
+        break;
     case CRL__OP_RECVMSG:
         iov = op->a.msg->msg_iov;
         iovcnt = op->a.msg->msg_iovlen;

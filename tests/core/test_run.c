@@ -7,8 +7,16 @@
 #include <string.h>
 #include <sys/wait.h>
 
-static int return_42(void *arg) { (void)arg; return 42; }
-static int return_eio(void *arg) { (void)arg; return -EIO; }
+static int return_42(void *arg)
+{
+    (void)arg;
+    return 42;
+}
+static int return_eio(void *arg)
+{
+    (void)arg;
+    return -EIO;
+}
 
 /* crl_run returns what the root task returned. */
 TEST_PLAIN(run_returns_main_result)
@@ -17,7 +25,11 @@ TEST_PLAIN(run_returns_main_result)
     CHECK_EQ(crl_run(NULL, return_eio, NULL), -EIO);
 }
 
-static int failing_child(void *arg) { (void)arg; return -EPROTO; }
+static int failing_child(void *arg)
+{
+    (void)arg;
+    return -EPROTO;
+}
 static int spawn_failing(struct crl_scope *s, void *arg)
 {
     (void)arg;

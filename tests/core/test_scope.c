@@ -147,7 +147,10 @@ static int grandchild_sleeps(void *arg)
     return n->grandchild;
 }
 
-static int inner_body(struct crl_scope *s, void *arg) { return crl_spawn(s, grandchild_sleeps, arg); }
+static int inner_body(struct crl_scope *s, void *arg)
+{
+    return crl_spawn(s, grandchild_sleeps, arg);
+}
 
 static int child_with_inner_scope(void *arg)
 {

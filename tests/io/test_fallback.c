@@ -64,6 +64,7 @@ TEST_PLAIN(refused_io_uring_falls_back_to_epoll_once)
     if (WEXITSTATUS(r.status) == 77)
         TEST_SKIP("seccomp filters not permitted here");
     CHECK_EQ(WEXITSTATUS(r.status), 0);
-    CHECK_EQ(count(r.err, "corral: io_uring unavailable (Operation not permitted), using epoll"), 1);
+    CHECK_EQ(count(r.err, "corral: io_uring unavailable (Operation not permitted), using epoll"),
+             1);
     CHECK_EQ(count(r.err, "\n"), 1);
 }
