@@ -68,8 +68,8 @@ enum crl_backend {
 
 /* Runtime configuration. A zeroed struct (or a NULL pointer) means every default. */
 struct crl_config {
-    unsigned cores;               /* executors to start; 0 = 1 (multi-core lands later) */
-    size_t stack_size;            /* default task stack in bytes; 0 = 64 KiB */
+    unsigned cores;    /* executors, on the first CPUs of the affinity mask, each pinned; 0 = 1 */
+    size_t stack_size; /* default task stack in bytes; 0 = 64 KiB */
     enum crl_backend backend;     /* I/O backend; see enum crl_backend */
     crl_log_fn *log_fn;           /* NULL = one line per message on stderr */
     void *log_ctx;                /* passed to log_fn */
@@ -79,8 +79,9 @@ struct crl_config {
 
 /* Start the runtime on the calling thread, run main(arg) as the root task inside the root
  * scope, and return once every task has ended. Returns main's result, or the first error of
- * any task spawned into the root scope, or -EINVAL for a bad config, -ENOTSUP for cores > 1
- * (not yet supported), -EBUSY when called from inside a running runtime, -ENOMEM. */
+ * any task spawned into the root scope, or -EINVAL for a bad config (cores beyond the CPUs
+ * of the affinity mask), -EBUSY when called from inside a running runtime, -ENOMEM. With
+ * several cores, core 0 runs main on the calling thread and the others serve crl_call. */
 int crl_run(const struct crl_config *cfg, crl_task_fn *main, void *arg);
 
 /* ---- Tasks and scopes ------------------------------------------------------------------- */
@@ -440,6 +441,21 @@ int crl_socket_set_keepalive(int fd, bool on);
 
 /* The local address of a socket, e.g. to learn the port a "HOST:0" listener got. */
 int crl_socket_local_addr(int fd, struct sockaddr_storage *addr, socklen_t *len);
+
+/* ---- Cores ------------------------------------------------------------------------------ */
+
+/* The calling core's index (0 .. crl_core_count() - 1); 0 outside a runtime. */
+unsigned crl_core_id(void);
+
+/* Executors in the running runtime (0 outside one). */
+unsigned crl_core_count(void);
+
+/* Run fn(arg) as a task on core `core` and return its result, blocking the calling task. A
+ * cancellation point: cancelling the caller cancels the remote task and still waits for it
+ * to end (arg may point into the caller's frame). Calling one's own core runs fn directly.
+ * -EINVAL for a core that does not exist. At most 512 calls from one core to another are in
+ * flight; more wait for a reply. */
+int crl_call(unsigned core, crl_task_fn *fn, void *arg);
 
 /* ---- Diagnostics ------------------------------------------------------------------------ */
 

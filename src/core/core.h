@@ -10,6 +10,7 @@
 #include "corral.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -141,8 +142,15 @@ struct crl_scope {
 
 /* ---- The core --------------------------------------------------------------------------- */
 
+struct crl__ring;
+
 struct crl__runtime {
     struct crl_config cfg; /* with defaults filled in */
+    unsigned ncores;
+    struct crl__core **cores; /* by id, each set by its own thread before the start barrier */
+    struct crl__ring *rings;  /* ncores x ncores: rings[from * ncores + to] */
+    _Atomic bool stopping;    /* core 0's root scope is done: the other cores wind down */
+    pthread_barrier_t started;
 };
 
 struct crl__io_ops;
@@ -150,6 +158,7 @@ struct crl__job;
 
 struct crl__core {
     struct crl__runtime *rt;
+    unsigned id;                  /* index in rt->cores; core 0 runs the root task */
     const struct crl__io_ops *io; /* the I/O backend (src/io) */
     void *io_state;
     size_t io_pending;          /* operations submitted and not yet completed */
@@ -167,8 +176,12 @@ struct crl__core {
     struct crl_scope *root;
     size_t ntasks; /* live tasks, the root task included */
     struct crl_stats stats;
-    struct crl_event fd_freed; /* set by crl_close for accepts backing off on EMFILE */
-    void *altstack;            /* signal stack for the stack-overflow handler */
+    struct crl__list remote_calls; /* calls from other cores running here (src/smp/call.c) */
+    unsigned *credits;             /* per target core: calls this core may still send */
+    size_t remote_pending;         /* this core's calls waiting for a reply */
+    struct crl_event credit_freed; /* a reply came back: a credit is free again */
+    struct crl_event fd_freed;     /* set by crl_close for accepts backing off on EMFILE */
+    void *altstack;                /* signal stack for the stack-overflow handler */
     size_t altstack_size;
     void *prev_altstack; /* the thread's signal stack before ours, restored after */
     size_t prev_altstack_size;

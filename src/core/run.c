@@ -5,10 +5,14 @@
 
 #include "../io/io.h"
 #include "../io/pool.h"
+#include "../smp/smp.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 __thread struct crl__core *crl__cur __attribute__((tls_model("initial-exec")));
@@ -18,9 +22,8 @@ enum { DEFAULT_STACK = 64 * 1024 };
 static int config_resolve(const struct crl_config *in, struct crl_config *out)
 {
     *out = in ? *in : (struct crl_config){0};
-    if (out->cores > 1)
-        return -ENOTSUP; /* one executor until the multi-core runtime lands */
-    out->cores = 1;
+    if (out->cores == 0)
+        out->cores = 1; /* becomes "every CPU of the affinity mask" once cross-core work lands */
     if (out->stack_size == 0)
         out->stack_size = DEFAULT_STACK;
     if (out->stack_size < 16 * 1024 || out->stack_size > (size_t)1 << 30)
@@ -63,11 +66,13 @@ static int root_task(void *p)
     return rc->result;
 }
 
-static int core_start(struct crl__core *c, struct crl__runtime *rt, struct crl_scope *root)
+static int core_start(struct crl__core *c, struct crl__runtime *rt, struct crl_scope *root,
+                      unsigned id)
 {
     memset(c, 0, sizeof *c);
     c->wake_fd = -1;
     c->rt = rt;
+    c->id = id;
     c->loop.name = "(loop)";
     c->loop.core = c;
     c->loop.state = CRL__RUNNING;
@@ -79,29 +84,171 @@ static int core_start(struct crl__core *c, struct crl__runtime *rt, struct crl_s
     crl_event_init(&c->fd_freed);
     crl__scope_init_root(root, c);
     c->root = root;
-    int rc = crl__stack_overflow_handler_install(c);
+    int rc = crl__smp_core_init(c);
+    if (!rc)
+        rc = crl__stack_overflow_handler_install(c);
     return rc ? rc : crl__io_start(c, rt->cfg.backend);
 }
 
 static void core_stop(struct crl__core *c)
 {
+    crl__smp_core_fini(c);
     crl__io_stop(c);
     crl__stack_pool_fini(c);
     crl__stack_overflow_handler_remove(c);
+}
+
+/* ---- Several cores --------------------------------------------------------------------- */
+
+/* The first n CPUs of the calling thread's affinity mask, or -EINVAL if it has fewer. */
+static int pick_cpus(unsigned n, int *cpus, cpu_set_t *mask)
+{
+    if (sched_getaffinity(0, sizeof *mask, mask) != 0)
+        return -errno;
+    unsigned found = 0;
+    for (int cpu = 0; cpu < CPU_SETSIZE && found < n; cpu++)
+        if (CPU_ISSET(cpu, mask))
+            cpus[found++] = cpu;
+    return found == n ? 0 : -EINVAL;
+}
+
+static void pin_to(int cpu)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    sched_setaffinity(0, sizeof one, &one);
+}
+
+struct core_thread {
+    struct crl__runtime *rt;
+    pthread_t thread;
+    unsigned id;
+    int cpu;
+};
+
+static bool all_started(struct crl__runtime *rt)
+{
+    for (unsigned i = 0; i < rt->ncores; i++)
+        if (!rt->cores[i])
+            return false;
+    return true;
+}
+
+/* Cores 1..n-1: each serves calls from the others until core 0 is done. Process signals are
+ * left to core 0's thread (and the signalfds); faults stay deliverable. */
+static void *secondary_main(void *arg)
+{
+    struct core_thread *ct = arg;
+    sigset_t set;
+    sigfillset(&set);
+    sigdelset(&set, SIGSEGV);
+    sigdelset(&set, SIGBUS);
+    sigdelset(&set, SIGFPE);
+    sigdelset(&set, SIGILL);
+    sigdelset(&set, SIGABRT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    pin_to(ct->cpu);
+    struct crl__core core;
+    struct crl_scope root;
+    crl__cur = &core;
+    int rc = core_start(&core, ct->rt, &root, ct->id);
+    ct->rt->cores[ct->id] = rc ? NULL : &core;
+    pthread_barrier_wait(&ct->rt->started);
+    if (all_started(ct->rt))
+        crl__loop(&core);
+    core_stop(&core);
+    crl__cur = NULL;
+    return NULL;
+}
+
+static int start_secondaries(struct crl__runtime *rt, struct core_thread *ct, const int *cpus)
+{
+    for (unsigned i = 1; i < rt->ncores; i++) {
+        ct[i] = (struct core_thread){.rt = rt, .id = i, .cpu = cpus[i]};
+        int rc = pthread_create(&ct[i].thread, NULL, secondary_main, &ct[i]);
+        if (rc)
+            return -rc; /* callers join the ones started: ncores is cut to i */
+    }
+    return 0;
+}
+
+static void stop_secondaries(struct crl__runtime *rt, struct core_thread *ct, unsigned started)
+{
+    atomic_store(&rt->stopping, true);
+    for (unsigned i = 1; i < started; i++)
+        if (rt->cores[i])
+            crl__smp_notify(rt->cores[i]);
+    for (unsigned i = 1; i < started; i++)
+        pthread_join(ct[i].thread, NULL);
+}
+
+struct run_state {
+    struct crl__runtime rt;
+    struct core_thread ct[CPU_SETSIZE];
+    int cpus[CPU_SETSIZE];
+    cpu_set_t saved_mask;
+};
+
+static int runtime_init(struct run_state *st, const struct crl_config *cfg)
+{
+    struct crl__runtime *rt = &st->rt;
+    int rc = config_resolve(cfg, &rt->cfg);
+    if (rc)
+        return rc;
+    rt->ncores = rt->cfg.cores;
+    if (rt->ncores > 1 && (rc = pick_cpus(rt->ncores, st->cpus, &st->saved_mask)))
+        return rc;
+    rt->cores = calloc(rt->ncores, sizeof *rt->cores);
+    if (!rt->cores)
+        return -ENOMEM;
+    rc = crl__smp_init(rt);
+    if (rc) {
+        free(rt->cores);
+        return rc;
+    }
+    atomic_init(&rt->stopping, false);
+    pthread_barrier_init(&rt->started, NULL, rt->ncores);
+    return 0;
+}
+
+static void runtime_fini(struct run_state *st)
+{
+    pthread_barrier_destroy(&st->rt.started);
+    crl__smp_fini(&st->rt);
+    free(st->rt.cores);
 }
 
 int crl_run(const struct crl_config *cfg, crl_task_fn *main, void *arg)
 {
     if (crl__cur)
         return -EBUSY;
-    struct crl__runtime rt;
-    int rc = config_resolve(cfg, &rt.cfg);
-    if (rc)
+    struct run_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return -ENOMEM;
+    struct crl__runtime *rt = &st->rt;
+    int rc = runtime_init(st, cfg);
+    if (rc) {
+        free(st);
         return rc;
+    }
+    if (rt->ncores > 1)
+        pin_to(st->cpus[0]);
+    rc = start_secondaries(rt, st->ct, st->cpus);
+    unsigned started = rc ? 1 : rt->ncores;
+    if (rc) { /* some threads did not start: let the others through the barrier alone */
+        rt->ncores = 1;
+        atomic_store(&rt->stopping, true);
+    }
     struct crl__core core;
     struct crl_scope root;
     crl__cur = &core;
-    rc = core_start(&core, &rt, &root);
+    int start_rc = core_start(&core, rt, &root, 0);
+    rt->cores[0] = start_rc ? NULL : &core;
+    if (!rc)
+        pthread_barrier_wait(&rt->started);
+    if (!rc)
+        rc = start_rc ? start_rc : all_started(rt) ? 0 : -ENOMEM;
     struct root_call call = {main, arg, 0};
     if (!rc)
         rc = crl__spawn(&root, root_task, &call, "main", 0);
@@ -109,9 +256,14 @@ int crl_run(const struct crl_config *cfg, crl_task_fn *main, void *arg)
         crl__loop(&core);
         rc = root.error ? root.error : call.result;
     }
+    stop_secondaries(rt, st->ct, started);
     core_stop(&core);
     crl__cur = NULL;
     crl__pool_stop();
+    if (rt->cfg.cores > 1)
+        sched_setaffinity(0, sizeof st->saved_mask, &st->saved_mask);
+    runtime_fini(st);
+    free(st);
     return rc;
 }
 

@@ -8,6 +8,7 @@
 
 #include "../arch/ctx.h"
 #include "../io/io.h"
+#include "../smp/smp.h"
 
 #include <errno.h>
 #include <string.h>
@@ -246,7 +247,8 @@ int64_t crl_now_ns(void)
 static void idle_wait(struct crl__core *c)
 {
     int64_t next = crl__wheel_next_ns(&c->wheel);
-    if (next < 0 && c->io_pending == 0 && c->offload_pending == 0) {
+    if (next < 0 && c->io_pending == 0 && c->offload_pending == 0 && c->remote_pending == 0 &&
+        c->id == 0) { /* other cores wait for calls from core 0 */
         crl__logf(CRL_LOG_ERROR, "corral: deadlock: %zu task(s) blocked with nothing to wake them",
                   c->ntasks);
         crl_dump_tree(STDERR_FILENO);
@@ -255,9 +257,16 @@ static void idle_wait(struct crl__core *c)
     c->io->wait(c, next);
 }
 
+static bool keep_running(struct crl__core *c)
+{
+    if (c->root->nlive)
+        return true;
+    return c->id != 0 && !atomic_load_explicit(&c->rt->stopping, memory_order_acquire);
+}
+
 void crl__loop(struct crl__core *c)
 {
-    while (c->root->nlive) {
+    while (keep_running(c)) {
         c->budget = CRL__BUDGET;
         struct crl_task *t = crl__runq_pick(c);
         if (t) {
@@ -270,8 +279,10 @@ void crl__loop(struct crl__core *c)
              * operation or pool job is outstanding. */
             if (c->io_pending || c->offload_pending)
                 c->io->wait(c, 0);
-        } else if (c->root->nlive)
+        } else if (keep_running(c)) {
             idle_wait(c);
+        }
+        crl__smp_poll(c);
         c->now_ns = crl_now_ns();
         crl__wheel_advance(&c->wheel, c->now_ns);
     }

@@ -2,6 +2,7 @@
  * a task (including the cancellation protocol), and the public read/write/accept/... calls. */
 #define _GNU_SOURCE
 #include "io.h"
+#include "../smp/smp.h"
 #include "pool.h"
 
 #include <errno.h>
@@ -53,6 +54,7 @@ void crl__core_woken(struct crl__core *c)
     while (read(c->wake_fd, &n, sizeof n) == sizeof n)
         ;
     crl__pool_reap(c);
+    crl__smp_poll(c);
 }
 
 static int start_backend(struct crl__core *c, enum crl_backend want)

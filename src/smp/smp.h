@@ -1,0 +1,20 @@
+/* smp.h - what the rest of the runtime needs from the cross-core layer. */
+#ifndef CRL_SMP_SMP_H
+#define CRL_SMP_SMP_H
+
+#include "../core/core.h"
+
+/* Ring capacity per ordered core pair; each core may have half of it in flight to one target
+ * (requests one way and replies the other way then always fit). */
+enum { CRL__RING_CAPACITY = 1024 };
+
+int crl__smp_init(struct crl__runtime *rt);
+void crl__smp_fini(struct crl__runtime *rt);
+int crl__smp_core_init(struct crl__core *c);
+void crl__smp_core_fini(struct crl__core *c);
+/* Take in what other cores sent this one (requests, replies, cancellations). Never blocks. */
+void crl__smp_poll(struct crl__core *c);
+/* Wake core c (another core's loop, or a foreign thread). */
+void crl__smp_notify(struct crl__core *c);
+
+#endif

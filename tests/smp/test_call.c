@@ -1,0 +1,166 @@
+/* Several executors: core 0 runs main, the others serve cross-core calls; results come back,
+ * many calls run at once, and cancelling a caller cancels the remote task. */
+#define _GNU_SOURCE
+#include "../test.h"
+
+#include <errno.h>
+#include <sched.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Why this machine cannot run a two-core test, or NULL if it can. */
+static const char *cannot_run_two_cores(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < 2)
+        return "fewer than 2 CPUs in the affinity mask";
+    const char *backend = getenv("CORRAL_BACKEND");
+    if (test_under_valgrind() && !(backend && strcmp(backend, "epoll") == 0))
+        return "valgrind 3.19 stalls the other threads while one waits in io_uring_enter";
+    return NULL;
+}
+
+#define NEED_TWO_CORES()                                                                           \
+    do {                                                                                           \
+        const char *why = cannot_run_two_cores();                                                  \
+        if (why)                                                                                   \
+            TEST_SKIP(why);                                                                        \
+    } while (0)
+
+static int whoami(void *arg)
+{
+    *(unsigned *)arg = crl_core_id();
+    return 40 + (int)crl_core_id();
+}
+
+static int call_core1(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(crl_core_count(), 2);
+    CHECK_EQ(crl_core_id(), 0);
+    unsigned where = 99;
+    CHECK_EQ(crl_call(1, whoami, &where), 41); /* arg points into this frame */
+    CHECK_EQ(where, 1);
+    CHECK_EQ(crl_call(0, whoami, &where), 40); /* one's own core: run directly */
+    CHECK_EQ(where, 0);
+    CHECK_EQ(crl_call(2, whoami, &where), -EINVAL);
+    return 0;
+}
+
+/* A function called on core 1 runs there and its result comes back to core 0. */
+TEST_PLAIN(call_runs_on_the_other_core)
+{
+    NEED_TWO_CORES();
+    struct crl_config cfg = {.cores = 2};
+    CHECK_EQ(crl_run(&cfg, call_core1, NULL), 0);
+}
+
+enum { CALLERS = 100, CALLS = 200 };
+
+static int add_one(void *arg)
+{
+    CHECK_EQ(crl_core_id(), 1);
+    return *(int *)arg + 1;
+}
+
+static int caller(void *arg)
+{
+    long *sum = arg;
+    for (int i = 0; i < CALLS; i++) {
+        int v = i;
+        int r = crl_call(1, add_one, &v);
+        CHECK_EQ(r, i + 1);
+        *sum += r;
+    }
+    return 0;
+}
+
+static int many_callers(struct crl_scope *s, void *arg)
+{
+    for (int i = 0; i < CALLERS; i++)
+        CHECK_EQ(crl_spawn(s, caller, arg), 0);
+    return 0;
+}
+
+static int run_many(void *arg) { return crl_scope_run(many_callers, arg); }
+
+/* 100 tasks each making 200 calls to core 1: every result is right. */
+TEST_PLAIN(many_concurrent_calls)
+{
+    NEED_TWO_CORES();
+    long sum = 0;
+    struct crl_config cfg = {.cores = 2};
+    CHECK_EQ(crl_run(&cfg, run_many, &sum), 0);
+    CHECK_EQ(sum, (long)CALLERS * CALLS * (CALLS + 1) / 2);
+}
+
+struct remote_sleep {
+    int remote_rc;
+    int call_rc;
+};
+
+static int sleep_long(void *arg)
+{
+    struct remote_sleep *r = arg;
+    r->remote_rc = crl_sleep_ns(10 * CRL_SEC_NS);
+    return r->remote_rc;
+}
+
+static int call_and_be_cancelled(void *arg)
+{
+    struct remote_sleep *r = arg;
+    r->call_rc = crl_call(1, sleep_long, r);
+    return 0;
+}
+
+static int cancel_body(struct crl_scope *s, void *arg)
+{
+    CHECK_EQ(crl_spawn(s, call_and_be_cancelled, arg), 0);
+    CHECK_EQ(crl_sleep_ns(5 * CRL_MSEC_NS), 0);
+    crl_scope_cancel(s);
+    return 0;
+}
+
+static int run_cancel(void *arg)
+{
+    int64_t t0 = crl_now_ns();
+    CHECK_EQ(crl_scope_run(cancel_body, arg), 0);
+    CHECK_LT(crl_now_ns() - t0, 2 * CRL_SEC_NS);
+    return 0;
+}
+
+/* Cancelling the caller cancels the task on the other core, and waits for it. */
+TEST_PLAIN(cancel_crosses_cores)
+{
+    NEED_TWO_CORES();
+    struct remote_sleep r = {1, 1};
+    struct crl_config cfg = {.cores = 2};
+    CHECK_EQ(crl_run(&cfg, run_cancel, &r), 0);
+    CHECK_EQ(r.remote_rc, -ECANCELED);
+    CHECK_EQ(r.call_rc, -ECANCELED);
+}
+
+static int deadline_call(void *arg)
+{
+    struct remote_sleep *r = arg;
+    return crl_call(1, sleep_long, r);
+}
+
+static int run_deadline(void *arg)
+{
+    struct remote_sleep *r = arg;
+    r->call_rc = crl_with_timeout(5 * CRL_MSEC_NS, deadline_call, r);
+    return 0;
+}
+
+/* A caller's deadline reaches the remote task as a cancellation; the caller sees -ETIMEDOUT. */
+TEST_PLAIN(deadline_crosses_cores)
+{
+    NEED_TWO_CORES();
+    struct remote_sleep r = {1, 1};
+    struct crl_config cfg = {.cores = 2};
+    CHECK_EQ(crl_run(&cfg, run_deadline, &r), 0);
+    CHECK_EQ(r.remote_rc, -ECANCELED);
+    CHECK_EQ(r.call_rc, -ETIMEDOUT);
+}
