@@ -3,13 +3,14 @@
 #   format       every C file as .clang-format says (clang-format --dry-run --Werror)
 #   release      meson test in build/ (release)
 #   asan         meson test in build-asan/ (ASan + UBSan, debug)
+#   tsan         meson test in build-tsan/ (ThreadSanitizer, fibers annotated)
 #   valgrind     the release build's tests again under valgrind (memcheck, errors fail)
 #   aarch64      the core tests cross-compiled for aarch64 and run under qemu-user
 # STAGES="release asan" picks stages. Prints "N passed, N failed" over all stages at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-STAGES="${STAGES:-format release asan valgrind aarch64}"
+STAGES="${STAGES:-format release asan tsan valgrind aarch64}"
 JOBS="${JOBS:-2}"
 passed=0 failed=0 status=0
 
@@ -54,6 +55,8 @@ for s in $STAGES; do
     release) stage release build 900 --buildtype=release ;;
     asan) stage asan build-asan 1200 --buildtype=debug -Db_sanitize=address,undefined \
         -Db_lundef=false -Db_lto=false -Dbench=false ;;
+    tsan) stage tsan build-tsan 1200 --buildtype=debug -Db_sanitize=thread -Db_lto=false \
+        -Dbench=false ;;
     valgrind)
         if command -v valgrind >/dev/null; then
             echo "== stage valgrind (build/, at most 900s)"

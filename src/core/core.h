@@ -118,6 +118,7 @@ struct crl_task {
         struct crl_task *t); /* while parked: undoes the wait on cancel; NULL = not cancellable */
     void *park_obj;          /* what it waits on (for unpark and the tree dump) */
     void *asan_fake_stack;
+    void *tsan_fiber;     /* TSan's state for this context (the TSan build only) */
     unsigned locals_used; /* bit k set once locals[k] was set */
     void *locals[CRL_TASK_LOCALS_MAX];
 };

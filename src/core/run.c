@@ -10,6 +10,9 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,6 +79,9 @@ static int core_start(struct crl__core *c, struct crl__runtime *rt, struct crl_s
     c->loop.name = "(loop)";
     c->loop.core = c;
     c->loop.state = CRL__RUNNING;
+#if defined(__SANITIZE_THREAD__)
+    c->loop.tsan_fiber = __tsan_get_current_fiber();
+#endif
     c->cur = &c->loop;
     loop_stack_bounds(&c->loop);
     c->now_ns = crl_now_ns();

@@ -26,6 +26,10 @@
 #ifdef CRL_ASAN
 #include <sanitizer/common_interface_defs.h>
 #endif
+#if defined(__SANITIZE_THREAD__)
+#define CRL_TSAN 1
+#include <sanitizer/tsan_interface.h>
+#endif
 
 /* Switches between two polls of the loop when tasks keep each other busy. A switch costs ~10 ns
  * (a Tokio poll ~10x that), so 256 bounds polling latency to a few microseconds while keeping
@@ -60,6 +64,17 @@ static struct crl_task *next_to_run(struct crl__core *c)
 
 /* ---- Switching -------------------------------------------------------------------------- */
 
+/* TSan follows the switch: each context is a TSan fiber, synchronized with the one it came
+ * from (they run one after another on one thread). */
+static inline void tsan_switch(struct crl_task *to)
+{
+#ifdef CRL_TSAN
+    __tsan_switch_to_fiber(to->tsan_fiber, 0);
+#else
+    (void)to;
+#endif
+}
+
 static inline void asan_start(struct crl_task *from, struct crl_task *to, bool from_ends)
 {
 #ifdef CRL_ASAN
@@ -90,6 +105,7 @@ static inline void switch_to(struct crl__core *c, struct crl_task *from, struct 
     c->cur = to;
     to->state = CRL__RUNNING;
     asan_start(from, to, false);
+    tsan_switch(to);
     crl__ctx_switch(&from->sp, to->sp);
     asan_finish(from);
 }
@@ -175,6 +191,7 @@ static _Noreturn void task_exit(struct crl_task *t, int result)
     c->cur = next;
     next->state = CRL__RUNNING;
     asan_start(t, next, true); /* frees this task's fake stack: no locals from here on */
+    tsan_switch(next);
     crl__ctx_jump(next->sp);
 }
 

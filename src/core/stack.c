@@ -34,6 +34,11 @@
 #define CRL_ASAN_POISON 1
 #endif
 
+#if defined(__SANITIZE_THREAD__)
+#include <sanitizer/tsan_interface.h>
+#define CRL_TSAN 1
+#endif
+
 enum { MIN_STACK = 16 * 1024 };
 
 static size_t page_size_cached;
@@ -177,6 +182,9 @@ struct crl_task *crl__task_alloc(struct crl__core *c, size_t size, int *err)
             return NULL;
         t = record_of(&st);
         t->stack = st;
+#ifdef CRL_TSAN
+        t->tsan_fiber = __tsan_create_fiber(0); /* one per stack, kept across reuse */
+#endif
     }
 #ifdef CRL_ASAN_POISON
     /* Frames of a task that ended by switching away were never unwound: clear their marks. */
@@ -205,6 +213,9 @@ static void unmap_list(struct crl_task *t)
     while (t) {
         struct crl_task *next = t->run_next;
         struct crl__stack st = t->stack; /* t lives in the mapping it describes */
+#ifdef CRL_TSAN
+        __tsan_destroy_fiber(t->tsan_fiber);
+#endif
         stack_unmap(&st);
         t = next;
     }

@@ -82,6 +82,9 @@ static int spawn_2000_and_count(struct crl_scope *s, void *arg)
 /* With MADV_GUARD_INSTALL, 2000 guarded stacks add (almost) no mappings. */
 TEST(guarded_stacks_add_no_mappings)
 {
+#if defined(__SANITIZE_THREAD__)
+    TEST_SKIP("TSan maps memory of its own for every fiber");
+#endif
     if (!crl__stack_guard_adds_no_mapping()) /* the root task's stack settled the mode */
         TEST_SKIP("no MADV_GUARD_INSTALL (kernel < 6.13 or an emulator): guards use mprotect");
     int before = count_maps(), during = 0;
