@@ -1,6 +1,8 @@
-/* bench-smp.c - cross-core call round trips, `name value unit` lines like the peers'. With
- * one caller making calls one after another, the target core goes back to sleep between
- * them: this is the round trip to a sleeping core (a wake-up each time).
+/* bench-smp.c - cross-core call round trips, `name value unit` lines like the peers':
+ *   awake:  calls back to back, so the target is still polling when the next one comes;
+ *   asleep: a 200 us pause before each call (longer than the idle poll), so the target
+ *           core has gone to sleep and must be woken; only the calls are timed.
+ * Also the CPU both cores spend per asleep call, which includes their idle polling.
  *   bench-smp
  */
 #define _GNU_SOURCE
@@ -8,8 +10,9 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
-enum { REPS = 5, CALLS = 5000 };
+enum { REPS = 5, AWAKE_CALLS = 20000, ASLEEP_CALLS = 500 };
 
 static int trivial(void *arg) { return arg ? 1 : 0; }
 
@@ -19,20 +22,46 @@ static int cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static double median(double *v)
+{
+    qsort(v, REPS, sizeof v[0], cmp);
+    return v[REPS / 2];
+}
+
+static double cpu_ns(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e9 +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e3;
+}
+
 static int bench_main(void *arg)
 {
     (void)arg;
-    double ns[REPS];
+    double awake[REPS], asleep[REPS], cpu[REPS];
     for (int i = 0; i < 200; i++)
         crl_call(1, trivial, NULL);
     for (int r = 0; r < REPS; r++) {
         int64_t t0 = crl_now_ns();
-        for (int i = 0; i < CALLS; i++)
+        for (int i = 0; i < AWAKE_CALLS; i++)
             crl_call(1, trivial, NULL);
-        ns[r] = (double)(crl_now_ns() - t0) / CALLS;
+        awake[r] = (double)(crl_now_ns() - t0) / AWAKE_CALLS;
+        int64_t in_calls = 0;
+        double c0 = cpu_ns();
+        for (int i = 0; i < ASLEEP_CALLS; i++) {
+            crl_sleep_ns(200 * CRL_USEC_NS);
+            int64_t t = crl_now_ns();
+            crl_call(1, trivial, NULL);
+            in_calls += crl_now_ns() - t;
+        }
+        asleep[r] = (double)in_calls / ASLEEP_CALLS;
+        cpu[r] = (cpu_ns() - c0) / ASLEEP_CALLS;
     }
-    qsort(ns, REPS, sizeof ns[0], cmp);
-    printf("corral_%s_xcore_call_rtt_asleep %.0f ns\n", crl_io_backend(), ns[REPS / 2]);
+    const char *b = crl_io_backend();
+    printf("corral_%s_xcore_call_rtt_awake %.0f ns\n", b, median(awake));
+    printf("corral_%s_xcore_call_rtt_asleep %.0f ns\n", b, median(asleep));
+    printf("corral_%s_xcore_cpu_per_asleep_call %.0f ns\n", b, median(cpu));
     return 0;
 }
 

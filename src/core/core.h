@@ -180,6 +180,7 @@ struct crl__core {
     struct crl__list remote_calls; /* calls from other cores running here (src/smp/call.c) */
     unsigned *credits;             /* per target core: calls this core may still send */
     size_t remote_pending;         /* this core's calls waiting for a reply */
+    _Atomic bool sleeping;         /* about to block or blocked in the backend's wait */
     struct crl_event credit_freed; /* a reply came back: a credit is free again */
     struct crl_event fd_freed;     /* set by crl_close for accepts backing off on EMFILE */
     void *altstack;                /* signal stack for the stack-overflow handler */

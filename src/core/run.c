@@ -27,6 +27,8 @@ static int config_resolve(const struct crl_config *in, struct crl_config *out)
     *out = in ? *in : (struct crl_config){0};
     if (out->cores == 0)
         out->cores = 1; /* becomes "every CPU of the affinity mask" once cross-core work lands */
+    if (out->idle_poll_ns == 0)
+        out->idle_poll_ns = 20 * CRL_USEC_NS;
     if (out->stack_size == 0)
         out->stack_size = DEFAULT_STACK;
     if (out->stack_size < 16 * 1024 || out->stack_size > (size_t)1 << 30)

@@ -271,7 +271,7 @@ static void idle_wait(struct crl__core *c)
         crl_dump_tree(STDERR_FILENO);
         crl__panic("corral: deadlock");
     }
-    c->io->wait(c, next);
+    crl__smp_idle(c, next);
 }
 
 static bool keep_running(struct crl__core *c)

@@ -13,6 +13,7 @@
 #define _GNU_SOURCE
 #include "smp.h"
 #include "ring.h"
+#include "../io/io.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -91,6 +92,59 @@ void crl__smp_notify(struct crl__core *c)
     (void)unused;
 }
 
+/* The sender published (a ring push, a cancel flag), then looks at `sleeping`; the sleeper
+ * sets `sleeping`, then looks at its rings. With a full fence on both sides at least one of
+ * them sees the other's write: no wake-up is lost, and none is sent to a core that is up. */
+void crl__smp_kick(struct crl__core *c)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&c->sleeping, memory_order_relaxed))
+        crl__smp_notify(c);
+}
+
+bool crl__smp_pending(struct crl__core *c)
+{
+    struct crl__runtime *rt = c->rt;
+    for (unsigned from = 0; from < rt->ncores; from++)
+        if (from != c->id && !crl__ring_empty(ring(rt, from, c->id)))
+            return true;
+    /* a cancel flag raised on a call running here */
+    for (struct crl__list *l = c->remote_calls.next; l != &c->remote_calls; l = l->next) {
+        struct crl__call *call = crl__container_of(l, struct crl__call, link);
+        if (!call->cancelled && atomic_load_explicit(&call->cancel, memory_order_relaxed))
+            return true;
+    }
+    return false;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+void crl__smp_idle(struct crl__core *c, int64_t deadline_ns)
+{
+    if (c->rt->ncores > 1 && c->rt->cfg.idle_poll_ns > 0) {
+        int64_t until = crl_now_ns() + c->rt->cfg.idle_poll_ns;
+        if (deadline_ns >= 0 && deadline_ns < until)
+            until = deadline_ns;
+        do {
+            if (crl__smp_pending(c))
+                return; /* the loop takes it in */
+            cpu_relax();
+        } while (crl_now_ns() < until);
+    }
+    atomic_store_explicit(&c->sleeping, true, memory_order_relaxed);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (c->rt->ncores == 1 || !crl__smp_pending(c))
+        c->io->wait(c, deadline_ns);
+    atomic_store_explicit(&c->sleeping, false, memory_order_relaxed);
+}
+
 /* ---- The target's side ------------------------------------------------------------------ */
 
 static int remote_body(struct crl_scope *s, void *arg)
@@ -118,7 +172,7 @@ static int remote_task(void *arg)
     /* The caller's credit guarantees room; after the push the record is the caller's. */
     while (!crl__ring_push(ring(c->rt, c->id, back->id), call))
         crl_yield();
-    crl__smp_notify(back);
+    crl__smp_kick(back);
     return 0; /* the result travels in the record, not into this core's root scope */
 }
 
@@ -132,7 +186,7 @@ static void take_request(struct crl__core *c, struct crl__call *call)
         crl__list_del(&call->link);
         while (!crl__ring_push(ring(c->rt, c->id, call->from->id), call))
             ; /* cannot happen: the caller's credit reserved the slot */
-        crl__smp_notify(call->from);
+        crl__smp_kick(call->from);
     }
 }
 
@@ -193,7 +247,7 @@ static void call_unpark(struct crl_task *t)
     struct crl__call *call = t->park_obj;
     call->waiting = false;
     atomic_store_explicit(&call->cancel, true, memory_order_release);
-    crl__smp_notify(call->target_core);
+    crl__smp_kick(call->target_core);
 }
 
 int crl_call(unsigned core, crl_task_fn *fn, void *arg)
@@ -219,7 +273,7 @@ int crl_call(unsigned core, crl_task_fn *fn, void *arg)
     c->credits[core]--;
     c->remote_pending++;
     crl__ring_push(ring(c->rt, c->id, core), &call); /* a credit guarantees room */
-    crl__smp_notify(call.target_core);
+    crl__smp_kick(call.target_core);
     call.waiting = true;
     rc = crl__park(call_unpark, &call);
     while (!call.done) { /* fn may point into our frame: wait for the target to finish */

@@ -16,5 +16,12 @@ void crl__smp_core_fini(struct crl__core *c);
 void crl__smp_poll(struct crl__core *c);
 /* Wake core c (another core's loop, or a foreign thread). */
 void crl__smp_notify(struct crl__core *c);
+/* After publishing a message to core c: wake it only if it sleeps (or is about to). */
+void crl__smp_kick(struct crl__core *c);
+/* True if some core has sent this one something not taken in yet. */
+bool crl__smp_pending(struct crl__core *c);
+/* An idle core: poll for messages up to idle_poll_ns, then, unless one came, announce that
+ * it sleeps and wait in the backend until deadline_ns. */
+void crl__smp_idle(struct crl__core *c, int64_t deadline_ns);
 
 #endif
