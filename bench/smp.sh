@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Cross-core figures beside the peers, in one invocation: ROUNDS interleaved rounds of
+# build/bench/bench-smp on io_uring and on epoll, then one round of
+# ../shared/peers/micro/run.sh with ONLY='pingpong|tokio'. Prints medians and ratios.
+#   bench/smp.sh [ROUNDS]        (default 3; nothing else may run on the machine meanwhile)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS="${1:-3}"
+PEERS="${PEERS:-../shared/peers}"
+OUT="${OUT:-/tmp/corral-bench-smp-$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$OUT"
+: >"$OUT/all.txt"
+[[ -f build/build.ninja ]] || meson setup build --buildtype=release >/dev/null
+ninja -C build bench/bench-smp >/dev/null
+for ((r = 1; r <= ROUNDS; r++)); do
+    echo "[smp] round $r/$ROUNDS" >&2
+    for b in uring epoll; do CORRAL_BACKEND=$b ./build/bench/bench-smp >>"$OUT/all.txt"; done
+    ONLY='pingpong|tokio' MICRO_BUILD="${MICRO_BUILD:-/tmp/corral-micro-build}" \
+        "$PEERS/micro/run.sh" 1 >"$OUT/peers-$r.md" 2>"$OUT/peers-$r.log"
+    cat "$(sed -n 's/.*raw lines: \([^ ]*\).*/\1/p' "$OUT/peers-$r.log" | tail -1)" >>"$OUT/all.txt"
+done
+awk '
+    NF == 3 { v[$1, ++n[$1]] = $2; unit[$1] = $3 }
+    function med(name,    m, i, j, t, a) {
+        m = n[name]
+        if (!m) return -1
+        for (i = 1; i <= m; i++) a[i] = v[name, i]
+        for (i = 2; i <= m; i++)
+            for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+        return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    function row(what, ours, peer, bar,    o, p) {
+        o = med(ours); p = med(peer)
+        if (o < 0 || p <= 0) { printf "| %s | n/a | n/a | n/a | %s |\n", what, bar; return }
+        printf "| %s | %.0f %s | %s %.0f %s | %.2fx | %s |\n", what, o, unit[ours], peer, p, unit[peer], o / p, bar
+    }
+    END {
+        print "| measure | corral (median) | peer (median, same run) | corral/peer | must reach |"
+        print "|---|---:|---|---:|---|"
+        row("call round trip, awake core, io_uring", "corral_io_uring_xcore_call_rtt_awake", "pingpong_cacheline_rtt", "<= 3x")
+        row("call round trip, awake core, epoll", "corral_epoll_xcore_call_rtt_awake", "pingpong_cacheline_rtt", "<= 3x")
+        row("call round trip, sleeping core, io_uring", "corral_io_uring_xcore_call_rtt_asleep", "tokio_xcore_call_rtt", "<= 1x")
+        row("call round trip, sleeping core, epoll", "corral_epoll_xcore_call_rtt_asleep", "tokio_xcore_call_rtt", "<= 1x")
+        row("sleeping core vs the eventfd wake floor, io_uring", "corral_io_uring_xcore_call_rtt_asleep", "pingpong_eventfd_rtt", "(info)")
+        printf "\nCPU of both cores per sleeping-core call (includes the 20 us idle polls): io_uring %.0f ns, epoll %.0f ns\n",
+            med("corral_io_uring_xcore_cpu_per_asleep_call"), med("corral_epoll_xcore_cpu_per_asleep_call")
+    }' "$OUT/all.txt" | tee "$OUT/table.md"
+echo "[smp] raw: $OUT/all.txt" >&2
