@@ -452,6 +452,18 @@ unsigned crl_core_id(void);
 /* Executors in the running runtime (0 outside one). */
 unsigned crl_core_count(void);
 
+/* Per-core locals: one zero-initialized instance of a value per core (sharded state: a
+ * cache, a counter), each touched only by its own core. Keys are process-wide. */
+#define CRL_CORE_LOCALS_MAX 32
+
+/* Create a key for values of `size` bytes; dtor (may be NULL) runs on each core's instance
+ * when that core stops. Returns the key (>= 0), -ENOSPC or -EINVAL. Callable from anywhere. */
+int crl_core_local_create(size_t size, void (*dtor)(void *value));
+
+/* The calling core's instance for key (allocated zeroed on first use), or NULL for a bad
+ * key or when out of memory. Never blocks. */
+void *crl_core_local_get(int key);
+
 /* Run fn(arg) as a task on core `core` and return its result, blocking the calling task. A
  * cancellation point: cancelling the caller cancels the remote task and still waits for it
  * to end (arg may point into the caller's frame). Calling one's own core runs fn directly.

@@ -181,9 +181,10 @@ struct crl__core {
     unsigned *credits;             /* per target core: calls this core may still send */
     size_t remote_pending;         /* this core's calls waiting for a reply */
     _Atomic bool sleeping;         /* about to block or blocked in the backend's wait */
-    struct crl_event credit_freed; /* a reply came back: a credit is free again */
-    struct crl_event fd_freed;     /* set by crl_close for accepts backing off on EMFILE */
-    void *altstack;                /* signal stack for the stack-overflow handler */
+    void *core_locals[CRL_CORE_LOCALS_MAX]; /* this core's instances (local.c) */
+    struct crl_event credit_freed;          /* a reply came back: a credit is free again */
+    struct crl_event fd_freed;              /* set by crl_close for accepts backing off on EMFILE */
+    void *altstack;                         /* signal stack for the stack-overflow handler */
     size_t altstack_size;
     void *prev_altstack; /* the thread's signal stack before ours, restored after */
     size_t prev_altstack_size;
@@ -279,5 +280,6 @@ bool crl__stack_guard_adds_no_mapping(void);
 
 /* local.c */
 void crl__task_locals_destroy(struct crl_task *t);
+void crl__core_locals_destroy(struct crl__core *c);
 
 #endif

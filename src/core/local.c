@@ -1,8 +1,11 @@
-/* local.c - task-local storage: a few slots in every task record, keyed process-wide. */
+/* local.c - task-local storage (a few slots in every task record) and per-core locals (one
+ * instance per core, made on first use), both keyed process-wide. */
 #include "core.h"
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
 
 static void (*local_dtors[CRL_TASK_LOCALS_MAX])(void *);
 static _Atomic int local_keys;
@@ -51,5 +54,53 @@ void crl__task_locals_destroy(struct crl_task *t)
             t->locals[k] = NULL;
             local_dtors[k](v);
         }
+    }
+}
+
+/* ---- Per-core locals -------------------------------------------------------------------- */
+
+static struct {
+    size_t size;
+    void (*dtor)(void *);
+} core_keys[CRL_CORE_LOCALS_MAX];
+static _Atomic int core_nkeys;
+
+int crl_core_local_create(size_t size, void (*dtor)(void *value))
+{
+    if (size == 0)
+        return -EINVAL;
+    int key = atomic_fetch_add(&core_nkeys, 1);
+    if (key >= CRL_CORE_LOCALS_MAX) {
+        atomic_store(&core_nkeys, CRL_CORE_LOCALS_MAX);
+        return -ENOSPC;
+    }
+    core_keys[key].size = size;
+    core_keys[key].dtor = dtor;
+    return key;
+}
+
+void *crl_core_local_get(int key)
+{
+    struct crl__core *c = crl__core();
+    if (!c || key < 0 || key >= CRL_CORE_LOCALS_MAX || key >= atomic_load(&core_nkeys))
+        return NULL;
+    if (!c->core_locals[key]) { /* whole cache lines: no false sharing with other cores */
+        size_t size = (core_keys[key].size + 63) & ~(size_t)63;
+        c->core_locals[key] = aligned_alloc(64, size);
+        if (c->core_locals[key])
+            memset(c->core_locals[key], 0, size);
+    }
+    return c->core_locals[key];
+}
+
+void crl__core_locals_destroy(struct crl__core *c)
+{
+    for (int k = 0; k < CRL_CORE_LOCALS_MAX; k++) {
+        if (!c->core_locals[k])
+            continue;
+        if (core_keys[k].dtor)
+            core_keys[k].dtor(c->core_locals[k]);
+        free(c->core_locals[k]);
+        c->core_locals[k] = NULL;
     }
 }

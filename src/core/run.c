@@ -100,6 +100,7 @@ static int core_start(struct crl__core *c, struct crl__runtime *rt, struct crl_s
 
 static void core_stop(struct crl__core *c)
 {
+    crl__core_locals_destroy(c);
     crl__smp_core_fini(c);
     crl__io_stop(c);
     crl__stack_pool_fini(c);

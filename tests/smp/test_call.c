@@ -164,3 +164,37 @@ TEST_PLAIN(deadline_crosses_cores)
     CHECK_EQ(r.remote_rc, -ECANCELED);
     CHECK_EQ(r.call_rc, -ETIMEDOUT);
 }
+
+static int local_key = -1;
+
+static int bump_local(void *arg)
+{
+    long *v = crl_core_local_get(local_key);
+    CHECK(v != NULL);
+    *v += *(long *)arg;
+    return (int)*v;
+}
+
+static int shard_counts(void *arg)
+{
+    (void)arg;
+    long one = 1, ten = 10;
+    for (int i = 0; i < 5; i++) {
+        CHECK_EQ(bump_local(&one), i + 1);                     /* core 0's instance */
+        CHECK_EQ(crl_call(1, bump_local, &ten), 10 * (i + 1)); /* core 1's instance */
+    }
+    CHECK(crl_core_local_get(CRL_CORE_LOCALS_MAX) == NULL);
+    return 0;
+}
+
+/* Each core has its own instance of a per-core local, zeroed at first use. */
+TEST_PLAIN(core_locals_are_per_core)
+{
+    NEED_TWO_CORES();
+    if (local_key < 0)
+        local_key = crl_core_local_create(sizeof(long), NULL);
+    CHECK(local_key >= 0);
+    struct crl_config cfg = {.cores = 2};
+    CHECK_EQ(crl_run(&cfg, shard_counts, NULL), 0);
+    CHECK_EQ(crl_core_local_create(0, NULL), -EINVAL);
+}
