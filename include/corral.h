@@ -208,6 +208,7 @@ int crl_sleep_ns(int64_t ns);
 /* A FIFO queue of blocked tasks. Private: initialize the enclosing object with its _init. */
 struct crl_waitq {
     void *head_, *tail_;
+    void *core_; /* the owner core: in builds with assertions, a use from another aborts */
 };
 
 /* A bounded channel of fixed-size elements between tasks of one core. */

@@ -195,10 +195,28 @@ int crl_scope_run(crl_body_fn *body, void *arg)
 
 /* ---- Public controls -------------------------------------------------------------------- */
 
-void crl_scope_cancel(struct crl_scope *s) { scope_cancel(s, ECANCELED); }
+/* A scope belongs to its core (checked where assertions are on). */
+#ifndef NDEBUG
+static void check_scope_owner(const struct crl_scope *s)
+{
+    struct crl__core *c = crl__cur;
+    if (c && s->core != c)
+        crl__panic("corral: scope %p belongs to core %u but was used from core %u", (const void *)s,
+                   s->core->id, c->id);
+}
+#else
+#define check_scope_owner(s) ((void)0)
+#endif
+
+void crl_scope_cancel(struct crl_scope *s)
+{
+    check_scope_owner(s);
+    scope_cancel(s, ECANCELED);
+}
 
 void crl_scope_set_deadline(struct crl_scope *s, int64_t deadline_ns)
 {
+    check_scope_owner(s);
     s->deadline_ns = deadline_ns < 0 ? CRL_NO_DEADLINE : deadline_ns;
     if (s->cancel_reason)
         return;
@@ -226,6 +244,7 @@ static bool outer_cancelled(const struct crl_scope *s)
 
 void crl_scope_shield(struct crl_scope *s, bool on)
 {
+    check_scope_owner(s);
     bool was = s->shield;
     s->shield = on;
     /* Lowering a shield delivers a cancellation that arrived while it was up. */

@@ -19,7 +19,29 @@ struct waiter {
 
 /* ---- Wait queues ------------------------------------------------------------------------ */
 
-static void waitq_init(struct crl_waitq *q) { q->head_ = q->tail_ = NULL; }
+static void waitq_init(struct crl_waitq *q)
+{
+    q->head_ = q->tail_ = NULL;
+    q->core_ = crl__cur; /* NULL outside a runtime: the first core to use it owns it */
+}
+
+/* The stand-in for Rust's Send: an object belongs to the core that made (or first used) it.
+ * Checked where assertions are on (the sanitizer builds); compiled out of release builds. */
+#ifndef NDEBUG
+static void check_owner(struct crl_waitq *q, const char *what, const void *obj)
+{
+    struct crl__core *c = crl__cur;
+    if (!c)
+        return;
+    if (!q->core_)
+        q->core_ = c;
+    else if (q->core_ != c)
+        crl__panic("corral: %s %p belongs to core %u but was used from core %u", what, obj,
+                   ((struct crl__core *)q->core_)->id, c->id);
+}
+#else
+#define check_owner(q, what, obj) ((void)0)
+#endif
 
 static void waitq_push(struct crl_waitq *q, struct waiter *w)
 {
@@ -107,6 +129,7 @@ static void *slot(const struct crl_chan *ch, size_t i)
 
 int crl_chan_try_send(struct crl_chan *ch, const void *elem)
 {
+    check_owner(&ch->senders_, "channel", ch);
     if (ch->closed_)
         return -EPIPE;
     struct waiter *w = waitq_pop(&ch->receivers_);
@@ -132,6 +155,7 @@ int crl_chan_send(struct crl_chan *ch, const void *elem)
 
 int crl_chan_try_recv(struct crl_chan *ch, void *elem)
 {
+    check_owner(&ch->senders_, "channel", ch);
     if (ch->len_ == 0)
         return ch->closed_ ? -EPIPE : -EAGAIN;
     memcpy(elem, slot(ch, 0), ch->elem_size_);
@@ -157,6 +181,7 @@ int crl_chan_recv(struct crl_chan *ch, void *elem)
 
 void crl_chan_close(struct crl_chan *ch)
 {
+    check_owner(&ch->senders_, "channel", ch);
     ch->closed_ = true;
     wake_all(&ch->senders_, -EPIPE);
     wake_all(&ch->receivers_, -EPIPE);
@@ -174,6 +199,7 @@ void crl_mutex_init(struct crl_mutex *m)
 
 int crl_mutex_trylock(struct crl_mutex *m)
 {
+    check_owner(&m->waiters_, "mutex", m);
     if (m->owner_)
         return -EBUSY;
     m->owner_ = crl__self();
@@ -182,6 +208,7 @@ int crl_mutex_trylock(struct crl_mutex *m)
 
 int crl_mutex_lock(struct crl_mutex *m)
 {
+    check_owner(&m->waiters_, "mutex", m);
     struct crl_task *t = crl__self();
     if (!m->owner_) {
         m->owner_ = t;
@@ -194,6 +221,7 @@ int crl_mutex_lock(struct crl_mutex *m)
 
 int crl_mutex_unlock(struct crl_mutex *m)
 {
+    check_owner(&m->waiters_, "mutex", m);
     if (m->owner_ != crl__self())
         return -EPERM;
     struct waiter *w = waitq_pop(&m->waiters_);
@@ -213,6 +241,7 @@ void crl_sem_init(struct crl_sem *s, int64_t count)
 
 int crl_sem_try_acquire(struct crl_sem *s)
 {
+    check_owner(&s->waiters_, "semaphore", s);
     if (s->count_ <= 0 || s->waiters_.head_)
         return -EAGAIN;
     s->count_--;
@@ -228,6 +257,7 @@ int crl_sem_acquire(struct crl_sem *s)
 
 void crl_sem_release(struct crl_sem *s)
 {
+    check_owner(&s->waiters_, "semaphore", s);
     struct waiter *w = waitq_pop(&s->waiters_);
     if (w)
         crl__wake(w->task, 0);
@@ -245,6 +275,7 @@ void crl_event_init(struct crl_event *e)
 
 int crl_event_wait(struct crl_event *e)
 {
+    check_owner(&e->waiters_, "event", e);
     if (e->set_)
         return 0;
     return wait_on(&e->waiters_, NULL);
@@ -252,10 +283,15 @@ int crl_event_wait(struct crl_event *e)
 
 void crl_event_set(struct crl_event *e)
 {
+    check_owner(&e->waiters_, "event", e);
     e->set_ = true;
     wake_all(&e->waiters_, 0);
 }
 
-void crl_event_clear(struct crl_event *e) { e->set_ = false; }
+void crl_event_clear(struct crl_event *e)
+{
+    check_owner(&e->waiters_, "event", e);
+    e->set_ = false;
+}
 
 bool crl_event_is_set(const struct crl_event *e) { return e->set_; }

@@ -1,0 +1,128 @@
+/* Ownership checks (builds with assertions): an object used from a core other than its own
+ * aborts with a message naming the object, its owner core and the offending core. */
+#define _GNU_SOURCE
+#include "../test.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+static int use_channel(void *arg)
+{
+    int v = 1;
+    return crl_chan_try_send(arg, &v);
+}
+
+static int use_mutex(void *arg) { return crl_mutex_trylock(arg); }
+
+static int make_and_misuse(void *arg)
+{
+    crl_task_fn *misuse = *(crl_task_fn **)arg;
+    struct crl_chan ch;
+    struct crl_mutex m;
+    CHECK_EQ(crl_chan_init(&ch, sizeof(int), 4), 0);
+    crl_mutex_init(&m);
+    int v = 0;
+    CHECK_EQ(crl_chan_try_send(&ch, &v), 0); /* core 0 is its owner */
+    return crl_call(1, misuse, misuse == use_mutex ? (void *)&m : (void *)&ch);
+}
+
+static void run_misuse(void *arg)
+{
+    struct crl_config cfg = {.cores = 2};
+    crl_run(&cfg, make_and_misuse, arg);
+}
+
+static struct crl_scope *scope_of_core0;
+
+static int cancel_foreign_scope(void *arg)
+{
+    (void)arg;
+    crl_scope_cancel(scope_of_core0);
+    return 0;
+}
+
+static int scope_body(struct crl_scope *s, void *arg)
+{
+    (void)arg;
+    scope_of_core0 = s;
+    return crl_call(1, cancel_foreign_scope, NULL);
+}
+
+static int misuse_scope(void *arg)
+{
+    (void)arg;
+    return crl_scope_run(scope_body, NULL);
+}
+
+static void run_scope_misuse(void *arg)
+{
+    (void)arg;
+    struct crl_config cfg = {.cores = 2};
+    crl_run(&cfg, misuse_scope, NULL);
+}
+
+static const char *cannot_check(void)
+{
+#ifdef NDEBUG
+    return "ownership checks are compiled out of this build";
+#else
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < 2)
+        return "fewer than 2 CPUs in the affinity mask";
+    const char *b = getenv("CORRAL_BACKEND");
+    if (test_under_valgrind() && !(b && strcmp(b, "epoll") == 0))
+        return "valgrind 3.19 stalls the other threads while one waits in io_uring_enter";
+    return NULL;
+#endif
+}
+
+static void expect_abort(struct child_result *r, const char *what)
+{
+    if (!WIFSIGNALED(r->status))
+        fprintf(stderr, "child status %#x, stderr:\n%s\n", r->status, r->err);
+    CHECK(WIFSIGNALED(r->status));
+    CHECK_EQ(WTERMSIG(r->status), SIGABRT);
+    char want[128];
+    snprintf(want, sizeof want, "corral: %s ", what);
+    CHECK(strstr(r->err, want) != NULL);
+    CHECK(strstr(r->err, "belongs to core 0 but was used from core 1") != NULL);
+}
+
+/* A channel made on core 0 and used on core 1 aborts the process, naming both cores. */
+TEST_PLAIN(channel_used_from_another_core_aborts)
+{
+    const char *why = cannot_check();
+    if (why)
+        TEST_SKIP(why);
+    crl_task_fn *misuse = use_channel;
+    struct child_result r;
+    test_in_child(run_misuse, &misuse, &r);
+    expect_abort(&r, "channel");
+}
+
+/* The same for a mutex. */
+TEST_PLAIN(mutex_used_from_another_core_aborts)
+{
+    const char *why = cannot_check();
+    if (why)
+        TEST_SKIP(why);
+    crl_task_fn *misuse = use_mutex;
+    struct child_result r;
+    test_in_child(run_misuse, &misuse, &r);
+    expect_abort(&r, "mutex");
+}
+
+/* And for a scope cancelled from another core. */
+TEST_PLAIN(scope_cancelled_from_another_core_aborts)
+{
+    const char *why = cannot_check();
+    if (why)
+        TEST_SKIP(why);
+    struct child_result r;
+    test_in_child(run_scope_misuse, NULL, &r);
+    expect_abort(&r, "scope");
+}
