@@ -453,6 +453,17 @@ unsigned crl_core_id(void);
 /* Executors in the running runtime (0 outside one). */
 unsigned crl_core_count(void);
 
+/* Start fn(arg) as a task on core `core`, as a child of scope s (which is on the calling
+ * core): s waits for it, receives its error (which cancels s's other children), and its
+ * cancellation reaches it on the other core. arg follows the same rule as crl_spawn (it may
+ * point into the frame that runs s). Returns 0, -EINVAL for a core that does not exist, or
+ * -ENOMEM. Not a cancellation point. */
+int crl_spawn_on_named(struct crl_scope *s, unsigned core, crl_task_fn *fn, void *arg,
+                       const char *name);
+
+/* crl_spawn_on_named naming the task after its function. */
+#define crl_spawn_on(s, core, fn, arg) crl_spawn_on_named((s), (core), (fn), (arg), #fn)
+
 /* Per-core locals: one zero-initialized instance of a value per core (sharded state: a
  * cache, a counter), each touched only by its own core. Keys are process-wide. */
 #define CRL_CORE_LOCALS_MAX 32

@@ -296,3 +296,39 @@ unsigned crl_core_count(void)
     struct crl__core *c = crl__core();
     return c ? c->rt->ncores : 0;
 }
+
+/* ---- Children on other cores ------------------------------------------------------------ */
+
+/* A local child of the scope stands in for the remote one: it makes the call, so the scope
+ * joins the remote task through it, gets its result as the child's, and cancelling the scope
+ * cancels the call, which cancels the remote task. */
+struct remote_child {
+    crl_task_fn *fn;
+    void *arg;
+    unsigned core;
+};
+
+static int remote_child_proxy(void *p)
+{
+    struct remote_child rc = *(struct remote_child *)p;
+    free(p);
+    return crl_call(rc.core, rc.fn, rc.arg);
+}
+
+int crl_spawn_on_named(struct crl_scope *s, unsigned core, crl_task_fn *fn, void *arg,
+                       const char *name)
+{
+    struct crl__core *c = crl__core();
+    if (!c || core >= c->rt->ncores)
+        return -EINVAL;
+    if (core == c->id)
+        return crl_spawn_named(s, fn, arg, name);
+    struct remote_child *rc = malloc(sizeof *rc);
+    if (!rc)
+        return -ENOMEM;
+    *rc = (struct remote_child){fn, arg, core};
+    int err = crl_spawn_named(s, remote_child_proxy, rc, name);
+    if (err)
+        free(rc);
+    return err;
+}

@@ -198,3 +198,87 @@ TEST_PLAIN(core_locals_are_per_core)
     CHECK_EQ(crl_run(&cfg, shard_counts, NULL), 0);
     CHECK_EQ(crl_core_local_create(0, NULL), -EINVAL);
 }
+
+struct fill {
+    int *slot;
+    int value;
+};
+
+static int fill_on_other_core(void *arg)
+{
+    struct fill *f = arg;
+    CHECK_EQ(crl_core_id(), 1);
+    CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0);
+    *f->slot = f->value;
+    return 0;
+}
+
+static int spawn_remote_fillers(struct crl_scope *s, void *arg)
+{
+    struct fill *fills = arg;
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(crl_spawn_on(s, 1, fill_on_other_core, &fills[i]), 0);
+    CHECK_EQ(crl_spawn_on(s, 7, fill_on_other_core, &fills[0]), -EINVAL);
+    return 0;
+}
+
+static int remote_children(void *arg)
+{
+    (void)arg;
+    int results[4] = {0};
+    struct fill fills[4];
+    for (int i = 0; i < 4; i++)
+        fills[i] = (struct fill){&results[i], 10 + i};
+    CHECK_EQ(crl_scope_run(spawn_remote_fillers, fills), 0);
+    for (int i = 0; i < 4; i++)
+        CHECK_EQ(results[i], 10 + i); /* the scope joined them, on core 1 */
+    return 0;
+}
+
+/* Children spawned on another core write into the parent's frame; the scope joins them. */
+TEST_PLAIN(scope_joins_children_on_another_core)
+{
+    NEED_TWO_CORES();
+    struct crl_config cfg = {.cores = 2};
+    CHECK_EQ(crl_run(&cfg, remote_children, NULL), 0);
+}
+
+static int fail_remotely(void *arg)
+{
+    (void)arg;
+    CHECK_EQ(crl_core_id(), 1);
+    CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0);
+    return -EIO;
+}
+
+static int sleep_locally(void *arg)
+{
+    *(int *)arg = crl_sleep_ns(10 * CRL_SEC_NS);
+    return 0;
+}
+
+static int remote_failure_body(struct crl_scope *s, void *arg)
+{
+    struct remote_sleep *r = arg;
+    CHECK_EQ(crl_spawn(s, sleep_locally, &r->call_rc), 0);
+    CHECK_EQ(crl_spawn_on(s, 1, fail_remotely, NULL), 0);
+    CHECK_EQ(crl_spawn_on(s, 1, sleep_long, r), 0);
+    return 0;
+}
+
+static int remote_failure(void *arg)
+{
+    CHECK_EQ(crl_scope_run(remote_failure_body, arg), -EIO);
+    return 0;
+}
+
+/* A remote child's error fails the scope and cancels the other children, local and remote. */
+TEST_PLAIN(remote_child_error_cancels_siblings)
+{
+    NEED_TWO_CORES();
+    struct remote_sleep r = {1, 1};
+    struct crl_config cfg = {.cores = 2};
+    CHECK_EQ(crl_run(&cfg, remote_failure, &r), 0);
+    CHECK_EQ(r.call_rc, -ECANCELED);   /* the local sibling */
+    CHECK_EQ(r.remote_rc, -ECANCELED); /* the sibling on core 1 */
+}
