@@ -464,6 +464,18 @@ int crl_spawn_on_named(struct crl_scope *s, unsigned core, crl_task_fn *fn, void
 /* crl_spawn_on_named naming the task after its function. */
 #define crl_spawn_on(s, core, fn, arg) crl_spawn_on_named((s), (core), (fn), (arg), #fn)
 
+/* The running runtime, for threads that are not its executors. */
+struct crl_runtime;
+
+/* The runtime the calling task runs in; valid until its crl_run returns. */
+struct crl_runtime *crl_runtime_current(void);
+
+/* From a thread that is not an executor: run fn(arg) as a task on core `core` of rt and
+ * block the thread until it returns; returns fn's result. -EINVAL for a core that does not
+ * exist, -EBUSY when called from an executor (it would block its core), -ESHUTDOWN if rt is
+ * stopping. rt must still be running when the call is made. */
+int crl_runtime_call(struct crl_runtime *rt, unsigned core, crl_task_fn *fn, void *arg);
+
 /* Per-core locals: one zero-initialized instance of a value per core (sharded state: a
  * cache, a counter), each touched only by its own core. Keys are process-wide. */
 #define CRL_CORE_LOCALS_MAX 32

@@ -152,10 +152,12 @@ struct crl__runtime {
     struct crl__ring *rings;  /* ncores x ncores: rings[from * ncores + to] */
     _Atomic bool stopping;    /* core 0's root scope is done: the other cores wind down */
     pthread_barrier_t started;
+    pthread_barrier_t stopped; /* passed once core 0 has woken every core to stop */
 };
 
 struct crl__io_ops;
 struct crl__job;
+struct crl__foreign;
 
 struct crl__core {
     struct crl__runtime *rt;
@@ -181,6 +183,10 @@ struct crl__core {
     unsigned *credits;             /* per target core: calls this core may still send */
     size_t remote_pending;         /* this core's calls waiting for a reply */
     _Atomic bool sleeping;         /* about to block or blocked in the backend's wait */
+    pthread_mutex_t foreign_lock;  /* guards foreign (src/smp/call.c) */
+    struct crl__foreign *foreign;  /* calls from non-executor threads, newest first */
+    bool foreign_closed;
+    _Atomic bool foreign_pending;           /* set after a push to foreign */
     void *core_locals[CRL_CORE_LOCALS_MAX]; /* this core's instances (local.c) */
     struct crl_event credit_freed;          /* a reply came back: a credit is free again */
     struct crl_event fd_freed;              /* set by crl_close for accepts backing off on EMFILE */

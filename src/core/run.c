@@ -166,6 +166,8 @@ static void *secondary_main(void *arg)
     pthread_barrier_wait(&ct->rt->started);
     if (all_started(ct->rt))
         crl__loop(&core);
+    /* Core 0 may still be writing our wake-up fd: tear down only once it is done. */
+    pthread_barrier_wait(&ct->rt->stopped);
     core_stop(&core);
     crl__cur = NULL;
     return NULL;
@@ -188,6 +190,8 @@ static void stop_secondaries(struct crl__runtime *rt, struct core_thread *ct, un
     for (unsigned i = 1; i < started; i++)
         if (rt->cores[i])
             crl__smp_notify(rt->cores[i]);
+    if (started > 1)
+        pthread_barrier_wait(&rt->stopped);
     for (unsigned i = 1; i < started; i++)
         pthread_join(ct[i].thread, NULL);
 }
@@ -218,12 +222,14 @@ static int runtime_init(struct run_state *st, const struct crl_config *cfg)
     }
     atomic_init(&rt->stopping, false);
     pthread_barrier_init(&rt->started, NULL, rt->ncores);
+    pthread_barrier_init(&rt->stopped, NULL, rt->ncores);
     return 0;
 }
 
 static void runtime_fini(struct run_state *st)
 {
     pthread_barrier_destroy(&st->rt.started);
+    pthread_barrier_destroy(&st->rt.stopped);
     crl__smp_fini(&st->rt);
     free(st->rt.cores);
 }

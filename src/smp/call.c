@@ -70,6 +70,10 @@ void crl__smp_fini(struct crl__runtime *rt)
 int crl__smp_core_init(struct crl__core *c)
 {
     crl__list_init(&c->remote_calls);
+    pthread_mutex_init(&c->foreign_lock, NULL);
+    c->foreign = NULL;
+    c->foreign_closed = false;
+    atomic_init(&c->foreign_pending, false);
     crl_event_init(&c->credit_freed);
     c->credits = malloc(c->rt->ncores * sizeof *c->credits);
     if (!c->credits)
@@ -79,8 +83,12 @@ int crl__smp_core_init(struct crl__core *c)
     return 0;
 }
 
+static void fail_foreign(struct crl__core *c);
+
 void crl__smp_core_fini(struct crl__core *c)
 {
+    fail_foreign(c);
+    pthread_mutex_destroy(&c->foreign_lock);
     free(c->credits);
     c->credits = NULL;
 }
@@ -105,6 +113,8 @@ void crl__smp_kick(struct crl__core *c)
 bool crl__smp_pending(struct crl__core *c)
 {
     struct crl__runtime *rt = c->rt;
+    if (atomic_load_explicit(&c->foreign_pending, memory_order_relaxed))
+        return true;
     for (unsigned from = 0; from < rt->ncores; from++)
         if (from != c->id && !crl__ring_empty(ring(rt, from, c->id)))
             return true;
@@ -190,6 +200,102 @@ static void take_request(struct crl__core *c, struct crl__call *call)
     }
 }
 
+/* ---- Calls from foreign threads --------------------------------------------------------- */
+
+/* A foreign thread's call: the thread blocks on cond until done (the cold path: a mutex, a
+ * condition variable and an eventfd write per call). */
+struct crl__foreign {
+    struct crl__foreign *next;
+    crl_task_fn *fn;
+    void *arg;
+    int result;
+    bool done;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+};
+
+static void finish_foreign(struct crl__foreign *f, int result)
+{
+    pthread_mutex_lock(&f->lock);
+    f->result = result;
+    f->done = true;
+    pthread_cond_signal(&f->cond); /* after the unlock below, f belongs to its thread */
+    pthread_mutex_unlock(&f->lock);
+}
+
+static int foreign_task(void *arg)
+{
+    struct crl__foreign *f = arg;
+    finish_foreign(f, f->fn(f->arg));
+    return 0;
+}
+
+static void take_foreign(struct crl__core *c)
+{
+    pthread_mutex_lock(&c->foreign_lock);
+    struct crl__foreign *f = c->foreign;
+    c->foreign = NULL;
+    pthread_mutex_unlock(&c->foreign_lock);
+    while (f) {
+        struct crl__foreign *next = f->next;
+        if (crl_spawn_named(c->root, foreign_task, f, "foreign call") != 0)
+            finish_foreign(f, -ENOMEM);
+        f = next;
+    }
+}
+
+/* The core stops: calls that arrived too late fail instead of waiting forever. */
+static void fail_foreign(struct crl__core *c)
+{
+    pthread_mutex_lock(&c->foreign_lock);
+    struct crl__foreign *f = c->foreign;
+    c->foreign = NULL;
+    c->foreign_closed = true;
+    pthread_mutex_unlock(&c->foreign_lock);
+    while (f) {
+        struct crl__foreign *next = f->next;
+        finish_foreign(f, -ESHUTDOWN);
+        f = next;
+    }
+}
+
+struct crl_runtime *crl_runtime_current(void)
+{
+    struct crl__core *c = crl__core();
+    return c ? (struct crl_runtime *)c->rt : NULL;
+}
+
+int crl_runtime_call(struct crl_runtime *handle, unsigned core, crl_task_fn *fn, void *arg)
+{
+    struct crl__runtime *rt = (struct crl__runtime *)handle;
+    if (crl__core())
+        return -EBUSY;
+    if (!rt || core >= rt->ncores)
+        return -EINVAL;
+    struct crl__core *c = rt->cores[core];
+    struct crl__foreign f = {.fn = fn, .arg = arg};
+    pthread_mutex_init(&f.lock, NULL);
+    pthread_cond_init(&f.cond, NULL);
+    pthread_mutex_lock(&c->foreign_lock);
+    bool closed = c->foreign_closed;
+    if (!closed) {
+        f.next = c->foreign;
+        c->foreign = &f;
+    }
+    pthread_mutex_unlock(&c->foreign_lock);
+    if (!closed) {
+        atomic_store_explicit(&c->foreign_pending, true, memory_order_relaxed);
+        crl__smp_notify(c); /* always: this is not an executor that could know c is awake */
+        pthread_mutex_lock(&f.lock);
+        while (!f.done)
+            pthread_cond_wait(&f.cond, &f.lock);
+        pthread_mutex_unlock(&f.lock);
+    }
+    pthread_cond_destroy(&f.cond);
+    pthread_mutex_destroy(&f.lock);
+    return closed ? -ESHUTDOWN : f.result;
+}
+
 /* ---- The caller's side ------------------------------------------------------------------ */
 
 static void take_reply(struct crl__core *c, struct crl__call *call, unsigned from)
@@ -217,9 +323,15 @@ static void check_cancels(struct crl__core *c)
     }
 }
 
+static void take_foreign(struct crl__core *c);
+
 void crl__smp_poll(struct crl__core *c)
 {
     struct crl__runtime *rt = c->rt;
+    if (atomic_load_explicit(&c->foreign_pending, memory_order_relaxed)) {
+        atomic_store_explicit(&c->foreign_pending, false, memory_order_relaxed);
+        take_foreign(c); /* under the lock: sees every call pushed before the flag */
+    }
     if (rt->ncores < 2)
         return;
     void *batch[32];

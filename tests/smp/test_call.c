@@ -4,6 +4,7 @@
 #include "../test.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 
 #include <stdlib.h>
@@ -281,4 +282,51 @@ TEST_PLAIN(remote_child_error_cancels_siblings)
     CHECK_EQ(crl_run(&cfg, remote_failure, &r), 0);
     CHECK_EQ(r.call_rc, -ECANCELED);   /* the local sibling */
     CHECK_EQ(r.remote_rc, -ECANCELED); /* the sibling on core 1 */
+}
+
+struct foreign {
+    struct crl_runtime *rt;
+    unsigned where[2];
+    int results[2];
+};
+
+static int whoami_plus(void *arg)
+{
+    *(unsigned *)arg = crl_core_id();
+    return 100 + (int)crl_core_id();
+}
+
+static void *foreign_thread(void *arg)
+{
+    struct foreign *f = arg;
+    for (unsigned core = 0; core < 2; core++)
+        f->results[core] = crl_runtime_call(f->rt, core, whoami_plus, &f->where[core]);
+    return NULL;
+}
+
+static int join_thread(void *arg) { return -pthread_join(*(pthread_t *)arg, NULL); }
+
+static int foreign_main(void *arg)
+{
+    struct foreign *f = arg;
+    f->rt = crl_runtime_current();
+    CHECK(f->rt != NULL);
+    CHECK_EQ(crl_runtime_call(f->rt, 0, whoami_plus, &f->where[0]), -EBUSY); /* executors can't */
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, foreign_thread, f), 0);
+    CHECK_EQ(crl_offload(join_thread, &t), 0); /* wait for it without blocking core 0 */
+    return 0;
+}
+
+/* A thread that is not an executor runs functions on each core and gets their results. */
+TEST_PLAIN(foreign_thread_calls_into_cores)
+{
+    NEED_TWO_CORES();
+    struct foreign f = {0};
+    struct crl_config cfg = {.cores = 2};
+    CHECK_EQ(crl_run(&cfg, foreign_main, &f), 0);
+    CHECK_EQ(f.results[0], 100);
+    CHECK_EQ(f.results[1], 101);
+    CHECK_EQ(f.where[0], 0);
+    CHECK_EQ(f.where[1], 1);
 }
