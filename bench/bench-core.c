@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include "corral.h"
 
+#include "bench.h"
+
 #include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,18 +20,6 @@ enum { REPS = 7 };
 static bool quick;
 static bool million = true;
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
 /* Run one measurement REPS times; each returns ns per operation. */
 static double measure(double (*once)(long n), long n)
 {
@@ -37,7 +27,7 @@ static double measure(double (*once)(long n), long n)
     once(n / 10); /* warm-up: stacks pooled, caches warm */
     for (int i = 0; i < REPS; i++)
         v[i] = once(n);
-    return median(v, REPS);
+    return bench_median(v, REPS);
 }
 
 /* ---- yield ------------------------------------------------------------------------------ */

@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include "corral.h"
 
+#include "bench.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
@@ -21,18 +23,6 @@ enum { REPS = 5 };
 
 static const char *read_file;
 static const char *backend;
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 /* ---- No-ops in batches of 16: 16 tasks each waiting on one op at a time ------------------ */
 
@@ -129,7 +119,8 @@ static void randread(int depth)
         crl_scope_run(spawn_readers, &q);
         iops[rep] = (double)r.done / ((double)(crl_now_ns() - t0) / 1e9);
     }
-    printf("corral_%s_randread4k_qd%d_%s %.0f IOPS\n", backend, depth, mode, median(iops, REPS));
+    printf("corral_%s_randread4k_qd%d_%s %.0f IOPS\n", backend, depth, mode,
+           bench_median(iops, REPS));
     crl_close(fd);
 }
 
@@ -186,7 +177,7 @@ static void tcp_pingpong(void)
         crl_scope_run(spawn_pingpong, &p);
         us[rep] = (double)(crl_now_ns() - t0) / 1e3 / (double)p.rounds;
     }
-    printf("corral_%s_tcp_pingpong_rtt %.2f us\n", backend, median(us, REPS));
+    printf("corral_%s_tcp_pingpong_rtt %.2f us\n", backend, bench_median(us, REPS));
     crl_close(p.lfd);
 }
 
@@ -209,7 +200,7 @@ static void offload_rtt(void)
             crl_offload(trivial, NULL);
         us[rep] = (double)(crl_now_ns() - t0) / 1e3 / (double)n;
     }
-    printf("corral_%s_offload_rtt_samecpu %.2f us\n", backend, median(us, REPS));
+    printf("corral_%s_offload_rtt_samecpu %.2f us\n", backend, bench_median(us, REPS));
 }
 
 static int bench_main(void *arg)
@@ -220,7 +211,7 @@ static int bench_main(void *arg)
     nop_batch16_once(160000);
     for (int i = 0; i < REPS; i++)
         v[i] = nop_batch16_once(1600000);
-    printf("corral_%s_nop_batch16 %.2f ns\n", backend, median(v, REPS));
+    printf("corral_%s_nop_batch16 %.2f ns\n", backend, bench_median(v, REPS));
     fflush(stdout);
     if (read_file) {
         randread(1);

@@ -8,6 +8,8 @@
 #define _GNU_SOURCE
 #include "corral.h"
 
+#include "bench.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/resource.h>
@@ -15,18 +17,6 @@
 enum { REPS = 5, AWAKE_CALLS = 20000, ASLEEP_CALLS = 500 };
 
 static int trivial(void *arg) { return arg ? 1 : 0; }
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v)
-{
-    qsort(v, REPS, sizeof v[0], cmp);
-    return v[REPS / 2];
-}
 
 static double cpu_ns(void)
 {
@@ -59,9 +49,9 @@ static int bench_main(void *arg)
         cpu[r] = (cpu_ns() - c0) / ASLEEP_CALLS;
     }
     const char *b = crl_io_backend();
-    printf("corral_%s_xcore_call_rtt_awake %.0f ns\n", b, median(awake));
-    printf("corral_%s_xcore_call_rtt_asleep %.0f ns\n", b, median(asleep));
-    printf("corral_%s_xcore_cpu_per_asleep_call %.0f ns\n", b, median(cpu));
+    printf("corral_%s_xcore_call_rtt_awake %.0f ns\n", b, bench_median(awake, REPS));
+    printf("corral_%s_xcore_call_rtt_asleep %.0f ns\n", b, bench_median(asleep, REPS));
+    printf("corral_%s_xcore_cpu_per_asleep_call %.0f ns\n", b, bench_median(cpu, REPS));
     return 0;
 }
 

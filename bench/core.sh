@@ -6,6 +6,7 @@
 #   bench/core.sh [ROUNDS]        (default 5; nothing else may run on the machine meanwhile)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 ROUNDS="${1:-5}"
 PEERS="${PEERS:-../shared/peers}"
 OUT="${OUT:-/tmp/corral-bench-core-$(date +%Y%m%d-%H%M%S)}"
@@ -15,28 +16,17 @@ mkdir -p "$OUT"
 ninja -C build bench/bench-core >/dev/null
 
 : >"$OUT/corral.txt"
-: >"$OUT/peers.txt"
+: >"$OUT/all.txt"
 for ((r = 1; r <= ROUNDS; r++)); do
     echo "[core] round $r/$ROUNDS: bench-core, then the peers (ONLY='ctxsw|tokio')" >&2
     if ((r == 1)); then ./build/bench/bench-core; else ./build/bench/bench-core --no-million; fi \
         >>"$OUT/corral.txt"
-    ONLY='ctxsw|tokio' MICRO_BUILD="${MICRO_BUILD:-/tmp/corral-micro-build}" \
-        "$PEERS/micro/run.sh" 1 >"$OUT/peers-$r.md" 2>"$OUT/peers-$r.log"
-    cat "$(sed -n 's/.*raw lines: \([^ ]*\).*/\1/p' "$OUT/peers-$r.log" | tail -1)" >>"$OUT/peers.txt"
+    peers_round 'ctxsw|tokio' "$OUT"
 done
-cat "$OUT/corral.txt" "$OUT/peers.txt" >"$OUT/all.txt"
+cat "$OUT/corral.txt" >>"$OUT/all.txt"
 
 # Medians per name, then the ratios.
-awk '
-    NF == 3 { v[$1, ++n[$1]] = $2; unit[$1] = $3 }
-    function med(name,    m, i, j, t, a) {
-        m = n[name]
-        if (!m) return -1
-        for (i = 1; i <= m; i++) a[i] = v[name, i]
-        for (i = 2; i <= m; i++)
-            for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-        return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-    }
+awk "$AWK_MEDIAN"'
     function row(what, ours, peer, how, bar,    o, p, r) {
         o = med(ours); p = med(peer)
         if (o < 0 || p <= 0) { printf "| %s | %s | n/a | %s | n/a | n/a | %s |\n", what, ours, peer, bar; return }

@@ -6,6 +6,7 @@
 #   bench/io.sh [ROUNDS]          (default 3; nothing else may run on the machine meanwhile)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 ROUNDS="${1:-3}"
 PEERS="${PEERS:-../shared/peers}"
 MICRO_BUILD="${MICRO_BUILD:-/tmp/corral-micro-build}"
@@ -19,24 +20,13 @@ ninja -C build bench/bench-io >/dev/null
 for ((r = 1; r <= ROUNDS; r++)); do
     echo "[io] round $r/$ROUNDS: peers (ONLY='uring|fio|tokio'), then bench-io on both backends" >&2
     # The peers' uring program creates the 256 MiB read file that both sides use.
-    ONLY='uring|fio|tokio' MICRO_BUILD="$MICRO_BUILD" "$PEERS/micro/run.sh" 1 \
-        >"$OUT/peers-$r.md" 2>"$OUT/peers-$r.log"
-    cat "$(sed -n 's/.*raw lines: \([^ ]*\).*/\1/p' "$OUT/peers-$r.log" | tail -1)" >>"$OUT/all.txt"
+    peers_round 'uring|fio|tokio' "$OUT"
     for b in uring epoll; do
         CORRAL_BACKEND=$b ./build/bench/bench-io "$MICRO_BUILD/randread.dat" >>"$OUT/all.txt"
     done
 done
 
-awk '
-    NF == 3 { v[$1, ++n[$1]] = $2; unit[$1] = $3 }
-    function med(name,    m, i, j, t, a) {
-        m = n[name]
-        if (!m) return -1
-        for (i = 1; i <= m; i++) a[i] = v[name, i]
-        for (i = 2; i <= m; i++)
-            for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-        return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-    }
+awk "$AWK_MEDIAN"'
     function pick(a, b) { return n[a] ? a : b }
     function row(what, ours, peer, how, bar,    o, p, r, s) {
         o = med(ours); p = med(peer)

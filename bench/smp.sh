@@ -5,6 +5,7 @@
 #   bench/smp.sh [ROUNDS]        (default 3; nothing else may run on the machine meanwhile)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 ROUNDS="${1:-3}"
 PEERS="${PEERS:-../shared/peers}"
 OUT="${OUT:-/tmp/corral-bench-smp-$(date +%Y%m%d-%H%M%S)}"
@@ -15,20 +16,9 @@ ninja -C build bench/bench-smp >/dev/null
 for ((r = 1; r <= ROUNDS; r++)); do
     echo "[smp] round $r/$ROUNDS" >&2
     for b in uring epoll; do CORRAL_BACKEND=$b ./build/bench/bench-smp >>"$OUT/all.txt"; done
-    ONLY='pingpong|tokio' MICRO_BUILD="${MICRO_BUILD:-/tmp/corral-micro-build}" \
-        "$PEERS/micro/run.sh" 1 >"$OUT/peers-$r.md" 2>"$OUT/peers-$r.log"
-    cat "$(sed -n 's/.*raw lines: \([^ ]*\).*/\1/p' "$OUT/peers-$r.log" | tail -1)" >>"$OUT/all.txt"
+    peers_round 'pingpong|tokio' "$OUT"
 done
-awk '
-    NF == 3 { v[$1, ++n[$1]] = $2; unit[$1] = $3 }
-    function med(name,    m, i, j, t, a) {
-        m = n[name]
-        if (!m) return -1
-        for (i = 1; i <= m; i++) a[i] = v[name, i]
-        for (i = 2; i <= m; i++)
-            for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
-        return (m % 2) ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
-    }
+awk "$AWK_MEDIAN"'
     function row(what, ours, peer, bar,    o, p) {
         o = med(ours); p = med(peer)
         if (o < 0 || p <= 0) { printf "| %s | n/a | n/a | n/a | %s |\n", what, bar; return }
