@@ -252,9 +252,7 @@ ssize_t crl_sendto(int fd, const void *buf, size_t len, int flags, const struct 
 
 static int wait_fd_freed(void *arg) { return crl_event_wait(arg); }
 
-/* Out of fds: wait until crl_close frees one or the backoff passes. Returns 0 to try again,
- * or the caller's cancellation. */
-static int emfile_backoff(struct crl__core *c, int64_t *backoff_ns)
+int crl__accept_backoff(struct crl__core *c, int64_t *backoff_ns)
 {
     c->stats.accept_emfile++;
     crl_event_clear(&c->fd_freed);
@@ -266,7 +264,7 @@ static int emfile_backoff(struct crl__core *c, int64_t *backoff_ns)
 int crl_accept(int lfd, struct sockaddr *addr, socklen_t *addrlen)
 {
     struct crl__core *c = crl__self()->core;
-    int64_t backoff_ns = CRL_MSEC_NS;
+    int64_t backoff_ns = CRL__ACCEPT_BACKOFF_START_NS;
     for (;;) {
         socklen_t len = addrlen ? *addrlen : 0;
         struct crl__op op = {.kind = CRL__OP_ACCEPT,
@@ -279,7 +277,7 @@ int crl_accept(int lfd, struct sockaddr *addr, socklen_t *addrlen)
             *addrlen = len;
         if (rc != -EMFILE && rc != -ENFILE)
             return rc;
-        rc = emfile_backoff(c, &backoff_ns);
+        rc = crl__accept_backoff(c, &backoff_ns);
         if (rc)
             return rc;
     }

@@ -106,6 +106,12 @@ void crl__core_woken(struct crl__core *c);
 /* Called by backends when op has finished with result res. */
 void crl__op_complete(struct crl__core *c, struct crl__op *op, int res);
 
+/* Out of fds (EMFILE, ENFILE) in an accept: wait until crl_close frees one or *backoff_ns
+ * passes, then double *backoff_ns (up to 100 ms). Returns 0 to try again, or the caller's
+ * cancellation. Shared by crl_accept and listeners. */
+#define CRL__ACCEPT_BACKOFF_START_NS CRL_MSEC_NS
+int crl__accept_backoff(struct crl__core *c, int64_t *backoff_ns);
+
 /* Run op from the calling task and return its result (see corral.h for cancellation). */
 int crl__op_run(struct crl__op *op);
 

@@ -96,27 +96,20 @@ static int take_fd(struct crl_listener *l)
     return fd;
 }
 
-static int fd_freed(void *arg) { return crl_event_wait(arg); }
-
 int crl_listener_accept(struct crl_listener *l)
 {
     struct crl__core *c = l->core;
     if (!c->io->multishot_accept)
         return crl_accept(l->lfd, NULL, NULL);
-    int64_t backoff_ns = CRL_MSEC_NS;
+    int64_t backoff_ns = CRL__ACCEPT_BACKOFF_START_NS;
     for (;;) {
         if (l->len)
             return take_fd(l);
         if (!l->armed) {
             int err = l->error;
             l->error = 0;
-            if (err == -EMFILE || err == -ENFILE) { /* back off as crl_accept does */
-                c->stats.accept_emfile++;
-                crl_event_clear(&c->fd_freed);
-                crl_with_timeout(backoff_ns, fd_freed, &c->fd_freed);
-                backoff_ns =
-                    backoff_ns * 2 > 100 * CRL_MSEC_NS ? 100 * CRL_MSEC_NS : backoff_ns * 2;
-                int rc = crl_checkpoint();
+            if (err == -EMFILE || err == -ENFILE) {
+                int rc = crl__accept_backoff(c, &backoff_ns);
                 if (rc)
                     return rc;
             } else if (err) {

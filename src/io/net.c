@@ -147,13 +147,17 @@ static int unix_addr(const char *path, struct sockaddr_un *sun)
     return 0;
 }
 
+/* A Unix stream socket and the address of path. */
+static int unix_socket(const char *path, struct sockaddr_un *sun)
+{
+    int rc = unix_addr(path, sun);
+    return rc ? rc : new_socket(AF_UNIX, SOCK_STREAM);
+}
+
 int crl_unix_listen(const char *path, int backlog)
 {
     struct sockaddr_un sun;
-    int rc = unix_addr(path, &sun);
-    if (rc)
-        return rc;
-    int fd = new_socket(AF_UNIX, SOCK_STREAM);
+    int fd = unix_socket(path, &sun);
     if (fd < 0)
         return fd;
     if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0)
@@ -166,13 +170,10 @@ int crl_unix_listen(const char *path, int backlog)
 int crl_unix_connect(const char *path)
 {
     struct sockaddr_un sun;
-    int rc = unix_addr(path, &sun);
-    if (rc)
-        return rc;
-    int fd = new_socket(AF_UNIX, SOCK_STREAM);
+    int fd = unix_socket(path, &sun);
     if (fd < 0)
         return fd;
-    rc = crl_connect(fd, (struct sockaddr *)&sun, sizeof sun);
+    int rc = crl_connect(fd, (struct sockaddr *)&sun, sizeof sun);
     return rc < 0 ? fail_close(fd, rc) : fd;
 }
 
