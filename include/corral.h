@@ -68,8 +68,10 @@ enum crl_backend {
 
 /* Runtime configuration. A zeroed struct (or a NULL pointer) means every default. */
 struct crl_config {
-    unsigned cores;    /* executors, on the first CPUs of the affinity mask, each pinned; 0 = 1 */
-    size_t stack_size; /* default task stack in bytes; 0 = 64 KiB */
+    /* Executors, on the first CPUs of the affinity mask, each pinned; 0 = CORRAL_CORES from
+     * the environment, else one per CPU of the mask. */
+    unsigned cores;
+    size_t stack_size;            /* default task stack in bytes; 0 = 64 KiB */
     enum crl_backend backend;     /* I/O backend; see enum crl_backend */
     crl_log_fn *log_fn;           /* NULL = one line per message on stderr */
     void *log_ctx;                /* passed to log_fn */
@@ -444,6 +446,68 @@ int crl_socket_set_keepalive(int fd, bool on);
 
 /* The local address of a socket, e.g. to learn the port a "HOST:0" listener got. */
 int crl_socket_local_addr(int fd, struct sockaddr_storage *addr, socklen_t *len);
+
+/* ---- Servers ---------------------------------------------------------------------------- */
+
+/* How crl_serve spreads connections over cores. */
+enum crl_balance {
+    CRL_BALANCE_REUSEPORT = 0,   /* a SO_REUSEPORT listener per core; the kernel spreads them */
+    CRL_BALANCE_ROUND_ROBIN = 1, /* core 0 accepts and hands connections out in turn */
+    CRL_BALANCE_LEAST = 2, /* core 0 accepts and hands each to the core with fewest live ones */
+};
+
+/* Options of crl_serve(); zero fields take defaults. */
+struct crl_serve_opts {
+    enum crl_balance balance;
+    unsigned cores;     /* serve on cores 0 .. cores-1; 0 = every core of the runtime */
+    int backlog;        /* listen backlog; 0 = 1024 */
+    unsigned max_conns; /* live connections per core; 0 = 10000. A core at its limit stops
+                           accepting (reuseport) or is passed over (the others) until one ends */
+    int64_t drain_ns;   /* once the server is cancelled: how long live connections may finish
+                           before they are cancelled; 0 = 5 s, < 0 = cancel them at once */
+    /* Called once on the calling core when every listener is up, with the bound address
+     * (to learn the port of "HOST:0"). May be NULL. */
+    void (*on_ready)(void *ctx, const struct sockaddr *addr, socklen_t addrlen);
+};
+
+/* One accepted connection, as the connection function sees it. Lives in the frame of the
+ * task that serves it. */
+struct crl_conn {
+    int fd;                       /* the socket; crl_serve closes it after the function */
+    unsigned core;                /* the core serving it */
+    struct sockaddr_storage peer; /* the client's address */
+    socklen_t peer_len;
+};
+
+/* Serves one connection, as a task on conn->core; returns 0 or a negative errno (logged at
+ * debug level). Borrowing ctx is safe: crl_serve does not return before every connection
+ * function has. */
+typedef int crl_conn_fn(struct crl_conn *conn, void *ctx);
+
+/* Listen on "HOST:PORT" and run fn(conn, ctx) in a task of its own for every connection,
+ * spread over the cores as opts->balance says, each connection staying on one core. Runs
+ * until the calling task is cancelled, then stops gracefully: it stops accepting, wakes
+ * connections marked idle (their reads return 0, end of stream), lets the others finish for
+ * up to opts->drain_ns, cancels what is left and returns 0 once all have ended. Returns a
+ * negative errno at once if it cannot listen (-EADDRINUSE, -EINVAL for a bad address or
+ * option). */
+int crl_serve(const char *host_port, const struct crl_serve_opts *opts, crl_conn_fn *fn, void *ctx);
+
+/* True once the server serving conn is stopping: a connection function finishes the request
+ * at hand and returns instead of waiting for another. */
+bool crl_conn_draining(const struct crl_conn *conn);
+
+/* Mark conn idle (waiting between requests: a stopping server ends its read at once with
+ * end of stream) or busy (a stopping server lets it finish). Connections start busy. */
+void crl_conn_set_idle(struct crl_conn *conn, bool idle);
+
+/* ---- HTTP server ------------------------------------------------------------------------ */
+
+/* (The HTTP server's declarations go here.) */
+
+/* ---- HTTP client ------------------------------------------------------------------------ */
+
+/* (The HTTP client's declarations go here.) */
 
 /* ---- Cores ------------------------------------------------------------------------------ */
 

@@ -137,7 +137,7 @@ static bool run_case(const struct test_case *tc)
     current = tc->name;
     skipped = false;
     if (tc->in_runtime) {
-        int rc = crl_run(NULL, run_in_task, (void *)tc->fn);
+        int rc = crl_run(&(struct crl_config){.cores = 1}, run_in_task, (void *)tc->fn);
         if (rc != 0) {
             fprintf(stderr, "FAIL %s: crl_run returned %d (%s)\n", tc->name, rc, strerror(-rc));
             return false;

@@ -145,14 +145,22 @@ struct crl_scope {
 
 struct crl__ring;
 
+/* A start or stop line for executor threads: like a barrier, but the number of threads
+ * expected can be cut while some wait (when a thread could not be created). */
+struct crl__gate {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    unsigned arrived, expected;
+};
+
 struct crl__runtime {
     struct crl_config cfg; /* with defaults filled in */
     unsigned ncores;
     struct crl__core **cores; /* by id, each set by its own thread before the start barrier */
     struct crl__ring *rings;  /* ncores x ncores: rings[from * ncores + to] */
     _Atomic bool stopping;    /* core 0's root scope is done: the other cores wind down */
-    pthread_barrier_t started;
-    pthread_barrier_t stopped; /* passed once core 0 has woken every core to stop */
+    struct crl__gate started; /* passed once every executor thread has set up its core */
+    struct crl__gate stopped; /* passed once core 0 has woken every core to stop */
 };
 
 struct crl__io_ops;

@@ -22,11 +22,30 @@ __thread struct crl__core *crl__cur __attribute__((tls_model("initial-exec")));
 
 enum { DEFAULT_STACK = 64 * 1024 };
 
+/* Executors by default: CORRAL_CORES from the environment, else one per CPU the process may
+ * run on. */
+static unsigned default_cores(void)
+{
+    const char *env = getenv("CORRAL_CORES");
+    if (env && *env) {
+        char *end;
+        unsigned long n = strtoul(env, &end, 10);
+        if (*end == '\0' && n > 0 && n <= CPU_SETSIZE)
+            return (unsigned)n;
+        crl_log(CRL_LOG_WARN, "corral: CORRAL_CORES=%s is not a core count; ignored", env);
+    }
+    cpu_set_t mask;
+    if (sched_getaffinity(0, sizeof mask, &mask) != 0)
+        return 1;
+    int n = CPU_COUNT(&mask);
+    return n > 0 ? (unsigned)n : 1;
+}
+
 static int config_resolve(const struct crl_config *in, struct crl_config *out)
 {
     *out = in ? *in : (struct crl_config){0};
     if (out->cores == 0)
-        out->cores = 1; /* becomes "every CPU of the affinity mask" once cross-core work lands */
+        out->cores = default_cores();
     if (out->idle_poll_ns == 0)
         out->idle_poll_ns = 20 * CRL_USEC_NS;
     if (out->stack_size == 0)
@@ -109,6 +128,43 @@ static void core_stop(struct crl__core *c)
 
 /* ---- Several cores --------------------------------------------------------------------- */
 
+/* Tests set this to k > 0 to make creating executor thread k fail. */
+unsigned crl__test_fail_thread;
+
+static void gate_init(struct crl__gate *g, unsigned expected)
+{
+    pthread_mutex_init(&g->lock, NULL);
+    pthread_cond_init(&g->cond, NULL);
+    g->arrived = 0;
+    g->expected = expected;
+}
+
+static void gate_fini(struct crl__gate *g)
+{
+    pthread_cond_destroy(&g->cond);
+    pthread_mutex_destroy(&g->lock);
+}
+
+static void gate_wait(struct crl__gate *g)
+{
+    pthread_mutex_lock(&g->lock);
+    if (++g->arrived >= g->expected)
+        pthread_cond_broadcast(&g->cond);
+    while (g->arrived < g->expected)
+        pthread_cond_wait(&g->cond, &g->lock);
+    pthread_mutex_unlock(&g->lock);
+}
+
+/* Only n threads will come (some were never created). */
+static void gate_expect(struct crl__gate *g, unsigned n)
+{
+    pthread_mutex_lock(&g->lock);
+    g->expected = n;
+    if (g->arrived >= n)
+        pthread_cond_broadcast(&g->cond);
+    pthread_mutex_unlock(&g->lock);
+}
+
 /* The first n CPUs of the calling thread's affinity mask, or -EINVAL if it has fewer. */
 static int pick_cpus(unsigned n, int *cpus, cpu_set_t *mask)
 {
@@ -163,24 +219,32 @@ static void *secondary_main(void *arg)
     crl__cur = &core;
     int rc = core_start(&core, ct->rt, &root, ct->id);
     ct->rt->cores[ct->id] = rc ? NULL : &core;
-    pthread_barrier_wait(&ct->rt->started);
+    gate_wait(&ct->rt->started);
     if (all_started(ct->rt))
         crl__loop(&core);
     /* Core 0 may still be writing our wake-up fd: tear down only once it is done. */
-    pthread_barrier_wait(&ct->rt->stopped);
+    gate_wait(&ct->rt->stopped);
     core_stop(&core);
     crl__cur = NULL;
     return NULL;
 }
 
-static int start_secondaries(struct crl__runtime *rt, struct core_thread *ct, const int *cpus)
+static int start_secondaries(struct crl__runtime *rt, struct core_thread *ct, const int *cpus,
+                             unsigned *started)
 {
     for (unsigned i = 1; i < rt->ncores; i++) {
         ct[i] = (struct core_thread){.rt = rt, .id = i, .cpu = cpus[i]};
-        int rc = pthread_create(&ct[i].thread, NULL, secondary_main, &ct[i]);
-        if (rc)
-            return -rc; /* callers join the ones started: ncores is cut to i */
+        int rc = crl__test_fail_thread == i
+                     ? EAGAIN
+                     : pthread_create(&ct[i].thread, NULL, secondary_main, &ct[i]);
+        if (rc) { /* the i threads up (core 0's included) meet at the gates without the rest */
+            gate_expect(&rt->started, i);
+            gate_expect(&rt->stopped, i);
+            *started = i;
+            return -rc;
+        }
     }
+    *started = rt->ncores;
     return 0;
 }
 
@@ -191,7 +255,7 @@ static void stop_secondaries(struct crl__runtime *rt, struct core_thread *ct, un
         if (rt->cores[i])
             crl__smp_notify(rt->cores[i]);
     if (started > 1)
-        pthread_barrier_wait(&rt->stopped);
+        gate_wait(&rt->stopped);
     for (unsigned i = 1; i < started; i++)
         pthread_join(ct[i].thread, NULL);
 }
@@ -221,15 +285,15 @@ static int runtime_init(struct run_state *st, const struct crl_config *cfg)
         return rc;
     }
     atomic_init(&rt->stopping, false);
-    pthread_barrier_init(&rt->started, NULL, rt->ncores);
-    pthread_barrier_init(&rt->stopped, NULL, rt->ncores);
+    gate_init(&rt->started, rt->ncores);
+    gate_init(&rt->stopped, rt->ncores);
     return 0;
 }
 
 static void runtime_fini(struct run_state *st)
 {
-    pthread_barrier_destroy(&st->rt.started);
-    pthread_barrier_destroy(&st->rt.stopped);
+    gate_fini(&st->rt.started);
+    gate_fini(&st->rt.stopped);
     crl__smp_fini(&st->rt);
     free(st->rt.cores);
 }
@@ -249,19 +313,14 @@ int crl_run(const struct crl_config *cfg, crl_task_fn *main, void *arg)
     }
     if (rt->ncores > 1)
         pin_to(st->cpus[0]);
-    rc = start_secondaries(rt, st->ct, st->cpus);
-    unsigned started = rc ? 1 : rt->ncores;
-    if (rc) { /* some threads did not start: let the others through the barrier alone */
-        rt->ncores = 1;
-        atomic_store(&rt->stopping, true);
-    }
+    unsigned started = 1;
+    rc = start_secondaries(rt, st->ct, st->cpus, &started);
     struct crl__core core;
     struct crl_scope root;
     crl__cur = &core;
     int start_rc = core_start(&core, rt, &root, 0);
     rt->cores[0] = start_rc ? NULL : &core;
-    if (!rc)
-        pthread_barrier_wait(&rt->started);
+    gate_wait(&rt->started);
     if (!rc)
         rc = start_rc ? start_rc : all_started(rt) ? 0 : -ENOMEM;
     struct root_call call = {main, arg, 0};

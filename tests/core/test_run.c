@@ -3,6 +3,7 @@
 #include "../test.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -125,4 +126,64 @@ TEST(now_is_monotonic)
     int64_t a = crl_now_ns(), b = crl_now_ns();
     CHECK_GE(b, a);
     CHECK(a > 0);
+}
+
+/* Set by tests to make creating executor thread k fail (src/core/run.c). */
+extern unsigned crl__test_fail_thread;
+
+static int cpus_in_mask(void)
+{
+    cpu_set_t set;
+    return sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+}
+
+/* Several threads under valgrind stall while one waits in io_uring_enter (valgrind 3.19). */
+static bool threads_stall_here(void)
+{
+    const char *backend = getenv("CORRAL_BACKEND");
+    return test_under_valgrind() && !(backend && strcmp(backend, "epoll") == 0);
+}
+
+static int core_count(void *arg)
+{
+    (void)arg;
+    return (int)crl_core_count();
+}
+
+/* By default one executor per CPU of the affinity mask; CORRAL_CORES overrides that, and a
+ * value that is not a count is ignored. */
+TEST_PLAIN(run_defaults_to_every_cpu)
+{
+    if (threads_stall_here() && cpus_in_mask() > 1)
+        TEST_SKIP("valgrind with io_uring and several threads");
+    const char *saved = getenv("CORRAL_CORES");
+    char keep[32] = "";
+    if (saved)
+        snprintf(keep, sizeof keep, "%s", saved);
+    unsetenv("CORRAL_CORES");
+    CHECK_EQ(crl_run(NULL, core_count, NULL), cpus_in_mask());
+    setenv("CORRAL_CORES", "1", 1);
+    CHECK_EQ(crl_run(NULL, core_count, NULL), 1);
+    setenv("CORRAL_CORES", "two", 1);
+    CHECK_EQ(crl_run(NULL, core_count, NULL), cpus_in_mask());
+    if (saved)
+        setenv("CORRAL_CORES", keep, 1);
+    else
+        unsetenv("CORRAL_CORES");
+}
+
+/* If an executor thread cannot be created, crl_run fails with the error instead of leaving
+ * the threads already started waiting for it, and the next crl_run works. */
+TEST_PLAIN(run_fails_cleanly_when_a_thread_cannot_start)
+{
+    int cpus = cpus_in_mask();
+    if (cpus < 2)
+        TEST_SKIP("one CPU: no executor threads to start");
+    if (threads_stall_here())
+        TEST_SKIP("valgrind with io_uring and several threads");
+    unsigned cores = cpus >= 3 ? 3 : 2;
+    crl__test_fail_thread = cores - 1; /* with 3 cores, thread 1 is up when thread 2 fails */
+    CHECK_EQ(crl_run(&(struct crl_config){.cores = cores}, return_42, NULL), -EAGAIN);
+    crl__test_fail_thread = 0;
+    CHECK_EQ(crl_run(&(struct crl_config){.cores = cores}, return_42, NULL), 42);
 }

@@ -1,0 +1,374 @@
+/* crl_serve: connections are served on the cores the balance mode says, a stopping server
+ * lets busy connections finish and ends idle ones, the drain deadline cancels stragglers,
+ * max_conns holds connections back, and nothing leaks. */
+#define _GNU_SOURCE
+#include "../test.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <sched.h>
+#include <string.h>
+
+static const char *cannot_run_two_cores(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < 2)
+        return "fewer than 2 CPUs in the affinity mask";
+    const char *backend = getenv("CORRAL_BACKEND");
+    if (test_under_valgrind() && !(backend && strcmp(backend, "epoll") == 0))
+        return "valgrind 3.19 stalls the other threads while one waits in io_uring_enter";
+    return NULL;
+}
+
+#define NEED_TWO_CORES()                                                                           \
+    do {                                                                                           \
+        const char *why = cannot_run_two_cores();                                                  \
+        if (why)                                                                                   \
+            TEST_SKIP(why);                                                                        \
+    } while (0)
+
+struct fixture {
+    struct crl_serve_opts opts;
+    char addr[80];
+    struct crl_event ready;
+    int serve_rc;
+    int per_core[4];   /* connections each core served (written by core 0 only) */
+    int64_t hold_ns;   /* how long the connection function works on a request */
+    int fn_rc;         /* last result seen by a connection function, for drain tests */
+    bool ignore_drain; /* the connection function waits forever, deaf to draining */
+    struct crl_scope *server_scope;
+};
+
+static void on_ready(void *ctx, const struct sockaddr *addr, socklen_t len)
+{
+    struct fixture *f = ctx;
+    (void)len;
+    char host[64];
+    const struct sockaddr_in *v4 = (const struct sockaddr_in *)addr;
+    CHECK_EQ(addr->sa_family, AF_INET);
+    inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
+    snprintf(f->addr, sizeof f->addr, "%s:%u", host, ntohs(v4->sin_port));
+    crl_event_set(&f->ready);
+}
+
+/* Request: one byte. Reply: the serving core's id. Idle between requests. */
+static int echo_core(struct crl_conn *conn, void *ctx)
+{
+    struct fixture *f = ctx;
+    CHECK_EQ(conn->core, crl_core_id());
+    CHECK(conn->peer_len > 0);
+    for (;;) {
+        char byte;
+        crl_conn_set_idle(conn, true);
+        ssize_t n = crl_read(conn->fd, &byte, 1);
+        crl_conn_set_idle(conn, false);
+        if (n <= 0)
+            return (int)n;
+        if (f->ignore_drain) {
+            f->fn_rc = crl_sleep_ns(10 * CRL_SEC_NS);
+            return f->fn_rc;
+        }
+        if (f->hold_ns)
+            CHECK_EQ(crl_sleep_ns(f->hold_ns), 0); /* busy: a drain lets this finish */
+        char id = (char)('0' + conn->core);
+        if (crl_write(conn->fd, &id, 1) != 1 || crl_conn_draining(conn))
+            return 0;
+    }
+}
+
+static int serve_body(struct crl_scope *s, void *arg)
+{
+    struct fixture *f = arg;
+    f->server_scope = s; /* cancelling it stops the server */
+    f->opts.on_ready = on_ready;
+    f->serve_rc = crl_serve("127.0.0.1:0", &f->opts, echo_core, f);
+    f->server_scope = NULL;
+    crl_event_set(&f->ready); /* in case it failed before listening */
+    return 0;
+}
+
+static int server(void *arg) { return crl_scope_run(serve_body, arg); }
+
+static void stop_server(struct fixture *f)
+{
+    if (f->server_scope)
+        crl_scope_cancel(f->server_scope);
+}
+
+/* One request on a new connection; returns the core that served it (0..), or < 0. */
+static int ask(struct fixture *f, int *keep_fd)
+{
+    int fd = crl_tcp_connect(f->addr, CRL_NO_DEADLINE);
+    if (fd < 0)
+        return fd;
+    char c = 'x';
+    CHECK_EQ(crl_write(fd, &c, 1), 1);
+    ssize_t n = crl_read(fd, &c, 1);
+    if (keep_fd)
+        *keep_fd = fd;
+    else
+        crl_close(fd);
+    return n == 1 ? c - '0' : (int)(n < 0 ? n : -EPIPE);
+}
+
+typedef void scenario_fn(struct fixture *f);
+
+struct run {
+    struct fixture *f;
+    scenario_fn *scenario;
+};
+
+static int run_body(struct crl_scope *s, void *arg)
+{
+    struct run *r = arg;
+    crl_event_init(&r->f->ready);
+    CHECK_EQ(crl_spawn(s, server, r->f), 0);
+    CHECK_EQ(crl_event_wait(&r->f->ready), 0);
+    CHECK_EQ(r->f->serve_rc, 0);
+    r->scenario(r->f);
+    stop_server(r->f);
+    return 0;
+}
+
+static int run_main(void *arg) { return crl_scope_run(run_body, arg); }
+
+/* Runs scenario against a server in a runtime of `cores` cores; checks no fd leaked. */
+static void run_scenario(unsigned cores, struct fixture *f, scenario_fn *scenario)
+{
+    struct run r = {f, scenario};
+    int before = test_count_fds();
+    struct crl_config cfg = {.cores = cores};
+    CHECK_EQ(crl_run(&cfg, run_main, &r), 0);
+    CHECK_EQ(f->serve_rc, 0);
+    CHECK_EQ(test_count_fds(), before);
+}
+
+enum { SEQUENTIAL = 20 };
+
+static void count_sequential(struct fixture *f)
+{
+    for (int i = 0; i < SEQUENTIAL; i++) {
+        int core = ask(f, NULL);
+        CHECK(core >= 0 && core < 4);
+        f->per_core[core]++;
+    }
+}
+
+/* Round robin hands connections to the cores in turn. */
+TEST_PLAIN(serve_round_robin_alternates)
+{
+    NEED_TWO_CORES();
+    struct fixture f = {.opts = {.balance = CRL_BALANCE_ROUND_ROBIN}};
+    run_scenario(2, &f, count_sequential);
+    CHECK_EQ(f.per_core[0], SEQUENTIAL / 2);
+    CHECK_EQ(f.per_core[1], SEQUENTIAL / 2);
+}
+
+/* With one SO_REUSEPORT listener per core, the kernel spreads connections over both. */
+TEST_PLAIN(serve_reuseport_uses_every_core)
+{
+    NEED_TWO_CORES();
+    struct fixture f = {.opts = {.balance = CRL_BALANCE_REUSEPORT}};
+    run_scenario(2, &f, count_sequential);
+    CHECK_EQ(f.per_core[0] + f.per_core[1], SEQUENTIAL);
+    CHECK_GE(f.per_core[0], 1); /* all 20 on one core: odds 2^-19 */
+    CHECK_GE(f.per_core[1], 1);
+}
+
+enum { HELD = 6 };
+
+static void hold_open(struct fixture *f)
+{
+    int fds[HELD];
+    for (int i = 0; i < HELD; i++) {
+        int core = ask(f, &fds[i]);
+        CHECK(core == 0 || core == 1);
+        f->per_core[core]++;
+        /* each went to the core with fewer live connections: never 2 apart */
+        CHECK_LT(abs(f->per_core[0] - f->per_core[1]), 2);
+    }
+    /* End three on core 1 (or as many as it has): the next ones must all go there. */
+    int closed = 0;
+    for (int i = 0; i < HELD; i++) {
+        char c = 'x';
+        CHECK_EQ(crl_write(fds[i], &c, 1), 1);
+        CHECK_EQ(crl_read(fds[i], &c, 1), 1);
+        if (c == '1' && closed < 2) {
+            crl_close(fds[i]);
+            fds[i] = -1;
+            closed++;
+        }
+    }
+    CHECK_EQ(closed, 2);
+    CHECK_EQ(crl_sleep_ns(20 * CRL_MSEC_NS), 0); /* core 1 sees them end */
+    int extra[2];
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(ask(f, &extra[i]), 1); /* 3 live on core 0, 1 then 2 on core 1 */
+    for (int i = 0; i < 2; i++)
+        crl_close(extra[i]);
+    for (int i = 0; i < HELD; i++)
+        if (fds[i] >= 0)
+            crl_close(fds[i]);
+}
+
+/* Least-loaded keeps live connections even across cores, whatever the order they end in. */
+TEST_PLAIN(serve_least_loaded_evens_live_connections)
+{
+    NEED_TWO_CORES();
+    struct fixture f = {.opts = {.balance = CRL_BALANCE_LEAST}};
+    run_scenario(2, &f, hold_open);
+    CHECK_EQ(f.per_core[0], HELD / 2);
+    CHECK_EQ(f.per_core[1], HELD / 2);
+}
+
+/* One core: every mode serves everything on core 0. */
+TEST_PLAIN(serve_single_core_every_mode)
+{
+    for (int mode = CRL_BALANCE_REUSEPORT; mode <= CRL_BALANCE_LEAST; mode++) {
+        struct fixture f = {.opts = {.balance = (enum crl_balance)mode}};
+        run_scenario(1, &f, count_sequential);
+        CHECK_EQ(f.per_core[0], SEQUENTIAL);
+    }
+}
+
+struct stop_test {
+    struct fixture *f;
+    int busy_fd, idle_fd;
+    char busy_reply;
+    ssize_t idle_read;
+};
+
+static int busy_client(void *arg)
+{
+    struct stop_test *t = arg;
+    char c = 'x';
+    CHECK_EQ(crl_write(t->busy_fd, &c, 1), 1);
+    CHECK_EQ(crl_read(t->busy_fd, &t->busy_reply, 1), 1); /* finished despite the stop */
+    return 0;
+}
+
+static int idle_client(void *arg)
+{
+    struct stop_test *t = arg;
+    char c;
+    t->idle_read = crl_read(t->idle_fd, &c, 1);
+    return 0;
+}
+
+static int stopper(void *arg)
+{
+    struct stop_test *t = arg;
+    CHECK_EQ(crl_sleep_ns(30 * CRL_MSEC_NS), 0); /* the busy request is in its handler */
+    stop_server(t->f);
+    return 0;
+}
+
+static int clients_body(struct crl_scope *s, void *arg)
+{
+    CHECK_EQ(crl_spawn(s, busy_client, arg), 0);
+    CHECK_EQ(crl_spawn(s, idle_client, arg), 0);
+    CHECK_EQ(crl_spawn(s, stopper, arg), 0);
+    return 0;
+}
+
+static void graceful(struct fixture *f)
+{
+    struct stop_test t = {.f = f, .idle_read = 99};
+    CHECK_EQ(ask(f, &t.idle_fd), 0); /* served once, now idle */
+    t.busy_fd = crl_tcp_connect(f->addr, CRL_NO_DEADLINE);
+    CHECK(t.busy_fd >= 0);
+    f->hold_ns = 100 * CRL_MSEC_NS;
+    CHECK_EQ(crl_scope_run(clients_body, &t), 0);
+    CHECK_EQ(t.busy_reply, '0'); /* the busy request finished */
+    CHECK_EQ(t.idle_read, 0);    /* the idle connection was ended: EOF */
+    while (f->server_scope)      /* then the server returns */
+        CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0);
+    CHECK_EQ(crl_tcp_connect(f->addr, CRL_NO_DEADLINE), -ECONNREFUSED); /* not listening */
+    crl_close(t.busy_fd);
+    crl_close(t.idle_fd);
+}
+
+/* Stopping lets a request in progress finish, ends idle connections, stops listening. */
+TEST_PLAIN(serve_stops_gracefully)
+{
+    struct fixture f = {.opts = {.balance = CRL_BALANCE_REUSEPORT}};
+    run_scenario(1, &f, graceful);
+}
+
+static void straggler(struct fixture *f)
+{
+    int fd = crl_tcp_connect(f->addr, CRL_NO_DEADLINE);
+    CHECK(fd >= 0);
+    f->ignore_drain = true;
+    char c = 'x';
+    CHECK_EQ(crl_write(fd, &c, 1), 1);
+    CHECK_EQ(crl_sleep_ns(20 * CRL_MSEC_NS), 0);
+    int64_t t0 = crl_now_ns();
+    stop_server(f);
+    while (f->server_scope)
+        CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0);
+    int64_t took = crl_now_ns() - t0;
+    CHECK_GE(took, 40 * CRL_MSEC_NS); /* it waited for the drain deadline ... */
+    CHECK_LT(took, 2 * CRL_SEC_NS);   /* ... then cancelled the straggler */
+    CHECK_EQ(f->fn_rc, -ECANCELED);
+    CHECK_EQ(crl_read(fd, &c, 1), 0); /* and closed its connection */
+    crl_close(fd);
+}
+
+/* A connection that does not finish by the drain deadline is cancelled. */
+TEST_PLAIN(serve_drain_deadline_cancels_stragglers)
+{
+    struct fixture f = {.opts = {.drain_ns = 50 * CRL_MSEC_NS}};
+    run_scenario(1, &f, straggler);
+}
+
+static int read_one(void *arg)
+{
+    char c;
+    return (int)crl_read(*(int *)arg, &c, 1);
+}
+
+static void limited(struct fixture *f)
+{
+    int first;
+    CHECK_EQ(ask(f, &first), 0);
+    int second = crl_tcp_connect(f->addr, CRL_NO_DEADLINE); /* the kernel's backlog takes it */
+    CHECK(second >= 0);
+    char c = 'x';
+    CHECK_EQ(crl_write(second, &c, 1), 1);
+    CHECK_EQ(crl_with_timeout(50 * CRL_MSEC_NS, read_one, &second), -ETIMEDOUT); /* held back */
+    crl_close(first);
+    CHECK_EQ(read_one(&second), 1); /* served once the first ended */
+    crl_close(second);
+}
+
+/* At max_conns a core stops accepting until a connection ends. */
+TEST_PLAIN(serve_max_conns_holds_back)
+{
+    struct fixture f = {.opts = {.max_conns = 1}};
+    run_scenario(1, &f, limited);
+}
+
+static int serve_noop(struct crl_conn *conn, void *ctx)
+{
+    (void)conn;
+    (void)ctx;
+    return 0;
+}
+
+/* Bad options and a taken address fail at once. */
+TEST(serve_refuses_bad_options_and_busy_address)
+{
+    char addr[64];
+    int lfd = test_listen_loopback(addr, sizeof addr);
+    CHECK(lfd >= 0);
+    CHECK_EQ(crl_serve(addr, NULL, serve_noop, NULL), -EADDRINUSE);
+    CHECK_EQ(crl_serve("127.0.0.1:0", &(struct crl_serve_opts){.balance = 7}, serve_noop, NULL),
+             -EINVAL);
+    CHECK_EQ(crl_serve("127.0.0.1:0", &(struct crl_serve_opts){.cores = 2}, serve_noop, NULL),
+             -EINVAL); /* this runtime has one core */
+    CHECK_EQ(crl_serve("nonsense", NULL, serve_noop, NULL), -EINVAL);
+    CHECK_EQ(crl_serve("127.0.0.1:0", NULL, NULL, NULL), -EINVAL);
+    crl_close(lfd);
+}
