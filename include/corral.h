@@ -396,6 +396,12 @@ int crl_shutdown(int fd, int how);
 /* Close fd. Not a cancellation point: it always closes. */
 int crl_close(int fd);
 
+/* Take fd over for the calling core, after another core handed it here. An fd belongs to the
+ * core that first did I/O on it; where assertions are on (the sanitizer builds), I/O on it
+ * from any other core aborts, naming the fd and both cores, until it is closed with
+ * crl_close or adopted. A no-op in release builds. Not blocking. */
+void crl_fd_adopt(int fd);
+
 /* Run fn(arg) on a thread of the blocking pool and return its result, blocking the calling
  * task (never the core) meanwhile: for calls that block, such as getaddrinfo, a blocking
  * library or disk I/O. A cancellation point: cancelled while the job is still queued, it is

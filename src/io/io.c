@@ -129,6 +129,8 @@ int crl__op_run(struct crl__op *op)
     int rc = crl__cancel_status(t);
     if (rc)
         return rc; /* not started: nothing to undo */
+    if (op->kind != CRL__OP_NOP && op->kind != CRL__OP_OPENAT)
+        crl__fd_check(op->fd);
     op->task = t;
     op->done = false;
     op->waiting = false;
@@ -319,6 +321,8 @@ int crl_close(int fd)
     struct crl__core *c = crl__core();
     if (c && c->io && c->io->forget)
         c->io->forget(c, fd);
+    crl__fd_check(fd); /* closing another core's fd is a use too */
+    crl__fd_release(fd);
     int rc = close(fd) == 0 ? 0 : -errno;
     if (c && c->fd_freed.waiters_.head_)
         crl_event_set(&c->fd_freed); /* an accept may be waiting for an fd */

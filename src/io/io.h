@@ -115,4 +115,14 @@ int crl__accept_backoff(struct crl__core *c, int64_t *backoff_ns);
 /* Run op from the calling task and return its result (see corral.h for cancellation). */
 int crl__op_run(struct crl__op *op);
 
+/* fd ownership (owner.c), where assertions are on: the first operation on an fd claims it
+ * for its core, one from another core aborts; crl_close releases it. */
+#ifndef NDEBUG
+void crl__fd_check(int fd);
+void crl__fd_release(int fd);
+#else
+static inline void crl__fd_check(int fd) { (void)fd; }
+static inline void crl__fd_release(int fd) { (void)fd; }
+#endif
+
 #endif

@@ -96,8 +96,22 @@ static int take_fd(struct crl_listener *l)
     return fd;
 }
 
+/* A listener belongs to its core (checked where assertions are on). */
+static void check_core(const struct crl_listener *l)
+{
+#ifndef NDEBUG
+    struct crl__core *c = crl__core();
+    if (c && c != l->core)
+        crl__panic("corral: listener %p belongs to core %u but was used from core %u",
+                   (const void *)l, l->core->id, c->id);
+#else
+    (void)l;
+#endif
+}
+
 int crl_listener_accept(struct crl_listener *l)
 {
+    check_core(l);
     struct crl__core *c = l->core;
     if (!c->io->multishot_accept)
         return crl_accept(l->lfd, NULL, NULL);
@@ -135,6 +149,7 @@ static int wait_disarmed(struct crl_scope *s, void *arg)
 
 void crl_listener_close(struct crl_listener *l)
 {
+    check_core(l);
     struct crl__core *c = l->core;
     l->closing = true; /* from here on, connections still arriving are closed at once */
     while (l->len)

@@ -108,6 +108,7 @@ static int conn_task(void *arg)
 /* Start serving fd on this core (sc is this core's); the fd is counted in sc->live already. */
 static void adopt(struct serve_core *sc, int fd)
 {
+    crl_fd_adopt(fd); /* it may come from the acceptor's core */
     struct conn_start *start = malloc(sizeof *start);
     if (!sc->draining && start) {
         *start = (struct conn_start){sc, fd};

@@ -8,7 +8,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 static int use_channel(void *arg)
 {
@@ -125,4 +127,94 @@ TEST_PLAIN(scope_cancelled_from_another_core_aborts)
     struct child_result r;
     test_in_child(run_scope_misuse, NULL, &r);
     expect_abort(&r, "scope");
+}
+
+/* ---- Sockets and listeners ---------------------------------------------------------------- */
+
+static int close_fd(void *arg) { return crl_close(*(int *)arg); }
+
+static int write_byte(void *arg)
+{
+    char c = 'x';
+    return (int)crl_write(*(int *)arg, &c, 1);
+}
+
+static int adopt_and_write(void *arg)
+{
+    crl_fd_adopt(*(int *)arg);
+    return write_byte(arg);
+}
+
+static int make_socket_and_misuse(void *arg)
+{
+    bool adopt = *(bool *)arg;
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    CHECK_EQ(write_byte(&sv[0]), 1); /* core 0 owns sv[0] now */
+    CHECK_EQ(crl_call(1, adopt ? adopt_and_write : write_byte, &sv[0]), 1);
+    CHECK_EQ(crl_call(1, close_fd, &sv[0]), 0); /* core 1 owns it now: closes it */
+    crl_close(sv[1]);
+    return 0;
+}
+
+static void run_socket_misuse(void *arg)
+{
+    struct crl_config cfg = {.cores = 2};
+    exit(crl_run(&cfg, make_socket_and_misuse, arg) == 0 ? 0 : 3);
+}
+
+/* A socket used from a core other than the one that first used it aborts, naming the fd. */
+TEST_PLAIN(socket_used_from_another_core_aborts)
+{
+    const char *why = cannot_check();
+    if (why)
+        TEST_SKIP(why);
+    bool adopt = false;
+    struct child_result r;
+    test_in_child(run_socket_misuse, &adopt, &r);
+    expect_abort(&r, "fd");
+}
+
+/* Handed over with crl_fd_adopt, the same socket is the other core's to use and close. */
+TEST_PLAIN(adopted_socket_moves_to_the_other_core)
+{
+    const char *why = cannot_check();
+    if (why)
+        TEST_SKIP(why);
+    bool adopt = true;
+    struct child_result r;
+    test_in_child(run_socket_misuse, &adopt, &r);
+    if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0)
+        fprintf(stderr, "child status %#x, stderr:\n%s\n", r.status, r.err);
+    CHECK(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0);
+}
+
+static int accept_on(void *arg) { return crl_listener_accept(arg); }
+
+static int make_listener_and_misuse(void *arg)
+{
+    (void)arg;
+    char addr[64];
+    int lfd = test_listen_loopback(addr, sizeof addr);
+    CHECK(lfd >= 0);
+    struct crl_listener *l;
+    CHECK_EQ(crl_listener_open(&l, lfd), 0);
+    return crl_call(1, accept_on, l);
+}
+
+static void run_listener_misuse(void *arg)
+{
+    struct crl_config cfg = {.cores = 2};
+    crl_run(&cfg, make_listener_and_misuse, arg);
+}
+
+/* A listener is its core's: accepting on it from another core aborts. */
+TEST_PLAIN(listener_used_from_another_core_aborts)
+{
+    const char *why = cannot_check();
+    if (why)
+        TEST_SKIP(why);
+    struct child_result r;
+    test_in_child(run_listener_misuse, NULL, &r);
+    expect_abort(&r, "listener");
 }
