@@ -565,6 +565,42 @@ void *crl_core_local_get(int key);
  * flight; more wait for a reply. */
 int crl_call(unsigned core, crl_task_fn *fn, void *arg);
 
+/* ---- Cross-core channels ---------------------------------------------------------------- */
+
+/* A bounded channel from the tasks of one core (the sending side) to the tasks of another
+ * (the receiving side), carrying values of a fixed size by copy through a lock-free ring.
+ * Any number of tasks may use each side, from that side's core only (checked where
+ * assertions are on). A side that waits is woken by the other; a side that does not wait
+ * costs the other nothing. Opaque. */
+struct crl_xchan;
+
+/* Make a channel for values of elem_size bytes holding at least capacity of them (rounded up
+ * to a power of two). Returns 0, -EINVAL (a core that does not exist, a zero size) or
+ * -ENOMEM. The two cores may be the same. */
+int crl_xchan_create(struct crl_xchan **out, size_t elem_size, size_t capacity,
+                     unsigned sender_core, unsigned receiver_core);
+
+/* Free ch once no task uses it any more (e.g. after the scope that ran both sides joined).
+ * Waits for a wake-up still on its way to either core. */
+void crl_xchan_destroy(struct crl_xchan *ch);
+
+/* Copy *elem into the channel, waiting while it is full. Returns 0, or -EPIPE once the
+ * channel is closed. A cancellation point only when it waits. Sending side only. */
+int crl_xchan_send(struct crl_xchan *ch, const void *elem);
+
+/* Take the oldest value into *elem, waiting while the channel is empty. Returns 0, or -EPIPE
+ * once the channel is closed and drained. A cancellation point only when it waits.
+ * Receiving side only. */
+int crl_xchan_recv(struct crl_xchan *ch, void *elem);
+
+/* As crl_xchan_send / crl_xchan_recv, but -EAGAIN instead of waiting. */
+int crl_xchan_try_send(struct crl_xchan *ch, const void *elem);
+int crl_xchan_try_recv(struct crl_xchan *ch, void *elem);
+
+/* Close ch, from either side: sends fail with -EPIPE from now on, receives drain what was
+ * sent and then fail with -EPIPE; waiting tasks on both sides wake. */
+void crl_xchan_close(struct crl_xchan *ch);
+
 /* ---- Diagnostics ------------------------------------------------------------------------ */
 
 /* Write the calling core's live scope tree (scopes, their tasks and states) to fd. */

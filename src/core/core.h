@@ -166,6 +166,7 @@ struct crl__runtime {
 struct crl__io_ops;
 struct crl__job;
 struct crl__foreign;
+struct crl__xnote;
 
 struct crl__core {
     struct crl__runtime *rt;
@@ -187,12 +188,13 @@ struct crl__core {
     struct crl_scope *root;
     size_t ntasks; /* live tasks, the root task included */
     struct crl_stats stats;
-    struct crl__list remote_calls; /* calls from other cores running here (src/smp/call.c) */
-    unsigned *credits;             /* per target core: calls this core may still send */
-    size_t remote_pending;         /* this core's calls waiting for a reply */
-    _Atomic bool sleeping;         /* about to block or blocked in the backend's wait */
-    pthread_mutex_t foreign_lock;  /* guards foreign (src/smp/call.c) */
-    struct crl__foreign *foreign;  /* calls from non-executor threads, newest first */
+    struct crl__list remote_calls;      /* calls from other cores running here (src/smp/call.c) */
+    unsigned *credits;                  /* per target core: calls this core may still send */
+    size_t remote_pending;              /* this core's calls waiting for a reply */
+    _Atomic bool sleeping;              /* about to block or blocked in the backend's wait */
+    _Atomic(struct crl__xnote *) notes; /* wake-ups posted by other cores (src/smp/xchan.c) */
+    pthread_mutex_t foreign_lock;       /* guards foreign (src/smp/call.c) */
+    struct crl__foreign *foreign;       /* calls from non-executor threads, newest first */
     bool foreign_closed;
     _Atomic bool foreign_pending;           /* set after a push to foreign */
     void *core_locals[CRL_CORE_LOCALS_MAX]; /* this core's instances (local.c) */

@@ -70,6 +70,7 @@ void crl__smp_fini(struct crl__runtime *rt)
 int crl__smp_core_init(struct crl__core *c)
 {
     crl__list_init(&c->remote_calls);
+    atomic_init(&c->notes, NULL);
     pthread_mutex_init(&c->foreign_lock, NULL);
     c->foreign = NULL;
     c->foreign_closed = false;
@@ -113,7 +114,8 @@ void crl__smp_kick(struct crl__core *c)
 bool crl__smp_pending(struct crl__core *c)
 {
     struct crl__runtime *rt = c->rt;
-    if (atomic_load_explicit(&c->foreign_pending, memory_order_relaxed))
+    if (atomic_load_explicit(&c->foreign_pending, memory_order_relaxed) ||
+        atomic_load_explicit(&c->notes, memory_order_relaxed))
         return true;
     for (unsigned from = 0; from < rt->ncores; from++)
         if (from != c->id && !crl__ring_empty(ring(rt, from, c->id)))
@@ -325,9 +327,35 @@ static void check_cancels(struct crl__core *c)
 
 static void take_foreign(struct crl__core *c);
 
+void crl__smp_post(struct crl__core *c, struct crl__xnote *n)
+{
+    /* acquire: pairs with take_notes' release, so our write of n->next follows its read */
+    if (atomic_exchange_explicit(&n->queued, true, memory_order_acquire))
+        return; /* on its way: taking it in will set the event, after our change */
+    struct crl__xnote *head = atomic_load_explicit(&c->notes, memory_order_relaxed);
+    do
+        n->next = head;
+    while (!atomic_compare_exchange_weak_explicit(&c->notes, &head, n, memory_order_release,
+                                                  memory_order_relaxed));
+    crl__smp_kick(c);
+}
+
+static void take_notes(struct crl__core *c)
+{
+    struct crl__xnote *n = atomic_exchange_explicit(&c->notes, NULL, memory_order_acquire);
+    while (n) {
+        struct crl__xnote *next = n->next;
+        crl_event_set(n->event);
+        atomic_store_explicit(&n->queued, false, memory_order_release); /* n may go now */
+        n = next;
+    }
+}
+
 void crl__smp_poll(struct crl__core *c)
 {
     struct crl__runtime *rt = c->rt;
+    if (atomic_load_explicit(&c->notes, memory_order_relaxed))
+        take_notes(c);
     if (atomic_load_explicit(&c->foreign_pending, memory_order_relaxed)) {
         atomic_store_explicit(&c->foreign_pending, false, memory_order_relaxed);
         take_foreign(c); /* under the lock: sees every call pushed before the flag */

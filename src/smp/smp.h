@@ -20,6 +20,16 @@ void crl__smp_notify(struct crl__core *c);
 void crl__smp_kick(struct crl__core *c);
 /* True if some core has sent this one something not taken in yet. */
 bool crl__smp_pending(struct crl__core *c);
+/* A wake-up for waiters on another core (cross-core channels): when taken in by that core,
+ * `event` is set, then `queued` cleared (after which the note may be freed). */
+struct crl__xnote {
+    struct crl__xnote *next;
+    struct crl_event *event;
+    _Atomic bool queued;
+};
+/* Send note n to core c (any core, this one included); a note already on its way is not sent
+ * twice. Never blocks. */
+void crl__smp_post(struct crl__core *c, struct crl__xnote *n);
 /* An idle core: poll for messages up to idle_poll_ns, then, unless one came, announce that
  * it sleeps and wait in the backend until deadline_ns. */
 void crl__smp_idle(struct crl__core *c, int64_t deadline_ns);
