@@ -188,19 +188,23 @@ struct crl__core {
     struct crl_scope *root;
     size_t ntasks; /* live tasks, the root task included */
     struct crl_stats stats;
-    struct crl__list remote_calls;      /* calls from other cores running here (src/smp/call.c) */
-    unsigned *credits;                  /* per target core: calls this core may still send */
-    size_t remote_pending;              /* this core's calls waiting for a reply */
-    _Atomic bool sleeping;              /* about to block or blocked in the backend's wait */
-    _Atomic(struct crl__xnote *) notes; /* wake-ups posted by other cores (src/smp/xchan.c) */
-    pthread_mutex_t foreign_lock;       /* guards foreign (src/smp/call.c) */
-    struct crl__foreign *foreign;       /* calls from non-executor threads, newest first */
+    struct crl__list remote_calls; /* calls from other cores running here (src/smp/call.c) */
+    unsigned *credits;             /* per target core: calls this core may still send */
+    size_t remote_pending;         /* this core's calls waiting for a reply */
+    uint32_t cancel_seen;          /* cancel_gen when this core last looked at remote_calls */
+    pthread_mutex_t foreign_lock;  /* guards foreign (src/smp/call.c) */
+    struct crl__foreign *foreign;  /* calls from non-executor threads, newest first */
     bool foreign_closed;
-    _Atomic bool foreign_pending;           /* set after a push to foreign */
-    void *core_locals[CRL_CORE_LOCALS_MAX]; /* this core's instances (local.c) */
-    struct crl_event credit_freed;          /* a reply came back: a credit is free again */
-    struct crl_event fd_freed;              /* set by crl_close for accepts backing off on EMFILE */
-    void *altstack;                         /* signal stack for the stack-overflow handler */
+    /* The mailbox: what other cores write or read here, on a cache line of its own so that
+     * it does not bounce with the fields this core updates all the time. */
+    _Alignas(64) _Atomic bool sleeping; /* about to block or blocked in the backend's wait */
+    _Atomic bool foreign_pending;       /* set after a push to foreign */
+    _Atomic uint32_t cancel_gen;        /* bumped by a core cancelling a call running here */
+    _Atomic(struct crl__xnote *) notes; /* wake-ups posted by other cores (src/smp/xchan.c) */
+    _Alignas(64) void *core_locals[CRL_CORE_LOCALS_MAX]; /* this core's instances (local.c) */
+    struct crl_event credit_freed; /* a reply came back: a credit is free again */
+    struct crl_event fd_freed;     /* set by crl_close for accepts backing off on EMFILE */
+    void *altstack;                /* signal stack for the stack-overflow handler */
     size_t altstack_size;
     void *prev_altstack; /* the thread's signal stack before ours, restored after */
     size_t prev_altstack_size;

@@ -26,13 +26,15 @@ static struct {
 static void hand_back(struct crl__job *job)
 {
     struct crl__core *c = job->core;
+    uint64_t one = 1;
     pthread_mutex_lock(&c->done_lock);
     job->next = c->done_jobs;
     c->done_jobs = job; /* from here on the job belongs to its core again */
-    pthread_mutex_unlock(&c->done_lock);
-    uint64_t one = 1;
+    /* Still under the lock: the core may take the job in (woken by an earlier job), finish
+     * and close wake_fd the moment we let go of it. */
     ssize_t unused = write(c->wake_fd, &one, sizeof one);
     (void)unused;
+    pthread_mutex_unlock(&c->done_lock);
 }
 
 static void *worker(void *unused)

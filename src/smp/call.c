@@ -1,12 +1,15 @@
 /* call.c - running a function on another core and awaiting its result (like Seastar's
- * submit_to). A call record lives in the caller's frame; its address travels to the target
- * core through the SPSC ring of that ordered pair, and back through the reverse ring as the
- * reply. The target runs the function as a task in a scope of its own.
+ * submit_to). A call record lives in the caller's frame; the function, its argument and the
+ * record's address travel to the target core in one message of the SPSC ring of that ordered
+ * pair, and the result comes back with the address in the reverse ring. The target runs the
+ * function as a task in a scope of its own, keeping its bookkeeping in a record of its own:
+ * the caller's record never leaves the caller's cache, except when cancelling.
  *
  * Cancellation crosses cores without a message: the caller sets the record's atomic cancel
- * flag and wakes the target, which cancels the remote scope when it next polls. The record
- * stays alive because the caller waits for the reply in any case, and the target never
- * touches the record after pushing the reply, so neither side can reach a dead frame.
+ * flag, bumps the target's cancel_gen and wakes it; the target, seeing a new cancel_gen,
+ * looks at the flags of the calls it runs and cancels the remote scopes. The record stays
+ * alive because the caller waits for the reply in any case, and the target never touches the
+ * record after pushing the reply, so neither side can reach a dead frame.
  *
  * Credits: a core holds at most CRL__RING_CAPACITY / 2 calls in flight to one target, a
  * credit taken when the request is sent and given back when its reply is taken in. */
@@ -19,20 +22,25 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+/* The caller's record, in its frame. */
 struct crl__call {
-    crl_task_fn *fn;
-    void *arg;
     int result;
-    struct crl__core *from; /* the caller's core */
     struct crl__core *target_core;
     struct crl_task *caller;
     _Atomic bool cancel; /* set by the caller, read by the target */
-    /* the target's side, while the call runs there */
-    struct crl__list link;   /* in target->remote_calls */
-    struct crl_scope *scope; /* the remote scope, once the task started */
-    bool cancelled;          /* the target acted on cancel */
-    /* the caller's side */
     bool done, waiting;
+};
+
+/* The target's record of a call running there. */
+struct remote {
+    struct crl__list link;  /* in remote_calls of the target core */
+    struct crl__call *call; /* the caller's record: only its cancel flag is read here */
+    crl_task_fn *fn;
+    void *arg;
+    unsigned from;           /* the caller's core */
+    struct crl_scope *scope; /* the remote scope, once the task started */
+    bool cancelled;          /* the caller's cancel flag was seen */
+    int result;
 };
 
 static struct crl__ring *ring(struct crl__runtime *rt, unsigned from, unsigned to)
@@ -71,6 +79,8 @@ int crl__smp_core_init(struct crl__core *c)
 {
     crl__list_init(&c->remote_calls);
     atomic_init(&c->notes, NULL);
+    atomic_init(&c->cancel_gen, 0);
+    c->cancel_seen = 0;
     pthread_mutex_init(&c->foreign_lock, NULL);
     c->foreign = NULL;
     c->foreign_closed = false;
@@ -120,13 +130,8 @@ bool crl__smp_pending(struct crl__core *c)
     for (unsigned from = 0; from < rt->ncores; from++)
         if (from != c->id && !crl__ring_empty(ring(rt, from, c->id)))
             return true;
-    /* a cancel flag raised on a call running here */
-    for (struct crl__list *l = c->remote_calls.next; l != &c->remote_calls; l = l->next) {
-        struct crl__call *call = crl__container_of(l, struct crl__call, link);
-        if (!call->cancelled && atomic_load_explicit(&call->cancel, memory_order_relaxed))
-            return true;
-    }
-    return false;
+    /* a call running here was cancelled */
+    return atomic_load_explicit(&c->cancel_gen, memory_order_relaxed) != c->cancel_seen;
 }
 
 static inline void cpu_relax(void)
@@ -138,17 +143,41 @@ static inline void cpu_relax(void)
 #endif
 }
 
+/* While polling for messages, I/O must not wait: submit what the tasks queued and reap what
+ * completed (with DEFER_TASKRUN completions arrive only when the ring is entered). Returns
+ * true if that made a task runnable. */
+static bool poll_io(struct crl__core *c)
+{
+    if (c->io_pending || c->offload_pending)
+        c->io->wait(c, 0);
+    return c->runq_head != NULL;
+}
+
+/* Spin until a message comes (true), a task became runnable through I/O (true), or the
+ * clock passes until_ns (false). The clock and the I/O poll cost more than a look at the
+ * rings, so they come once every 16 looks. */
+static bool spin_for_work(struct crl__core *c, int64_t until_ns)
+{
+    do {
+        if (poll_io(c))
+            return true;
+        for (int i = 0; i < 16; i++) {
+            if (crl__smp_pending(c))
+                return true;
+            cpu_relax();
+        }
+    } while (crl_now_ns() < until_ns);
+    return false;
+}
+
 void crl__smp_idle(struct crl__core *c, int64_t deadline_ns)
 {
     if (c->rt->ncores > 1 && c->rt->cfg.idle_poll_ns > 0) {
         int64_t until = crl_now_ns() + c->rt->cfg.idle_poll_ns;
         if (deadline_ns >= 0 && deadline_ns < until)
             until = deadline_ns;
-        do {
-            if (crl__smp_pending(c))
-                return; /* the loop takes it in */
-            cpu_relax();
-        } while (crl_now_ns() < until);
+        if (spin_for_work(c, until))
+            return; /* the loop takes it in */
     }
     atomic_store_explicit(&c->sleeping, true, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
@@ -159,46 +188,51 @@ void crl__smp_idle(struct crl__core *c, int64_t deadline_ns)
 
 /* ---- The target's side ------------------------------------------------------------------ */
 
+static void reply(struct crl__core *c, struct remote *r, int result)
+{
+    struct crl__ring_msg m = {.ptr = r->call, .value = result}; /* p1 = NULL: a reply */
+    /* The caller's credit guarantees room; after the push the record is the caller's. */
+    while (!crl__ring_push(ring(c->rt, c->id, r->from), &m))
+        crl_yield();
+    crl__smp_kick(c->rt->cores[r->from]);
+}
+
 static int remote_body(struct crl_scope *s, void *arg)
 {
-    struct crl__call *call = arg;
-    call->scope = s;
-    if (atomic_load_explicit(&call->cancel, memory_order_acquire)) {
-        call->cancelled = true;
+    struct remote *r = arg;
+    r->scope = s;
+    if (r->cancelled) /* cancelled before it started */
         crl_scope_cancel(s);
-    }
-    call->result = call->fn(call->arg);
-    return call->result;
+    r->result = r->fn(r->arg);
+    return r->result;
 }
 
 static int remote_task(void *arg)
 {
-    struct crl__call *call = arg;
-    struct crl__core *c = crl__core();
-    int rc = crl_scope_run(remote_body, call);
-    if (rc < 0 && call->result >= 0)
-        call->result = rc; /* a child of the remote scope failed */
-    crl__list_del(&call->link);
-    call->scope = NULL;
-    struct crl__core *back = call->from;
-    /* The caller's credit guarantees room; after the push the record is the caller's. */
-    while (!crl__ring_push(ring(c->rt, c->id, back->id), call))
-        crl_yield();
-    crl__smp_kick(back);
-    return 0; /* the result travels in the record, not into this core's root scope */
+    struct remote *r = arg;
+    int rc = crl_scope_run(remote_body, r);
+    if (rc < 0 && r->result >= 0)
+        r->result = rc; /* a child of the remote scope failed */
+    crl__list_del(&r->link);
+    reply(crl__core(), r, r->result);
+    free(r);
+    return 0; /* the result travels in the reply, not into this core's root scope */
 }
 
-static void take_request(struct crl__core *c, struct crl__call *call)
+static void take_request(struct crl__core *c, const struct crl__ring_msg *m, unsigned from)
 {
-    crl__list_add_tail(&c->remote_calls, &call->link);
-    call->scope = NULL;
-    call->cancelled = false;
-    if (crl_spawn_named(c->root, remote_task, call, "remote call") != 0) {
-        call->result = -ENOMEM;
-        crl__list_del(&call->link);
-        while (!crl__ring_push(ring(c->rt, c->id, call->from->id), call))
-            ; /* cannot happen: the caller's credit reserved the slot */
-        crl__smp_kick(call->from);
+    struct remote *r = malloc(sizeof *r);
+    struct remote failed = {.call = m->ptr, .from = from};
+    if (!r) {
+        reply(c, &failed, -ENOMEM);
+        return;
+    }
+    *r = (struct remote){.call = m->ptr, .fn = (crl_task_fn *)m->p1, .arg = m->p2, .from = from};
+    crl__list_add_tail(&c->remote_calls, &r->link);
+    if (crl_spawn_named(c->root, remote_task, r, "remote call") != 0) {
+        crl__list_del(&r->link);
+        free(r);
+        reply(c, &failed, -ENOMEM);
     }
 }
 
@@ -300,8 +334,10 @@ int crl_runtime_call(struct crl_runtime *handle, unsigned core, crl_task_fn *fn,
 
 /* ---- The caller's side ------------------------------------------------------------------ */
 
-static void take_reply(struct crl__core *c, struct crl__call *call, unsigned from)
+static void take_reply(struct crl__core *c, const struct crl__ring_msg *m, unsigned from)
 {
+    struct crl__call *call = m->ptr;
+    call->result = m->value;
     c->credits[from]++;
     c->remote_pending--;
     call->done = true;
@@ -316,11 +352,11 @@ static void take_reply(struct crl__core *c, struct crl__call *call, unsigned fro
 static void check_cancels(struct crl__core *c)
 {
     for (struct crl__list *l = c->remote_calls.next; l != &c->remote_calls; l = l->next) {
-        struct crl__call *call = crl__container_of(l, struct crl__call, link);
-        if (!call->cancelled && call->scope &&
-            atomic_load_explicit(&call->cancel, memory_order_acquire)) {
-            call->cancelled = true;
-            crl_scope_cancel(call->scope);
+        struct remote *r = crl__container_of(l, struct remote, link);
+        if (!r->cancelled && atomic_load_explicit(&r->call->cancel, memory_order_relaxed)) {
+            r->cancelled = true;
+            if (r->scope) /* else remote_body cancels it when it starts */
+                crl_scope_cancel(r->scope);
         }
     }
 }
@@ -362,23 +398,26 @@ void crl__smp_poll(struct crl__core *c)
     }
     if (rt->ncores < 2)
         return;
-    void *batch[32];
+    /* Read before the rings: a cancellation bumps it after sending the call it cancels. */
+    uint32_t gen = atomic_load_explicit(&c->cancel_gen, memory_order_acquire);
+    struct crl__ring_msg batch[32];
     for (unsigned from = 0; from < rt->ncores; from++) {
         if (from == c->id)
             continue;
         size_t n;
         while ((n = crl__ring_pop(ring(rt, from, c->id), batch, 32))) {
             for (size_t i = 0; i < n; i++) {
-                struct crl__call *call = batch[i];
-                if (call->from == c)
-                    take_reply(c, call, from);
+                if (batch[i].p1)
+                    take_request(c, &batch[i], from);
                 else
-                    take_request(c, call);
+                    take_reply(c, &batch[i], from);
             }
         }
     }
-    if (!crl__list_empty(&c->remote_calls))
+    if (gen != c->cancel_seen) {
+        c->cancel_seen = gen;
         check_cancels(c);
+    }
 }
 
 /* Cancellation reached a caller waiting for its reply: flag the record, wake the target. */
@@ -386,8 +425,32 @@ static void call_unpark(struct crl_task *t)
 {
     struct crl__call *call = t->park_obj;
     call->waiting = false;
-    atomic_store_explicit(&call->cancel, true, memory_order_release);
+    atomic_store_explicit(&call->cancel, true, memory_order_relaxed);
+    /* release: the target, seeing the new gen, sees the flag (and the call itself) */
+    atomic_fetch_add_explicit(&call->target_core->cancel_gen, 1, memory_order_release);
     crl__smp_kick(call->target_core);
+}
+
+/* With nothing else to run on this core, the caller waits for its reply in place, polling
+ * the rings itself as the idle loop would, which saves two context switches and a loop turn
+ * on each side of the wait. It gives up (and parks) when another task becomes runnable, a
+ * timer is due, or idle_poll_ns passes. Returns true if the reply came. */
+static bool reply_in_place(struct crl__core *c, struct crl__call *call)
+{
+    int64_t poll_ns = c->rt->cfg.idle_poll_ns;
+    if (c->runq_head || poll_ns <= 0)
+        return false;
+    int64_t until = crl_now_ns() + poll_ns, timer = crl__wheel_next_ns(&c->wheel);
+    if (timer >= 0 && timer < until)
+        until = timer;
+    while (spin_for_work(c, until)) {
+        crl__smp_poll(c); /* takes our reply in (call->waiting is false: no wake-up) */
+        if (call->done)
+            return true;
+        if (c->runq_head)
+            return false;
+    }
+    return false;
 }
 
 int crl_call(unsigned core, crl_task_fn *fn, void *arg)
@@ -407,13 +470,15 @@ int crl_call(unsigned core, crl_task_fn *fn, void *arg)
         if (rc)
             return rc;
     }
-    struct crl__call call = {
-        .fn = fn, .arg = arg, .from = c, .caller = t, .target_core = c->rt->cores[core]};
+    struct crl__call call = {.caller = t, .target_core = c->rt->cores[core]};
     atomic_init(&call.cancel, false);
     c->credits[core]--;
     c->remote_pending++;
-    crl__ring_push(ring(c->rt, c->id, core), &call); /* a credit guarantees room */
+    struct crl__ring_msg m = {.ptr = &call, .p1 = (void *)fn, .p2 = arg};
+    crl__ring_push(ring(c->rt, c->id, core), &m); /* a credit guarantees room */
     crl__smp_kick(call.target_core);
+    if (reply_in_place(c, &call))
+        return call.result;
     call.waiting = true;
     rc = crl__park(call_unpark, &call);
     while (!call.done) { /* fn may point into our frame: wait for the target to finish */

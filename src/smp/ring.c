@@ -3,18 +3,20 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 int crl__ring_init(struct crl__ring *r, uint32_t capacity)
 {
     if (capacity < 2 || (capacity & (capacity - 1)))
         return -EINVAL;
-    r->slots = calloc(capacity, sizeof *r->slots);
+    r->slots = aligned_alloc(64, capacity * sizeof *r->slots);
     if (!r->slots)
         return -ENOMEM;
-    atomic_init(&r->head, 0);
-    atomic_init(&r->tail, 0);
-    r->head_seen = 0;
-    r->tail_seen = 0;
+    memset(r->slots, 0, capacity * sizeof *r->slots);
+    for (uint32_t i = 0; i < capacity; i++)
+        atomic_init(&r->slots[i].seq, i); /* free for message i */
+    r->head = 0;
+    r->tail = 0;
     r->mask = capacity - 1;
     return 0;
 }

@@ -8,24 +8,33 @@
 #include <pthread.h>
 #include <sched.h>
 
+/* A message whose words are derived from i. */
+static bool push(struct crl__ring *r, uintptr_t i)
+{
+    struct crl__ring_msg m = {(void *)i, (void *)(i + 1), (void *)(i + 2), -(int32_t)i};
+    return crl__ring_push(r, &m);
+}
+
 /* Messages come out in the order they went in; a full ring refuses; indices wrap. */
 TEST_PLAIN(ring_is_fifo_bounded_and_wraps)
 {
     struct crl__ring r;
     CHECK_EQ(crl__ring_init(&r, 3), -EINVAL);
     CHECK_EQ(crl__ring_init(&r, 4), 0);
-    void *out[8];
+    struct crl__ring_msg out[8];
     for (uintptr_t round = 0; round < 1000; round++) { /* wraps the indices many times */
         for (uintptr_t i = 1; i <= 4; i++)
-            CHECK(crl__ring_push(&r, (void *)(round * 10 + i)));
-        CHECK(!crl__ring_push(&r, (void *)99));
+            CHECK(push(&r, round * 10 + i));
+        CHECK(!push(&r, 99));
         CHECK_EQ(crl__ring_pop(&r, out, 3), 3);
-        CHECK_EQ((uintptr_t)out[0], round * 10 + 1);
-        CHECK_EQ((uintptr_t)out[2], round * 10 + 3);
-        CHECK(crl__ring_push(&r, (void *)(round * 10 + 5)));
+        CHECK_EQ((uintptr_t)out[0].ptr, round * 10 + 1);
+        CHECK_EQ((uintptr_t)out[2].ptr, round * 10 + 3);
+        CHECK_EQ(out[2].value, -(int32_t)(round * 10 + 3)); /* every word of the payload */
+        CHECK_EQ((uintptr_t)out[2].p2, round * 10 + 3 + 2);
+        CHECK(push(&r, round * 10 + 5));
         CHECK_EQ(crl__ring_pop(&r, out, 8), 2);
-        CHECK_EQ((uintptr_t)out[0], round * 10 + 4);
-        CHECK_EQ((uintptr_t)out[1], round * 10 + 5);
+        CHECK_EQ((uintptr_t)out[0].ptr, round * 10 + 4);
+        CHECK_EQ((uintptr_t)out[1].p1, round * 10 + 5 + 1);
         CHECK(crl__ring_empty(&r));
         CHECK_EQ(crl__ring_pop(&r, out, 8), 0);
     }
@@ -49,7 +58,7 @@ static void *producer(void *arg)
     (void)arg;
     pin(1);
     for (uintptr_t i = 1; i <= MESSAGES; i++)
-        while (!crl__ring_push(&shared, (void *)i))
+        while (!push(&shared, i))
             sched_yield();
     return NULL;
 }
@@ -62,13 +71,15 @@ TEST_PLAIN(ring_passes_messages_between_threads)
     CHECK_EQ(pthread_create(&t, NULL, producer, NULL), 0);
     pin(0);
     uintptr_t expect = 1;
-    void *batch[32];
+    struct crl__ring_msg batch[32];
     while (expect <= MESSAGES) {
         size_t n = crl__ring_pop(&shared, batch, 32);
         if (n == 0)
             sched_yield();
-        for (size_t i = 0; i < n; i++)
-            CHECK_EQ((uintptr_t)batch[i], expect++);
+        for (size_t i = 0; i < n; i++) {
+            CHECK_EQ((uintptr_t)batch[i].p2, expect + 2);
+            CHECK_EQ((uintptr_t)batch[i].ptr, expect++);
+        }
     }
     CHECK_EQ(pthread_join(t, NULL), 0);
     CHECK(crl__ring_empty(&shared));
