@@ -509,11 +509,187 @@ void crl_conn_set_idle(struct crl_conn *conn, bool idle);
 
 /* ---- HTTP server ------------------------------------------------------------------------ */
 
-/* (The HTTP server's declarations go here.) */
+/* An HTTP/1.1 server on crl_serve: keep-alive, pipelining (the responses to one batch of
+ * pipelined requests go out in one write), chunked bodies both ways, Expect: 100-continue,
+ * strict parsing (llhttp) with limits and timeouts. Each request runs handler(req, res, ctx)
+ * in its connection's task: the handler is plain blocking code that may do I/O, open scopes
+ * and call other cores, and borrows ctx (crl_http_serve does not return before every
+ * connection has ended). Bad input gets its status (400, 408, 413, 414, 431, 501, 505) with
+ * "Connection: close" and the connection closes: nothing after a rejected request is parsed. */
+
+typedef struct crl_http_req crl_http_req; /* opaque; valid during the handler call */
+typedef struct crl_http_res crl_http_res; /* opaque; valid during the handler call */
+
+/* Answers one request through res; its return value is ignored. A handler that returns
+ * without a response gets 500 (or the connection closes if a response was half sent). The
+ * response goes out when the handler returns, batched with those of pipelined requests. */
+typedef int crl_http_handler_fn(crl_http_req *req, crl_http_res *res, void *ctx);
+
+/* Limits of the server; zero fields take the defaults. */
+struct crl_http_limits {
+    size_t max_request_line;   /* bytes of method + target + version; 0 = 8 KiB -> 414 */
+    size_t max_header_bytes;   /* all header lines; 0 = 16 KiB -> 431 */
+    unsigned max_headers;      /* 0 = 100 -> 431 */
+    size_t max_body;           /* 0 = 1 MiB -> 413 */
+    int64_t header_timeout_ns; /* whole request head must arrive in it (slowloris), from its
+                                  first byte (a new connection: from the start, then a silent
+                                  close if nothing came); 0 = 10 s -> 408 + close */
+    int64_t body_timeout_ns;   /* whole body (total, not between reads); 0 = 30 s -> 408 + close */
+    int64_t idle_timeout_ns;   /* keep-alive idle between requests; 0 = 60 s -> silent close */
+    int64_t write_timeout_ns;  /* one response's writes; 0 = 30 s -> close */
+};
+
+/* Options of crl_http_serve(); zeroed = every default. */
+struct crl_http_server_opts {
+    struct crl_http_limits limits;
+    struct crl_serve_opts serve; /* balance, cores, max_conns (per core), drain, on_ready
+                                    (which gets crl_http_serve's ctx) */
+};
+
+/* Serve HTTP on "HOST:PORT" (opts may be NULL) until the calling task is cancelled, then stop
+ * gracefully as crl_serve does: idle keep-alive connections close at once, busy ones finish
+ * their request (answered with "Connection: close"). Returns 0, or a negative errno at once
+ * if it cannot listen. */
+int crl_http_serve(const char *host_port, const struct crl_http_server_opts *opts,
+                   crl_http_handler_fn *handler, void *ctx);
+
+/* The request. Strings are NUL-terminated and valid until the handler returns. */
+const char *crl_http_req_method(const crl_http_req *req); /* "GET", "POST", ... */
+const char *crl_http_req_target(const crl_http_req *req); /* as sent, e.g. "/a/b?x=1" */
+const char *crl_http_req_path(const crl_http_req *req);   /* target up to '?' (not decoded) */
+const char *crl_http_req_query(const crl_http_req *req);  /* after '?', or NULL */
+int crl_http_req_version(const crl_http_req *req);        /* 10 or 11 */
+/* The first value of header name (case-insensitive), trimmed of surrounding whitespace, or
+ * NULL if absent. */
+const char *crl_http_req_header(const crl_http_req *req, const char *name);
+size_t crl_http_req_header_count(const crl_http_req *req);
+/* Header i (0 .. count - 1) in the order received; out of range gives NULLs. */
+void crl_http_req_header_at(const crl_http_req *req, size_t i, const char **name,
+                            const char **value);
+/* The Content-Length; -1 when the body is chunked; 0 when there is no body. */
+int64_t crl_http_req_content_length(const crl_http_req *req);
+
+/* Stream the body into buf: > 0 bytes, 0 at its end, -EMSGSIZE beyond max_body (the server
+ * answers 413 and closes), -ETIMEDOUT (body timeout: 408), -EPROTO (bad chunked coding: 400),
+ * or another negative errno if the client went away. Sends "100 Continue" first if the
+ * client expects it. Blocks; a cancellation point. Unread body is drained (up to max_body)
+ * after the handler, or the connection closes. */
+ssize_t crl_http_req_read(crl_http_req *req, void *buf, size_t len);
+
+/* The whole (rest of the) body, buffered by the server up to max_body: its length, with
+ * *body valid until the handler returns, or an error as crl_http_req_read's. */
+ssize_t crl_http_req_body(crl_http_req *req, const void **body);
+
+/* Add a response header. Returns 0, -EINVAL for a bad name token, CR/LF/NUL in the value,
+ * or a header the server writes itself (Content-Length, Transfer-Encoding, Date;
+ * "Connection: close" is taken as asking the server to close after the response), or
+ * -EALREADY once the head is on its way. */
+int crl_http_res_header(crl_http_res *res, const char *name, const char *value);
+
+/* The whole response: status (200..999), Content-Type (NULL: none) and body (copied or
+ * written before the call returns). A HEAD request gets the head with the Content-Length.
+ * Returns 0, -EINVAL, -EALREADY if a response was made already, or a write error. */
+int crl_http_res_send(crl_http_res *res, int status, const char *content_type, const void *body,
+                      size_t len);
+
+/* Start a streamed response: chunked for HTTP/1.1, close-delimited for 1.0. Then
+ * crl_http_res_write() each piece and crl_http_res_end(). Same returns as crl_http_res_send. */
+int crl_http_res_start(crl_http_res *res, int status, const char *content_type);
+
+/* Send one piece of a streamed response (one chunk; len 0 sends nothing). Blocks until it is
+ * written (write timeout); 0, -EINVAL if no stream was started, or the write error. */
+int crl_http_res_write(crl_http_res *res, const void *data, size_t len);
+
+/* End a streamed response. 0, -EINVAL if none was started, or a write error. */
+int crl_http_res_end(crl_http_res *res);
+
+/* The response with bytes [offset, offset + len) of file fd (not closed) as its body, with
+ * Content-Length len. Reads the file with crl_pread; a file shorter than promised closes the
+ * connection (-EIO). Same returns as crl_http_res_send. */
+int crl_http_res_send_file(crl_http_res *res, int status, const char *content_type, int fd,
+                           int64_t offset, int64_t len);
 
 /* ---- HTTP client ------------------------------------------------------------------------ */
 
-/* (The HTTP client's declarations go here.) */
+/* A minimal HTTP/1.1 client, for a task that calls another service. A client holds one
+ * connection to one server, dialled when first needed and reused while the server keeps it
+ * alive; it serves one request at a time and belongs to the tasks of one core. Responses are
+ * parsed strictly (llhttp) and held to size limits; bodies may be Content-Length, chunked or
+ * close-delimited. A kept-alive connection the server closed before answering (end of
+ * stream or reset before the first response byte) is redialled once and the request sent
+ * again, if it is GET or HEAD or none of it had been sent. */
+struct crl_http_client;
+
+/* Options of crl_http_client_open(); zero fields take defaults. */
+struct crl_http_client_opts {
+    int64_t connect_timeout_ns; /* bound on each connect (within the request's deadline);
+                                   0 = 5 s, < 0 = only the request's deadline */
+    size_t max_head_bytes;      /* status line and header lines of a response; 0 = 16 KiB */
+    unsigned max_headers;       /* header fields of a response; 0 = 64 */
+    size_t max_body;            /* bytes of a response body; 0 = 1 MiB */
+};
+
+/* A header field, as NUL-terminated name and value. */
+struct crl_http_header {
+    const char *name;
+    const char *value;
+};
+
+/* A request; everything it points to is only borrowed for the call. */
+struct crl_http_request {
+    const char *method; /* a token: "GET", "POST", ... */
+    const char *target; /* origin form, "/path?query": visible ASCII, no spaces */
+    /* Extra fields, sent in order after "Host: HOST:PORT" (which a Host field here replaces).
+     * Content-Length and Transfer-Encoding are the client's to set (-EINVAL); a field
+     * "Connection: close" closes the connection after the response. */
+    const struct crl_http_header *headers;
+    size_t header_count;
+    const void *body; /* body_len bytes; Content-Length is sent when body_len > 0 or the
+                         method is POST, PUT or PATCH */
+    size_t body_len;
+    bool chunked;        /* send the body chunked (Transfer-Encoding: chunked) instead */
+    int64_t deadline_ns; /* absolute, for the whole exchange (connect and retry included);
+                            CRL_NO_DEADLINE = none */
+};
+
+/* A response, owned by the caller once crl_http_client_request() filled it in; release it
+ * with crl_http_response_fini(). */
+struct crl_http_response {
+    int status;                            /* e.g. 200; interim 1xx responses are skipped */
+    int version;                           /* 11 for HTTP/1.1, 10 for HTTP/1.0 */
+    const struct crl_http_header *headers; /* in the order received (trailers are dropped) */
+    size_t header_count;
+    const char *body; /* body_len bytes, followed by a NUL for convenience; "" when none */
+    size_t body_len;
+    void *headers_, *strings_, *body_; /* private: the storage */
+};
+
+/* Make a client for the server at "HOST:PORT" (numeric, as crl_parse_addr()); opts may be
+ * NULL. Does not connect (the first request does). Returns 0 and *out, -EINVAL for a bad
+ * address, or -ENOMEM. Not blocking. */
+int crl_http_client_open(struct crl_http_client **out, const char *host_port,
+                         const struct crl_http_client_opts *opts);
+
+/* Close c's connection, if any, and free c (NULL is ignored). No request may be in progress.
+ * Not blocking; call it from a task of the core that used c. */
+void crl_http_client_close(struct crl_http_client *c);
+
+/* Send req over c's connection (dialling it if there is none) and wait for the whole
+ * response, which goes to *out. A cancellation point. Returns 0, or: -EINVAL for a bad
+ * request (method, target, a field with CR/LF or a framing field); -EBUSY while another
+ * task's request is in progress on c; -ETIMEDOUT when req->deadline_ns or the connect
+ * timeout passed; -EMSGSIZE when the response's head, header count or body is over c's
+ * limits; -EPROTO for a malformed response; -ECONNRESET when the server closed the
+ * connection before answering; or a socket error (-ECONNREFUSED, ...). After an error *out
+ * is empty (crl_http_response_fini() on it is harmless) and the connection is closed. */
+int crl_http_client_request(struct crl_http_client *c, const struct crl_http_request *req,
+                            struct crl_http_response *out);
+
+/* The value of r's first header field named name (case-insensitive), or NULL. */
+const char *crl_http_response_header(const struct crl_http_response *r, const char *name);
+
+/* Free r's storage and zero it. */
+void crl_http_response_fini(struct crl_http_response *r);
 
 /* ---- Cores ------------------------------------------------------------------------------ */
 

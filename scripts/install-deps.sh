@@ -6,7 +6,8 @@
 set -euo pipefail
 
 # node-llhttp is for the HTTP server; clang and libclang-rt-14-dev join with its fuzzer.
-pkgs=(build-essential meson ninja-build pkg-config liburing-dev node-llhttp valgrind clang-format)
+pkgs=(build-essential meson ninja-build pkg-config liburing-dev node-llhttp valgrind clang-format
+      clang libclang-rt-14-dev)
 if [[ "${1:-}" == --cross ]]; then
     pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 fi

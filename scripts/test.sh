@@ -6,11 +6,12 @@
 #   tsan         meson test in build-tsan/ (ThreadSanitizer, fibers annotated)
 #   valgrind     the release build's tests again under valgrind (memcheck, errors fail)
 #   aarch64      the core tests cross-compiled for aarch64 and run under qemu-user
+#   fuzz         tests/http/fuzz_conn (libFuzzer, clang, ASan+UBSan) for 60 s on tests/http/corpus
 # STAGES="release asan" picks stages. Prints "N passed, N failed" over all stages at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-STAGES="${STAGES:-format release asan tsan valgrind aarch64}"
+STAGES="${STAGES:-format release asan tsan valgrind aarch64 fuzz}"
 JOBS="${JOBS:-2}"
 passed=0 failed=0 status=0
 
@@ -77,6 +78,32 @@ for s in $STAGES; do
                 --buildtype=release -Db_lto=false -Dbench=false
         else
             echo "== stage aarch64 skipped: no cross compiler or qemu-user"
+        fi
+        ;;
+    fuzz)
+        if command -v clang >/dev/null; then
+            echo "== stage fuzz (build-fuzz/, 60 s of fuzzing)"
+            fuzz_ok=0
+            if [[ -f build-fuzz/build.ninja ]] ||
+                CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
+                    -Db_lundef=false -Db_lto=false -Dbench=false >/tmp/corral-setup-fuzz.log 2>&1; then
+                if timeout 600 ninja -C build-fuzz tests/http/fuzz_conn >/tmp/corral-build-fuzz.log 2>&1; then
+                    # New inputs go to a scratch copy: the seed corpus in the tree stays small.
+                    corpus=$(mktemp -d)
+                    cp tests/http/corpus/* "$corpus"/
+                    (cd "$corpus" && timeout 180 "$OLDPWD/build-fuzz/tests/http/fuzz_conn" \
+                        -max_total_time=60 -artifact_prefix=/tmp/corral-fuzz- "$corpus" 2>&1 | tail -15) &&
+                        fuzz_ok=1
+                    rm -rf "$corpus"
+                else
+                    tail -40 /tmp/corral-build-fuzz.log
+                fi
+            else
+                cat /tmp/corral-setup-fuzz.log
+            fi
+            if ((fuzz_ok)); then passed=$((passed + 1)); else failed=$((failed + 1)) status=1; fi
+        else
+            echo "== stage fuzz skipped: clang not installed"
         fi
         ;;
     *) echo "unknown stage $s"; status=1 ;;

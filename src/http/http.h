@@ -1,0 +1,179 @@
+/* http.h - the HTTP/1.1 server's internals: the connection state machine (conn.c), its llhttp
+ * glue (parse.c), the response writer and socket driver (server.c) and the Date cache (date.c).
+ *
+ * The state machine never touches a socket: it reads and writes through a small transport
+ * (struct crl__http_io), which the server backs with timed socket operations and the fuzzer
+ * with memory. Headers are slices of the connection's input buffer, which does not move while
+ * a handler runs. */
+#ifndef CRL_HTTP_HTTP_H
+#define CRL_HTTP_HTTP_H
+
+#include "corral.h"
+
+#include <llhttp.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* How the connection reaches its peer. Deadlines are absolute (CRL_NO_DEADLINE: none). */
+struct crl__http_io {
+    /* Up to len bytes into buf: > 0, 0 at end of stream, -ETIMEDOUT, or another -errno. */
+    ssize_t (*read)(void *ctx, void *buf, size_t len, int64_t deadline_ns);
+    /* Some of iov (a short write is fine): bytes written, -ETIMEDOUT or another -errno. */
+    ssize_t (*writev)(void *ctx, const struct iovec *iov, int iovcnt, int64_t deadline_ns);
+    void (*set_idle)(void *ctx, bool idle); /* waiting for the next request (may be NULL) */
+    bool (*draining)(void *ctx);            /* the server is stopping (may be NULL) */
+    void (*linger)(void *ctx); /* closing with input unread: half-close, drain (may be NULL) */
+};
+
+/* Counters of the calling thread (one per core), for tests and diagnostics. */
+struct crl__http_stats {
+    uint64_t conns;    /* connections served */
+    uint64_t requests; /* requests handed to a handler */
+    uint64_t reads;    /* transport reads */
+    uint64_t writes;   /* transport writes (one per flush of the output buffer) */
+    uint64_t errors;   /* error responses (4xx/5xx made by the server itself) */
+};
+extern __thread struct crl__http_stats crl__http_stats;
+
+/* One header of the request: offsets and lengths from the start of the message. */
+struct crl__http_hdr {
+    uint32_t name, name_len, value, value_len;
+};
+
+enum crl__res_state { CRL__RES_NONE, CRL__RES_STREAM, CRL__RES_DONE };
+
+struct crl_http_req {
+    int version;            /* 10 or 11 */
+    int64_t content_length; /* -1 chunked, 0 none */
+    uint32_t target, target_len;
+    const char *path; /* NUL-terminated copy made on demand when there is a query */
+    size_t nhdrs;
+    bool keep_alive;    /* as the request asked (version and Connection) */
+    bool expect_100;    /* Expect: 100-continue */
+    bool continue_sent; /* "100 Continue" went out (or was not needed) */
+    bool body_done;     /* the message's end has been parsed */
+    int body_err;       /* sticky error of the body: -EMSGSIZE, -EPROTO, -ETIMEDOUT, ... */
+    uint64_t body_seen; /* body bytes parsed so far */
+    int64_t body_deadline_ns;
+};
+
+struct crl_http_res {
+    enum crl__res_state state;
+    bool chunked;   /* a streamed 1.1 response */
+    bool head_only; /* HEAD request, or a status without a body */
+    bool close;     /* the handler asked for Connection: close */
+    char *hdrs;     /* the handler's extra header lines, "Name: value\r\n"... */
+    size_t hdrs_len, hdrs_cap;
+};
+
+/* Where parse callbacks put what they find; reset per message. */
+struct crl__http_parse {
+    llhttp_t llh;
+    char *sink; /* body bytes go here (NULL: discarded) */
+    size_t sink_len;
+    uint32_t line_end;  /* offset just past the version (the request line's length) */
+    bool line_done;     /* the request line is complete */
+    bool head_done;     /* on_headers_complete ran */
+    bool msg_done;      /* on_message_complete ran */
+    bool in_value;      /* the last header piece was a value */
+    bool folded;        /* a value continued on another line (obs-fold) */
+    uint8_t hosts, cls; /* Host and Content-Length headers seen */
+    bool te;            /* Transfer-Encoding seen */
+    int status;         /* the error status a callback chose (400, 413, 414, 431, 501, 505) */
+};
+
+struct crl__http_conn {
+    const struct crl__http_io *io;
+    void *io_ctx;
+    struct crl_http_limits lim; /* defaults filled in */
+    crl_http_handler_fn *handler;
+    void *ctx;
+
+    char *in;                   /* input buffer */
+    size_t in_cap;              /* its size; grows up to in_max while a head is read */
+    size_t in_max;              /* request line + headers limit, plus slack */
+    size_t in_len;              /* bytes in it */
+    size_t in_parsed;           /* bytes handed to the parser */
+    size_t msg;                 /* where the current message starts */
+    size_t head_end;            /* where its body starts */
+    struct crl__http_hdr *hdrs; /* lim.max_headers entries */
+
+    char *out; /* output buffer: responses waiting for a flush */
+    size_t out_len, out_cap;
+    int write_err; /* sticky: the peer is gone or too slow */
+    int64_t write_deadline_ns;
+
+    char *scratch; /* the request path copy */
+    size_t scratch_cap;
+    char *body; /* crl_http_req_body's buffer, kept for the next request */
+    size_t body_cap;
+
+    int body_status; /* the status a body error calls for (413, 400, 408), 0 if none */
+    bool peer_eof;   /* the peer finished sending */
+    bool must_close; /* this response is the connection's last */
+    bool upgrade;    /* the parser saw an upgrade: stop after this message */
+    bool linger;     /* close with input unread: half-close and drain first */
+    bool is_head;    /* the request is HEAD */
+    struct crl__http_parse ps;
+    struct crl_http_req req;
+    struct crl_http_res res;
+};
+
+#define CRL__HTTP_CONN_OF_REQ(r) crl__container_of((r), struct crl__http_conn, req)
+#define CRL__HTTP_CONN_OF_RES(r) crl__container_of((r), struct crl__http_conn, res)
+#ifndef crl__container_of
+#define crl__container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+#endif
+
+/* conn.c: serve one connection until it closes. Returns 0 or a negative errno (transport). */
+int crl__http_conn_serve(const struct crl__http_io *io, void *io_ctx,
+                         const struct crl_http_limits *lim, crl_http_handler_fn *handler,
+                         void *ctx);
+/* Limits with every zero field replaced by its default. */
+void crl__http_limits_resolve(struct crl_http_limits *out, const struct crl_http_limits *in);
+/* How a response's body is delimited. */
+enum crl__http_framing {
+    CRL__FRAME_NONE,    /* no body at all (1xx, 204, 304) */
+    CRL__FRAME_LENGTH,  /* Content-Length */
+    CRL__FRAME_CHUNKED, /* Transfer-Encoding: chunked */
+    CRL__FRAME_CLOSE,   /* until the connection closes (a streamed 1.0 response) */
+};
+/* Put a response head into the output buffer: status line, Date, Content-Type (if not NULL),
+ * the framing header, the handler's headers and Connection. 0 or a negative errno. */
+int crl__http_head(struct crl__http_conn *c, int status, const char *content_type,
+                   enum crl__http_framing framing, uint64_t len);
+/* Write the output buffer and then extra[0..n) completely; 0 or the (sticky) write error. */
+int crl__http_flush(struct crl__http_conn *c, const struct iovec *extra, int n);
+/* Room for n more bytes at the end of the output buffer (flushing or growing it). */
+int crl__http_out_reserve(struct crl__http_conn *c, size_t n);
+/* Parse up to len bytes of the body into buf (NULL: discard). > 0, 0 at its end, -errno. */
+ssize_t crl__http_body_read(struct crl__http_conn *c, void *buf, size_t len);
+/* The server's own response for status, closing after it. */
+void crl__http_send_error(struct crl__http_conn *c, int status);
+
+/* parse.c */
+void crl__http_parse_init(struct crl__http_conn *c);
+void crl__http_parse_begin(struct crl__http_conn *c); /* a new message starts at c->msg */
+/* Feed llhttp n bytes at c->in + c->in_parsed, advancing in_parsed past what it took.
+ * Returns 0 (all taken), 1 (paused: head or message done) or an error status (400...). */
+int crl__http_parse_feed(struct crl__http_conn *c, size_t n);
+/* A header's name or value as a NUL-terminated string. */
+static inline const char *crl__http_at(const struct crl__http_conn *c, uint32_t off)
+{
+    return c->in + c->msg + off;
+}
+
+/* server.c: serve HTTP on connected socket fd (not closed here); conn may be NULL (a test's
+ * own accept loop). Returns 0 or a negative errno. */
+int crl__http_serve_fd(int fd, struct crl_conn *conn, const struct crl_http_limits *lim,
+                       crl_http_handler_fn *handler, void *ctx);
+/* server.c: reason phrases */
+const char *crl__http_reason(int status);
+
+/* date.c: the current "Date" value, "Sun, 06 Nov 1994 08:49:37 GMT" (29 bytes, no NUL
+ * needed), formatted at most once a second per thread. */
+enum { CRL__HTTP_DATE_LEN = 29 };
+const char *crl__http_date(void);
+
+#endif

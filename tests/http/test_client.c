@@ -1,0 +1,894 @@
+/* The HTTP/1.1 client against scripted servers written here with corral's socket calls:
+ * each server reads whole requests (recording the exact bytes the client sent) and answers
+ * with raw responses, so framing, keep-alive, limits, deadlines and retries are checked on
+ * the wire. */
+#define _GNU_SOURCE
+#include "../test.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { MAX_EX = 6, GOT = 160 * 1024 };
+
+/* One request the server expects and what it does about it. */
+struct exch {
+    const char *reply;
+    bool close_after; /* close the connection after replying */
+    bool hang;        /* never reply: read until the client closes */
+};
+
+struct script {
+    int lfd;
+    char addr[64];
+    struct exch ex[MAX_EX];
+    int nex;
+    int accepts; /* connections the server accepted */
+    int served;  /* exchanges done */
+    int (*client)(struct script *s);
+    char got[MAX_EX][GOT]; /* each request as received */
+    size_t got_len[MAX_EX];
+};
+
+/* True once buf holds a whole request: its head, then a Content-Length or chunked body. */
+static bool request_complete(const char *buf, size_t len)
+{
+    const char *end = memmem(buf, len, "\r\n\r\n", 4);
+    if (!end)
+        return false;
+    size_t head = (size_t)(end - buf) + 4;
+    const char *cl = memmem(buf, head, "Content-Length: ", 16);
+    if (cl)
+        return len >= head + strtoul(cl + 16, NULL, 10);
+    if (memmem(buf, head, "Transfer-Encoding: chunked", 26))
+        return len >= head + 5 && memcmp(buf + len - 5, "0\r\n\r\n", 5) == 0;
+    return true;
+}
+
+/* Read request i into s->got[i]. A connection that ends before a request begins is
+ * replaced by the next one accepted (the client may have dropped it and redialled). */
+static void read_request(struct script *s, int *fd, int i)
+{
+    size_t len = 0;
+    while (!request_complete(s->got[i], len)) {
+        if (*fd < 0) {
+            *fd = crl_accept(s->lfd, NULL, NULL);
+            CHECK(*fd >= 0);
+            s->accepts++;
+        }
+        ssize_t n = crl_read(*fd, s->got[i] + len, GOT - 1 - len);
+        if (n <= 0) { /* end of stream or reset */
+            CHECK_EQ(len, 0);
+            CHECK_EQ(crl_close(*fd), 0);
+            *fd = -1;
+            continue;
+        }
+        len += (size_t)n;
+    }
+    s->got[i][len] = 0;
+    s->got_len[i] = len;
+}
+
+/* Read and drop until the client closes fd, then close it. */
+static void linger(int fd)
+{
+    char buf[256];
+    while (crl_read(fd, buf, sizeof buf) > 0)
+        ;
+    CHECK_EQ(crl_close(fd), 0);
+}
+
+static struct exch reply(const char *r) { return (struct exch){.reply = r}; }
+static struct exch reply_close(const char *r)
+{
+    return (struct exch){.reply = r, .close_after = true};
+}
+static struct exch silence(void) { return (struct exch){.hang = true}; }
+
+static int server(void *arg)
+{
+    struct script *s = arg;
+    int fd = -1;
+    for (int i = 0; i < s->nex; i++) {
+        read_request(s, &fd, i);
+        if (s->ex[i].hang) {
+            linger(fd);
+            fd = -1;
+        } else {
+            size_t n = strlen(s->ex[i].reply);
+            CHECK_EQ(crl_write_all(fd, s->ex[i].reply, n), n);
+            if (s->ex[i].close_after) {
+                CHECK_EQ(crl_close(fd), 0);
+                fd = -1;
+            }
+        }
+        s->served++;
+    }
+    if (fd >= 0)
+        linger(fd); /* ends only once the client closed its end */
+    return 0;
+}
+
+static int script_body(struct crl_scope *sc, void *arg)
+{
+    struct script *s = arg;
+    CHECK_EQ(crl_spawn(sc, server, s), 0);
+    int rc = s->client(s);
+    /* A server still waiting now means the client failed to (re)connect or to close. */
+    crl_scope_set_deadline(sc, crl_now_ns() + 2 * CRL_SEC_NS);
+    return rc;
+}
+
+/* Run client(s) against the scripted server; every exchange must have happened and every
+ * fd be closed afterwards. */
+static void run_script(struct script *s, int (*client)(struct script *s))
+{
+    int before = test_count_fds();
+    s->lfd = test_listen_loopback(s->addr, sizeof s->addr);
+    s->client = client;
+    CHECK_EQ(crl_scope_run(script_body, s), 0);
+    CHECK_EQ(s->served, s->nex);
+    CHECK_EQ(crl_close(s->lfd), 0);
+    CHECK_EQ(test_count_fds(), before);
+}
+
+static struct script *new_script(void)
+{
+    struct script *s = calloc(1, sizeof *s);
+    CHECK(s != NULL);
+    return s;
+}
+
+static int64_t soon(void) { return crl_now_ns() + 2 * CRL_SEC_NS; }
+
+/* The request the client should have sent for GET target with no extra fields. */
+static void expect_get(struct script *s, int i, const char *target)
+{
+    char want[256];
+    snprintf(want, sizeof want, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", target, s->addr);
+    if (strcmp(s->got[i], want) != 0)
+        test_fail(__FILE__, __LINE__, "request %d: got \"%s\", want \"%s\"", i, s->got[i], want);
+}
+
+static int get(struct crl_http_client *c, const char *target, struct crl_http_response *r)
+{
+    struct crl_http_request req = {.method = "GET", .target = target, .deadline_ns = soon()};
+    return crl_http_client_request(c, &req, r);
+}
+
+/* ---- Framing and keep-alive ------------------------------------------------------------- */
+
+static int get_client(struct script *s)
+{
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, s->addr, NULL), 0);
+    struct crl_http_header accept = {"Accept", "*/*"};
+    struct crl_http_request req = {.method = "GET",
+                                   .target = "/hello?x=1",
+                                   .headers = &accept,
+                                   .header_count = 1,
+                                   .deadline_ns = soon()};
+    struct crl_http_response r;
+    CHECK_EQ(crl_http_client_request(c, &req, &r), 0);
+    CHECK_EQ(r.status, 200);
+    CHECK_EQ(r.version, 11);
+    CHECK_EQ(r.header_count, 2);
+    CHECK(strcmp(r.headers[1].name, "X-Test") == 0 && strcmp(r.headers[1].value, "yes") == 0);
+    CHECK(strcmp(crl_http_response_header(&r, "x-TEST"), "yes") == 0);
+    CHECK(crl_http_response_header(&r, "X-Missing") == NULL);
+    CHECK_EQ(r.body_len, 5);
+    CHECK(strcmp(r.body, "hello") == 0);
+    crl_http_response_fini(&r);
+    crl_http_client_close(c);
+    return 0;
+}
+
+/* GET sends the request line, Host first, the caller's fields, and no body framing; a
+ * Content-Length response is read whole. */
+TEST(get_reads_a_content_length_response)
+{
+    struct script *s = new_script();
+    s->ex[0] = reply("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-Test: yes\r\n\r\nhello");
+    s->nex = 1;
+    run_script(s, get_client);
+    char want[256];
+    snprintf(want, sizeof want, "GET /hello?x=1 HTTP/1.1\r\nHost: %s\r\nAccept: */*\r\n\r\n",
+             s->addr);
+    CHECK(strcmp(s->got[0], want) == 0);
+    free(s);
+}
+
+static int two_gets_client(struct script *s)
+{
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, s->addr, NULL), 0);
+    struct crl_http_response r;
+    CHECK_EQ(get(c, "/one", &r), 0);
+    CHECK(strcmp(r.body, "first") == 0);
+    crl_http_response_fini(&r);
+    CHECK_EQ(get(c, "/two", &r), 0);
+    CHECK_EQ(r.status, 404);
+    CHECK(strcmp(r.body, "second!") == 0);
+    crl_http_response_fini(&r);
+    crl_http_client_close(c);
+    return 0;
+}
+
+/* Two requests in turn travel over one kept-alive connection. */
+TEST(keep_alive_reuses_the_connection)
+{
+    struct script *s = new_script();
+    s->ex[0] = reply("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+    s->ex[1] = reply("HTTP/1.1 404 Not Found\r\nContent-Length: 7\r\n\r\nsecond!");
+    s->nex = 2;
+    run_script(s, two_gets_client);
+    CHECK_EQ(s->accepts, 1);
+    expect_get(s, 0, "/one");
+    expect_get(s, 1, "/two");
+    free(s);
+}
+
+/* A chunked response is reassembled, and the connection stays usable after it. */
+TEST(chunked_response_is_reassembled)
+{
+    struct script *s = new_script();
+    s->ex[0] = reply("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "2\r\nfi\r\n3;ext=1\r\nrst\r\n0\r\nTrailer: x\r\n\r\n");
+    s->ex[1] = reply("HTTP/1.1 404 Not Found\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "7\r\nsecond!\r\n0\r\n\r\n");
+    s->nex = 2;
+    run_script(s, two_gets_client);
+    CHECK_EQ(s->accepts, 1);
+    free(s);
+}
+
+/* A body with neither length nor chunks ends when the server closes; the next request then
+ * dials a new connection. */
+TEST(close_delimited_response_ends_at_eof)
+{
+    struct script *s = new_script();
+    s->ex[0] = reply_close("HTTP/1.1 200 OK\r\n\r\nfirst");
+    s->ex[1] = reply_close("HTTP/1.0 404 Not Found\r\n\r\nsecond!");
+    s->nex = 2;
+    run_script(s, two_gets_client);
+    CHECK_EQ(s->accepts, 2);
+    free(s);
+}
+
+/* "Connection: close" in a response ends the connection even if the server keeps it open. */
+TEST(connection_close_response_is_not_reused)
+{
+    struct script *s = new_script();
+    s->ex[0] = reply("HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\n"
+                     "first");
+    s->ex[1] = reply("HTTP/1.1 404 Not Found\r\nContent-Length: 7\r\n\r\nsecond!");
+    s->nex = 2;
+    run_script(s, two_gets_client);
+    CHECK_EQ(s->accepts, 2);
+    free(s);
+}
+
+/* ---- Request bodies --------------------------------------------------------------------- */
+
+static int post_client(struct script *s)
+{
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, s->addr, NULL), 0);
+    struct crl_http_header type = {"Content-Type", "text/plain"};
+    struct crl_http_request req = {.method = "POST",
+                                   .target = "/submit",
+                                   .headers = &type,
+                                   .header_count = 1,
+                                   .body = "hello world",
+                                   .body_len = 11,
+                                   .deadline_ns = soon()};
+    struct crl_http_response r;
+    CHECK_EQ(crl_http_client_request(c, &req, &r), 0);
+    CHECK_EQ(r.status, 201);
+    crl_http_response_fini(&r);
+    req.chunked = true;
+    CHECK_EQ(crl_http_client_request(c, &req, &r), 0);
+    CHECK_EQ(r.status, 201);
+    crl_http_response_fini(&r);
+    req.body_len = 0; /* an empty chunked body is the last chunk alone */
+    CHECK_EQ(crl_http_client_request(c, &req, &r), 0);
+    crl_http_response_fini(&r);
+    req.chunked = false; /* an empty POST still says Content-Length: 0 */
+    CHECK_EQ(crl_http_client_request(c, &req, &r), 0);
+    crl_http_response_fini(&r);
+    crl_http_client_close(c);
+    return 0;
+}
+
+/* POST bodies go out with Content-Length or as chunks, byte for byte as HTTP/1.1 says. */
+TEST(post_sends_length_and_chunked_bodies)
+{
+    struct script *s = new_script();
+    for (int i = 0; i < 4; i++)
+        s->ex[i] = reply("HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+    s->nex = 4;
+    run_script(s, post_client);
+    CHECK_EQ(s->accepts, 1);
+    const char *bodies[4] = {
+        "Content-Length: 11\r\n\r\nhello world",
+        "Transfer-Encoding: chunked\r\n\r\nb\r\nhello world\r\n0\r\n\r\n",
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        "Content-Length: 0\r\n\r\n",
+    };
+    for (int i = 0; i < 4; i++) {
+        char want[256];
+        snprintf(want, sizeof want,
+                 "POST /submit HTTP/1.1\r\nHost: %s\r\nContent-Type: text/plain\r\n%s", s->addr,
+                 bodies[i]);
+        if (strcmp(s->got[i], want) != 0)
+            test_fail(__FILE__, __LINE__, "request %d: got \"%s\", want \"%s\"", i, s->got[i],
+                      want);
+    }
+    free(s);
+}
+
+enum { BIG = 100 * 1000 };
+
+static int big_post_client(struct script *s)
+{
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, s->addr, NULL), 0);
+    char *body = malloc(BIG);
+    CHECK(body != NULL);
+    for (int i = 0; i < BIG; i++)
+        body[i] = (char)('a' + i % 26);
+    struct crl_http_request req = {
+        .method = "PUT", .target = "/big", .body = body, .body_len = BIG, .deadline_ns = soon()};
+    struct crl_http_response r;
+    CHECK_EQ(crl_http_client_request(c, &req, &r), 0);
+    crl_http_response_fini(&r);
+    req.chunked = true;
+    CHECK_EQ(crl_http_client_request(c, &req, &r), 0);
+    crl_http_response_fini(&r);
+    free(body);
+    crl_http_client_close(c);
+    return 0;
+}
+
+/* A body too big to copy behind the head is sent from the caller's buffer, whole, in both
+ * framings. */
+TEST(big_body_is_sent_whole)
+{
+    struct script *s = new_script();
+    s->ex[0] = s->ex[1] = reply("HTTP/1.1 204 No Content\r\n\r\n");
+    s->nex = 2;
+    run_script(s, big_post_client);
+    for (int i = 0; i < 2; i++) {
+        const char *body = strstr(s->got[i], "\r\n\r\n") + 4;
+        if (i == 1) { /* one chunk: its size in hex, the data, the last chunk */
+            CHECK(strncmp(body, "186a0\r\n", 7) == 0);
+            body += 7;
+            CHECK(strcmp(body + BIG, "\r\n0\r\n\r\n") == 0);
+        } else {
+            CHECK(strstr(s->got[i], "Content-Length: 100000\r\n") != NULL);
+            CHECK_EQ(strlen(body), BIG);
+        }
+        for (int k = 0; k < BIG; k++)
+            if (body[k] != 'a' + k % 26)
+                test_fail(__FILE__, __LINE__, "request %d: byte %d is %c", i, k, body[k]);
+    }
+    free(s);
+}
+
+/* ---- HEAD and interim responses --------------------------------------------------------- */
+
+static int head_client(struct script *s)
+{
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, s->addr, NULL), 0);
+    struct crl_http_request req = {.method = "HEAD", .target = "/file", .deadline_ns = soon()};
+    struct crl_http_response r;
+    CHECK_EQ(crl_http_client_request(c, &req, &r), 0);
+    CHECK_EQ(r.status, 200);
+    CHECK(strcmp(crl_http_response_header(&r, "Content-Length"), "1234") == 0);
+    CHECK_EQ(r.body_len, 0);
+    CHECK(strcmp(r.body, "") == 0);
+    crl_http_response_fini(&r);
+    CHECK_EQ(get(c, "/next", &r), 0);
+    CHECK(strcmp(r.body, "ok") == 0);
+    crl_http_response_fini(&r);
+    crl_http_client_close(c);
+    return 0;
+}
+
+/* A response to HEAD has no body whatever its Content-Length says, and the connection stays
+ * in step for the next request. */
+TEST(head_response_has_no_body)
+{
+    struct script *s = new_script();
+    s->ex[0] = reply("HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n");
+    s->ex[1] = reply("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    s->nex = 2;
+    run_script(s, head_client);
+    CHECK_EQ(s->accepts, 1);
+    char want[256];
+    snprintf(want, sizeof want, "HEAD /file HTTP/1.1\r\nHost: %s\r\n\r\n", s->addr);
+    CHECK(strcmp(s->got[0], want) == 0);
+    free(s);
+}
+
+static int interim_client(struct script *s)
+{
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, s->addr, NULL), 0);
+    struct crl_http_response r;
+    CHECK_EQ(get(c, "/", &r), 0);
+    CHECK_EQ(r.status, 200);
+    CHECK_EQ(r.header_count, 1);
+    CHECK(crl_http_response_header(&r, "Link") == NULL);
+    CHECK(strcmp(r.body, "ok") == 0);
+    crl_http_response_fini(&r);
+    crl_http_client_close(c);
+    return 0;
+}
+
+/* An interim 1xx response is skipped; the final one is returned. */
+TEST(interim_response_is_skipped)
+{
+    struct script *s = new_script();
+    s->ex[0] = reply("HTTP/1.1 103 Early Hints\r\nLink: </s.css>\r\n\r\n"
+                     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    s->nex = 1;
+    run_script(s, interim_client);
+    free(s);
+}
+
+/* ---- Limits and bad responses ----------------------------------------------------------- */
+
+/* A response head of three fields; its body "abc" follows it. */
+static const char small_head[] = "HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nContent-Length: 3\r\n\r\n";
+
+static int limited_get(struct script *s, const struct crl_http_client_opts *o)
+{
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, s->addr, o), 0);
+    struct crl_http_response r;
+    int rc = get(c, "/", &r);
+    CHECK(rc != 0 || strcmp(r.body, "abc") == 0);
+    crl_http_response_fini(&r);
+    crl_http_client_close(c);
+    return rc;
+}
+
+static int head_limit_client(struct script *s)
+{
+    struct crl_http_client_opts o = {.max_head_bytes = sizeof small_head - 1};
+    CHECK_EQ(limited_get(s, &o), 0);
+    o.max_head_bytes--;
+    CHECK_EQ(limited_get(s, &o), -EMSGSIZE);
+    o = (struct crl_http_client_opts){.max_headers = 3};
+    CHECK_EQ(limited_get(s, &o), 0);
+    o.max_headers = 2;
+    CHECK_EQ(limited_get(s, &o), -EMSGSIZE);
+    return 0;
+}
+
+/* A head of exactly max_head_bytes is read, one byte less is -EMSGSIZE; likewise the header
+ * count against max_headers. */
+TEST(head_limits_give_emsgsize)
+{
+    struct script *s = new_script();
+    static char full[128];
+    snprintf(full, sizeof full, "%sabc", small_head);
+    for (int i = 0; i < 4; i++)
+        s->ex[i] = reply_close(full);
+    s->nex = 4;
+    run_script(s, head_limit_client);
+    CHECK_EQ(s->accepts, 4);
+    free(s);
+}
+
+static int body_limit_client(struct script *s)
+{
+    struct crl_http_client_opts o = {.max_body = 3};
+    CHECK_EQ(limited_get(s, &o), 0);         /* Content-Length: 3 */
+    CHECK_EQ(limited_get(s, &o), -EMSGSIZE); /* Content-Length: 4 */
+    CHECK_EQ(limited_get(s, &o), -EMSGSIZE); /* chunks adding up to 4 */
+    CHECK_EQ(limited_get(s, &o), -EMSGSIZE); /* close-delimited, 4 bytes */
+    return 0;
+}
+
+/* A body over max_body is -EMSGSIZE, however it is framed. */
+TEST(body_limit_gives_emsgsize)
+{
+    struct script *s = new_script();
+    s->ex[0] = reply_close("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc");
+    s->ex[1] = reply_close("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nabcd");
+    s->ex[2] = reply_close(
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n2\r\ncd\r\n0\r\n\r\n");
+    s->ex[3] = reply_close("HTTP/1.1 200 OK\r\n\r\nabcd");
+    s->nex = 4;
+    run_script(s, body_limit_client);
+    free(s);
+}
+
+static int trailer_client(struct script *s)
+{
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, s->addr, NULL), 0);
+    struct crl_http_response r;
+    CHECK_EQ(get(c, "/", &r), 0);
+    CHECK_EQ(r.header_count, 1);
+    CHECK(crl_http_response_header(&r, "X-Sum") == NULL);
+    CHECK(strcmp(r.body, "abc") == 0);
+    crl_http_response_fini(&r);
+    crl_http_client_close(c);
+    struct crl_http_client_opts o = {.max_head_bytes = 100};
+    CHECK_EQ(limited_get(s, &o), -EMSGSIZE);
+    return 0;
+}
+
+/* Trailer fields after a chunked body are dropped, and held to max_head_bytes. */
+TEST(trailers_are_dropped_and_bounded)
+{
+    struct script *s = new_script();
+    static char long_trailer[512];
+    snprintf(long_trailer, sizeof long_trailer,
+             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n"
+             "X-Sum: %0200d\r\n\r\n",
+             7);
+    s->ex[0] = reply("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "3\r\nabc\r\n0\r\nX-Sum: 1\r\n\r\n");
+    s->ex[1] = reply_close(long_trailer);
+    s->nex = 2;
+    run_script(s, trailer_client);
+    free(s);
+}
+
+static int malformed_client(struct script *s)
+{
+    for (int i = 0; i < s->nex; i++)
+        CHECK_EQ(limited_get(s, NULL), -EPROTO);
+    return 0;
+}
+
+/* A response the parser rejects, one cut short, or a switch of protocols nobody asked for
+ * is -EPROTO. */
+TEST(malformed_response_gives_eproto)
+{
+    struct script *s = new_script();
+    s->ex[0] = reply_close("HTTP/1.1 2OO OK\r\nContent-Length: 0\r\n\r\n");
+    s->ex[1] = reply_close("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhi");
+    s->ex[2] = reply_close("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n");
+    s->ex[3] = reply_close("HTTP/1.1 200 OK\r\nBad Header: x\r\n\r\n");
+    s->ex[4] = reply_close("HTTP/1.1 200 OK\r\nX: a\rb\r\nContent-Length: 0\r\n\r\n");
+    s->ex[5] = reply_close("HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n"
+                           "Connection: upgrade\r\n\r\n");
+    s->nex = 6;
+    run_script(s, malformed_client);
+    free(s);
+}
+
+/* ---- Deadlines, retries, errors --------------------------------------------------------- */
+
+static int deadline_client(struct script *s)
+{
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, s->addr, NULL), 0);
+    int64_t start = crl_now_ns();
+    struct crl_http_request req = {
+        .method = "GET", .target = "/slow", .deadline_ns = start + 50 * CRL_MSEC_NS};
+    struct crl_http_response r;
+    CHECK_EQ(crl_http_client_request(c, &req, &r), -ETIMEDOUT);
+    int64_t took = crl_now_ns() - start;
+    CHECK_GE(took, 50 * CRL_MSEC_NS);
+    CHECK_LT(took, CRL_SEC_NS);
+    CHECK_EQ(r.body_len, 0);
+    crl_http_response_fini(&r);
+    crl_http_client_close(c);
+    return 0;
+}
+
+/* A server that never answers gives -ETIMEDOUT at the request's deadline, and the client
+ * closes the connection (the server's read then ends). */
+TEST(deadline_times_out_a_silent_server)
+{
+    struct script *s = new_script();
+    s->ex[0] = silence();
+    s->nex = 1;
+    run_script(s, deadline_client);
+    free(s);
+}
+
+struct busy {
+    struct crl_http_client *c;
+    int rc;
+};
+
+static int second_request(void *arg)
+{
+    struct busy *b = arg;
+    struct crl_http_response r;
+    b->rc = get(b->c, "/also", &r);
+    crl_http_response_fini(&r);
+    return 0;
+}
+
+static int busy_body(struct crl_scope *sc, void *arg)
+{
+    struct busy *b = arg;
+    CHECK_EQ(crl_spawn(sc, second_request, b), 0);
+    struct crl_http_request req = {
+        .method = "GET", .target = "/slow", .deadline_ns = crl_now_ns() + 30 * CRL_MSEC_NS};
+    struct crl_http_response r;
+    CHECK_EQ(crl_http_client_request(b->c, &req, &r), -ETIMEDOUT);
+    return 0;
+}
+
+static int busy_client(struct script *s)
+{
+    struct busy b = {NULL, 1};
+    CHECK_EQ(crl_http_client_open(&b.c, s->addr, NULL), 0);
+    CHECK_EQ(crl_scope_run(busy_body, &b), 0);
+    CHECK_EQ(b.rc, -EBUSY);
+    crl_http_client_close(b.c);
+    return 0;
+}
+
+/* A second task's request on a client already in use is refused with -EBUSY. */
+TEST(concurrent_request_is_ebusy)
+{
+    struct script *s = new_script();
+    s->ex[0] = silence();
+    s->nex = 1;
+    run_script(s, busy_client);
+    free(s);
+}
+
+static int stale_get_client(struct script *s)
+{
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, s->addr, NULL), 0);
+    struct crl_http_response r;
+    CHECK_EQ(get(c, "/one", &r), 0);
+    crl_http_response_fini(&r);
+    CHECK_EQ(crl_sleep_ns(5 * CRL_MSEC_NS), 0); /* the server's FIN arrives */
+    CHECK_EQ(get(c, "/two", &r), 0);
+    CHECK(strcmp(r.body, "second!") == 0);
+    crl_http_response_fini(&r);
+    crl_http_client_close(c);
+    return 0;
+}
+
+/* A GET on a kept-alive connection the server has since closed is sent again, once, on a
+ * new connection. */
+TEST(stale_connection_is_redialled_for_get)
+{
+    struct script *s = new_script();
+    s->ex[0] = reply_close("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+    s->ex[1] = reply("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nsecond!");
+    s->nex = 2;
+    run_script(s, stale_get_client);
+    CHECK_EQ(s->accepts, 2);
+    expect_get(s, 1, "/two");
+    free(s);
+}
+
+static int stale_post_client(struct script *s)
+{
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, s->addr, NULL), 0);
+    struct crl_http_response r;
+    CHECK_EQ(get(c, "/one", &r), 0);
+    crl_http_response_fini(&r);
+    CHECK_EQ(crl_sleep_ns(5 * CRL_MSEC_NS), 0);
+    struct crl_http_request req = {
+        .method = "POST", .target = "/pay", .body = "1", .body_len = 1, .deadline_ns = soon()};
+    CHECK_EQ(crl_http_client_request(c, &req, &r), -ECONNRESET);
+    crl_http_client_close(c);
+    return 0;
+}
+
+/* A POST that was sent on such a connection is not sent again: the server may have acted
+ * on it. The caller gets -ECONNRESET. */
+TEST(stale_connection_is_not_redialled_for_post)
+{
+    struct script *s = new_script();
+    s->ex[0] = reply_close("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+    s->nex = 1;
+    run_script(s, stale_post_client);
+    CHECK_EQ(s->accepts, 1);
+    free(s);
+}
+
+/* A fresh connection closed before any response byte is not retried: -ECONNRESET. */
+static int dropped_client(struct script *s)
+{
+    CHECK_EQ(limited_get(s, NULL), -ECONNRESET);
+    return 0;
+}
+
+TEST(fresh_connection_closed_unanswered_is_econnreset)
+{
+    struct script *s = new_script();
+    s->ex[0] = reply_close("");
+    s->nex = 1;
+    run_script(s, dropped_client);
+    CHECK_EQ(s->accepts, 1);
+    free(s);
+}
+
+/* Nothing listening: the connect's error is returned. */
+TEST(refused_connection_gives_its_error)
+{
+    char addr[64];
+    int lfd = test_listen_loopback(addr, sizeof addr);
+    CHECK_EQ(crl_close(lfd), 0);
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, addr, NULL), 0);
+    struct crl_http_response r;
+    CHECK_EQ(get(c, "/", &r), -ECONNREFUSED);
+    crl_http_client_close(c);
+}
+
+/* Requests that could not be sent as asked, or would smuggle a field, are refused before
+ * anything is sent; so are addresses that are not numeric HOST:PORT. */
+TEST(bad_requests_are_einval)
+{
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, "localhost:80", NULL), -EINVAL);
+    CHECK(c == NULL);
+    CHECK_EQ(crl_http_client_open(&c, "127.0.0.1:9", NULL), 0); /* never dialled */
+    struct crl_http_header inject = {"X-A", "1\r\nX-B: 2"}, framing = {"content-length", "3"},
+                           bad_name = {"X A", "1"};
+    struct crl_http_request reqs[] = {
+        {.method = "GE T", .target = "/"},
+        {.method = "GET", .target = "/a b"},
+        {.method = "GET", .target = ""},
+        {.method = "GET", .target = "/", .headers = &inject, .header_count = 1},
+        {.method = "GET", .target = "/", .headers = &framing, .header_count = 1},
+        {.method = "GET", .target = "/", .headers = &bad_name, .header_count = 1},
+        {.method = "POST", .target = "/", .body = NULL, .body_len = 3},
+    };
+    for (size_t i = 0; i < sizeof reqs / sizeof reqs[0]; i++) {
+        struct crl_http_response r;
+        reqs[i].deadline_ns = CRL_NO_DEADLINE;
+        CHECK_EQ(crl_http_client_request(c, &reqs[i], &r), -EINVAL);
+    }
+    crl_http_client_close(c);
+}
+
+struct cancelled {
+    struct crl_http_client *c;
+    int rc;
+};
+
+static int doomed_request(void *arg)
+{
+    struct cancelled *k = arg;
+    struct crl_http_response r;
+    k->rc = get(k->c, "/slow", &r);
+    return 0;
+}
+
+static int cancel_body(struct crl_scope *sc, void *arg)
+{
+    CHECK_EQ(crl_spawn(sc, doomed_request, arg), 0);
+    CHECK_EQ(crl_sleep_ns(10 * CRL_MSEC_NS), 0);
+    crl_scope_cancel(sc);
+    return 0;
+}
+
+static int cancel_client(struct script *s)
+{
+    struct cancelled k = {NULL, 1};
+    CHECK_EQ(crl_http_client_open(&k.c, s->addr, NULL), 0);
+    CHECK_EQ(crl_scope_run(cancel_body, &k), 0);
+    CHECK_EQ(k.rc, -ECANCELED);
+    crl_http_client_close(k.c);
+    return 0;
+}
+
+/* A request whose task is cancelled returns -ECANCELED and drops its connection. */
+TEST(cancelled_request_is_ecanceled)
+{
+    struct script *s = new_script();
+    s->ex[0] = silence();
+    s->nex = 1;
+    run_script(s, cancel_client);
+    free(s);
+}
+
+/* ---- Against corral's own HTTP server --------------------------------------------------- */
+
+struct served {
+    char addr[64];
+    struct crl_event ready;
+    int serve_rc;
+};
+
+/* on_ready gets the server's own context, not ours: the fixture is reached through here. */
+static struct served *served_now;
+
+static void served_ready(void *ctx, const struct sockaddr *addr, socklen_t len)
+{
+    const struct sockaddr_in *v4 = (const struct sockaddr_in *)addr;
+    CHECK_EQ(addr->sa_family, AF_INET);
+    snprintf(served_now->addr, sizeof served_now->addr, "127.0.0.1:%u", ntohs(v4->sin_port));
+    crl_event_set(&served_now->ready);
+}
+
+/* Answers with the request's body and its method in X-Method. */
+static int echo_handler(crl_http_req *req, crl_http_res *res, void *ctx)
+{
+    const void *body;
+    ssize_t n = crl_http_req_body(req, &body);
+    if (n < 0)
+        return (int)n;
+    CHECK_EQ(crl_http_res_header(res, "X-Method", crl_http_req_method(req)), 0);
+    return crl_http_res_send(res, 200, "application/octet-stream", body, (size_t)n);
+}
+
+static int http_server(void *arg)
+{
+    struct served *sv = arg;
+    struct crl_http_server_opts o = {.serve.on_ready = served_ready};
+    sv->serve_rc = crl_http_serve("127.0.0.1:0", &o, echo_handler, sv);
+    crl_event_set(&sv->ready); /* in case it failed before listening */
+    return 0;
+}
+
+/* POST body (chunked or not) to the echo server; the echo must be the same bytes. */
+static void echo_post(struct crl_http_client *c, const char *body, size_t len, bool chunked)
+{
+    struct crl_http_request req = {.method = "POST",
+                                   .target = "/echo",
+                                   .body = body,
+                                   .body_len = len,
+                                   .chunked = chunked,
+                                   .deadline_ns = soon()};
+    struct crl_http_response r;
+    CHECK_EQ(crl_http_client_request(c, &req, &r), 0);
+    CHECK_EQ(r.status, 200);
+    CHECK(strcmp(crl_http_response_header(&r, "X-Method"), "POST") == 0);
+    CHECK_EQ(r.body_len, len);
+    CHECK(memcmp(r.body, body, len) == 0);
+    crl_http_response_fini(&r);
+}
+
+static int served_body(struct crl_scope *sc, void *arg)
+{
+    struct served *sv = arg;
+    CHECK_EQ(crl_spawn(sc, http_server, sv), 0);
+    CHECK_EQ(crl_event_wait(&sv->ready), 0);
+    CHECK_EQ(sv->serve_rc, 1); /* still serving */
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, sv->addr, NULL), 0);
+    enum { LEN = 40000 };
+    char *big = malloc(LEN);
+    CHECK(big != NULL);
+    for (int i = 0; i < LEN; i++)
+        big[i] = (char)(i * 7);
+    echo_post(c, "ping", 4, false);
+    echo_post(c, "ping", 4, true);
+    echo_post(c, big, LEN, false);
+    echo_post(c, big, LEN, true);
+    struct crl_http_response r;
+    CHECK_EQ(get(c, "/", &r), 0);
+    CHECK_EQ(r.status, 200);
+    CHECK_EQ(r.body_len, 0);
+    crl_http_response_fini(&r);
+    free(big);
+    crl_http_client_close(c);
+    crl_scope_cancel(sc); /* stops the server */
+    return 0;
+}
+
+/* The client against crl_http_serve: POST echoes, both framings, small and large bodies, over
+ * one kept-alive connection. */
+TEST(client_and_server_echo_a_post)
+{
+    struct served sv = {.serve_rc = 1};
+    crl_event_init(&sv.ready);
+    served_now = &sv;
+    int before = test_count_fds();
+    CHECK_EQ(crl_scope_run(served_body, &sv), 0);
+    CHECK_EQ(sv.serve_rc, 0);
+    CHECK_EQ(test_count_fds(), before);
+}
