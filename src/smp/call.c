@@ -116,7 +116,7 @@ void crl__smp_notify(struct crl__core *c)
  * them sees the other's write: no wake-up is lost, and none is sent to a core that is up. */
 void crl__smp_kick(struct crl__core *c)
 {
-    atomic_thread_fence(memory_order_seq_cst);
+    crl__full_fence();
     if (atomic_load_explicit(&c->sleeping, memory_order_relaxed))
         crl__smp_notify(c);
 }
@@ -180,7 +180,7 @@ void crl__smp_idle(struct crl__core *c, int64_t deadline_ns)
             return; /* the loop takes it in */
     }
     atomic_store_explicit(&c->sleeping, true, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
+    crl__full_fence();
     if (c->rt->ncores == 1 || !crl__smp_pending(c))
         c->io->wait(c, deadline_ns);
     atomic_store_explicit(&c->sleeping, false, memory_order_relaxed);

@@ -4,9 +4,24 @@
 
 #include "../core/core.h"
 
+#include <stdatomic.h>
+
 /* Ring capacity per ordered core pair; each core may have half of it in flight to one target
  * (requests one way and replies the other way then always fit). */
 enum { CRL__RING_CAPACITY = 1024 };
+
+/* A full memory barrier (store-load ordering), for the Dekker-style hand-shakes around
+ * `sleeping`. On x86-64 a locked add to the stack is one to three times cheaper than MFENCE
+ * and orders ordinary memory the same way (Linux's smp_mb() does the same); ThreadSanitizer
+ * gets the C11 fence it understands. */
+static inline void crl__full_fence(void)
+{
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+    __asm__ volatile("lock addl $0, -8(%%rsp)" ::: "memory", "cc");
+#else
+    atomic_thread_fence(memory_order_seq_cst);
+#endif
+}
 
 int crl__smp_init(struct crl__runtime *rt);
 void crl__smp_fini(struct crl__runtime *rt);

@@ -87,7 +87,7 @@ void crl_xchan_destroy(struct crl_xchan *ch)
 /* After changing the ring: wake the other side if a task there waits. */
 static void wake(struct xside *other)
 {
-    atomic_thread_fence(memory_order_seq_cst);
+    crl__full_fence();
     if (!atomic_load_explicit(&other->sleeping, memory_order_relaxed) ||
         !atomic_exchange_explicit(&other->sleeping, false, memory_order_relaxed))
         return;
@@ -100,7 +100,7 @@ static int wait_side(struct xside *me, bool (*check)(struct crl_xchan *), struct
 {
     crl_event_clear(&me->ready);
     atomic_store_explicit(&me->sleeping, true, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
+    crl__full_fence();
     if (check(ch))
         return 0;
     return crl_event_wait(&me->ready);
