@@ -1,5 +1,5 @@
 # corral: the two commands of the README, and a few conveniences.
-#   make run    install what is missing, build, run the server (for now: the Context example)
+#   make run    install what is missing, build, run corral-httpd on 127.0.0.1:8080
 #   make test   install what is missing, build and run every test stage (scripts/test.sh)
 .PHONY: all deps build run test bench clean
 
@@ -13,7 +13,7 @@ build: deps
 	ninja -C build
 
 run: build
-	./build/examples/context
+	./build/corral-httpd --addr 127.0.0.1:8080 --root www
 
 test: deps
 	scripts/test.sh
