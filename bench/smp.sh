@@ -32,7 +32,10 @@ awk "$AWK_MEDIAN"'
         row("call round trip, sleeping core, io_uring", "corral_io_uring_xcore_call_rtt_asleep", "tokio_xcore_call_rtt", "<= 1x")
         row("call round trip, sleeping core, epoll", "corral_epoll_xcore_call_rtt_asleep", "tokio_xcore_call_rtt", "<= 1x")
         row("sleeping core vs the eventfd wake floor, io_uring", "corral_io_uring_xcore_call_rtt_asleep", "pingpong_eventfd_rtt", "(info)")
-        printf "\nCPU of both cores per sleeping-core call (includes the 20 us idle polls): io_uring %.0f ns, epoll %.0f ns\n",
+        printf "\nCPU of both cores per sleeping-core call (includes the idle and reply polls): io_uring %.0f ns, epoll %.0f ns\n",
             med("corral_io_uring_xcore_cpu_per_asleep_call"), med("corral_epoll_xcore_cpu_per_asleep_call")
+        u = med("corral_io_uring_xchan_msgs_per_sec"); e = med("corral_epoll_xchan_msgs_per_sec")
+        printf "Cross-core channel, core 0 -> core 1, 8-byte values, capacity 1024: io_uring %.1f M msg/s (%.0f ns/msg), epoll %.1f M msg/s (%.0f ns/msg); for scale, tokio_mpsc_bounded_2task (one thread) %.1f ns/msg\n",
+            u / 1e6, 1e9 / u, e / 1e6, 1e9 / e, med("tokio_mpsc_bounded_2task")
     }' "$OUT/all.txt" | tee "$OUT/table.md"
 echo "[smp] raw: $OUT/all.txt" >&2

@@ -77,8 +77,11 @@ struct crl_config {
     void *log_ctx;                /* passed to log_fn */
     enum crl_log_level log_level; /* most verbose level emitted; 0 = CRL_LOG_INFO */
     unsigned offload_threads;     /* threads of the blocking pool (started on first use); 0 = 4 */
-    int64_t idle_poll_ns; /* with several cores: how long an idle core polls for calls before
-                             it sleeps (a wake-up costs ~50 us on VMs); 0 = 20 us, < 0 never */
+    int64_t idle_poll_ns;  /* with several cores: how long an idle core polls for calls before
+                              it sleeps (a wake-up costs ~50 us on VMs); 0 = 20 us, < 0 never */
+    int64_t reply_poll_ns; /* how long an idle core polls instead while a task of it waits for
+                              a crl_call reply, which comes a wake-up sooner than if the core
+                              slept; 0 = 100 us, < 0 = as idle_poll_ns */
 };
 
 /* Start the runtime on the calling thread, run main(arg) as the root task inside the root

@@ -232,7 +232,7 @@ static int handle(crl_http_req *req, crl_http_res *res, void *ctx)
 
 /* ---- Serving and stopping --------------------------------------------------------------- */
 
-/* on_ready's ctx is the server library's, so nothing of ours is used here. */
+/* The ready line (tests read the port from it). */
 static void on_ready(void *ctx, const struct sockaddr *addr, socklen_t len)
 {
     char host[INET6_ADDRSTRLEN] = "?";

@@ -10,6 +10,7 @@
 #include "corral.h"
 
 #include <pthread.h>
+#include <time.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -192,6 +193,7 @@ struct crl__core {
     unsigned *credits;             /* per target core: calls this core may still send */
     size_t remote_pending;         /* this core's calls waiting for a reply */
     uint32_t cancel_seen;          /* cancel_gen when this core last looked at remote_calls */
+    bool polled_enough;            /* a caller just spun idle_poll_ns for its reply */
     pthread_mutex_t foreign_lock;  /* guards foreign (src/smp/call.c) */
     struct crl__foreign *foreign;  /* calls from non-executor threads, newest first */
     bool foreign_closed;
@@ -219,6 +221,15 @@ void crl__logf(enum crl_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static inline struct crl__core *crl__core(void) { return crl__cur; }
+
+/* CLOCK_MONOTONIC as of the last scheduler tick (1-4 ms behind): a quarter of the cost of
+ * crl_now_ns, for deadlines of timeouts counted in seconds. */
+static inline int64_t crl__now_coarse_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * CRL_SEC_NS + ts.tv_nsec;
+}
 
 static inline struct crl_task *crl__self(void)
 {

@@ -48,6 +48,10 @@ static int config_resolve(const struct crl_config *in, struct crl_config *out)
         out->cores = default_cores();
     if (out->idle_poll_ns == 0)
         out->idle_poll_ns = 20 * CRL_USEC_NS;
+    if (out->reply_poll_ns == 0)
+        out->reply_poll_ns = 100 * CRL_USEC_NS;
+    if (out->reply_poll_ns < out->idle_poll_ns)
+        out->reply_poll_ns = out->idle_poll_ns;
     if (out->stack_size == 0)
         out->stack_size = DEFAULT_STACK;
     if (out->stack_size < 16 * 1024 || out->stack_size > (size_t)1 << 30)

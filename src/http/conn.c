@@ -7,6 +7,7 @@
  * one. The input buffer keeps a request's head in place while its handler runs (headers are
  * slices of it); body bytes the parser has consumed are dropped behind the head. */
 #include "http.h"
+#include "../core/core.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -140,7 +141,7 @@ int crl__http_head(struct crl__http_conn *c, int status, const char *content_typ
     if (rc)
         return rc;
     if (c->write_deadline_ns == CRL_NO_DEADLINE)
-        c->write_deadline_ns = crl_now_ns() + c->lim.write_timeout_ns;
+        c->write_deadline_ns = crl__now_coarse_ns() + c->lim.write_timeout_ns;
     if (framing == CRL__FRAME_CLOSE || response_closes(c))
         c->must_close = true;
     char *p = PUT_LIT(c->out + c->out_len, "HTTP/1.1 ");
@@ -250,7 +251,7 @@ static int head_ready(struct crl__http_conn *c)
     c->body_status = 0;
     if (r->body_done)
         return 0;
-    r->body_deadline_ns = crl_now_ns() + c->lim.body_timeout_ns;
+    r->body_deadline_ns = crl__now_coarse_ns() + c->lim.body_timeout_ns;
     if (c->in_cap - c->head_end < BODY_ROOM_MIN) { /* before any slice is handed out */
         char *in = realloc(c->in, c->head_end + BODY_ROOM_MIN);
         if (!in)
@@ -287,7 +288,8 @@ static int read_head(struct crl__http_conn *c, bool first)
         if (idle) {
             if (c->io->draining && c->io->draining(c->io_ctx))
                 return -1;
-            deadline = crl_now_ns() + (first ? c->lim.header_timeout_ns : c->lim.idle_timeout_ns);
+            deadline =
+                crl__now_coarse_ns() + (first ? c->lim.header_timeout_ns : c->lim.idle_timeout_ns);
             if (c->io->set_idle)
                 c->io->set_idle(c->io_ctx, true);
         }
@@ -299,7 +301,7 @@ static int read_head(struct crl__http_conn *c, bool first)
         if (n <= 0)
             return -1;
         if (head_deadline == CRL_NO_DEADLINE)
-            head_deadline = crl_now_ns() + c->lim.header_timeout_ns;
+            head_deadline = crl__now_coarse_ns() + c->lim.header_timeout_ns;
     }
 }
 
@@ -338,7 +340,7 @@ static int send_continue(struct crl__http_conn *c)
     static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
     c->req.continue_sent = true;
     if (c->write_deadline_ns == CRL_NO_DEADLINE)
-        c->write_deadline_ns = crl_now_ns() + c->lim.write_timeout_ns;
+        c->write_deadline_ns = crl__now_coarse_ns() + c->lim.write_timeout_ns;
     if (c->res.state != CRL__RES_NONE)
         return 0; /* the final response has begun: it replaces the interim one */
     int rc = crl__http_out_reserve(c, sizeof line - 1);

@@ -172,8 +172,12 @@ static bool spin_for_work(struct crl__core *c, int64_t until_ns)
 
 void crl__smp_idle(struct crl__core *c, int64_t deadline_ns)
 {
-    if (c->rt->ncores > 1 && c->rt->cfg.idle_poll_ns > 0) {
-        int64_t until = crl_now_ns() + c->rt->cfg.idle_poll_ns;
+    bool polled = c->polled_enough;
+    c->polled_enough = false;
+    /* A core waiting for replies polls longer: the reply comes a wake-up sooner awake. */
+    int64_t poll_ns = c->remote_pending ? c->rt->cfg.reply_poll_ns : c->rt->cfg.idle_poll_ns;
+    if (c->rt->ncores > 1 && poll_ns > 0 && !polled) {
+        int64_t until = crl_now_ns() + poll_ns;
         if (deadline_ns >= 0 && deadline_ns < until)
             until = deadline_ns;
         if (spin_for_work(c, until))
@@ -434,10 +438,10 @@ static void call_unpark(struct crl_task *t)
 /* With nothing else to run on this core, the caller waits for its reply in place, polling
  * the rings itself as the idle loop would, which saves two context switches and a loop turn
  * on each side of the wait. It gives up (and parks) when another task becomes runnable, a
- * timer is due, or idle_poll_ns passes. Returns true if the reply came. */
+ * timer is due, or reply_poll_ns passes. Returns true if the reply came. */
 static bool reply_in_place(struct crl__core *c, struct crl__call *call)
 {
-    int64_t poll_ns = c->rt->cfg.idle_poll_ns;
+    int64_t poll_ns = c->rt->cfg.reply_poll_ns;
     if (c->runq_head || poll_ns <= 0)
         return false;
     int64_t until = crl_now_ns() + poll_ns, timer = crl__wheel_next_ns(&c->wheel);
@@ -450,6 +454,7 @@ static bool reply_in_place(struct crl__core *c, struct crl__call *call)
         if (c->runq_head)
             return false;
     }
+    c->polled_enough = true; /* the core has polled long enough: it may sleep at once */
     return false;
 }
 

@@ -92,9 +92,19 @@ static pid_t spawn(const char *const *args, int *out, int *err)
     int o[2], e[2];
     CHECK_EQ(pipe2(o, O_CLOEXEC), 0);
     CHECK_EQ(pipe2(e, O_CLOEXEC), 0);
-    const char *argv[24] = {httpd_path()};
-    for (int i = 0; args[i]; i++)
-        argv[i + 1] = args[i];
+    /* A cross build runs its binaries through an emulator (meson names it). */
+    char wrapper[256] = "";
+    const char *argv[32];
+    int argc = 0;
+    if (getenv("MESON_EXE_WRAPPER"))
+        snprintf(wrapper, sizeof wrapper, "%s", getenv("MESON_EXE_WRAPPER"));
+    for (char *save = NULL, *w = strtok_r(wrapper, " ", &save); w && argc < 8;
+         w = strtok_r(NULL, " ", &save))
+        argv[argc++] = w;
+    argv[argc++] = httpd_path();
+    for (int i = 0; args[i] && argc < 31; i++)
+        argv[argc++] = args[i];
+    argv[argc] = NULL;
     fflush(NULL);
     pid_t pid = fork();
     CHECK(pid >= 0);
@@ -103,7 +113,7 @@ static pid_t spawn(const char *const *args, int *out, int *err)
         dup2(o[1], STDOUT_FILENO);
         if (err)
             dup2(e[1], STDERR_FILENO);
-        execv(argv[0], (char **)argv);
+        execvp(argv[0], (char **)argv);
         _exit(127);
     }
     close(o[1]);
