@@ -47,24 +47,26 @@ static int cancel_foreign_scope(void *arg)
     return 0;
 }
 
-static int scope_body(struct crl_scope *s, void *arg)
+/* A deadline is a timer of the scope's core's wheel: arming it from elsewhere is misuse. */
+static int set_foreign_deadline(void *arg)
 {
     (void)arg;
-    scope_of_core0 = s;
-    return crl_call(1, cancel_foreign_scope, NULL);
+    crl_scope_set_deadline(scope_of_core0, crl_now_ns() + CRL_SEC_NS);
+    return 0;
 }
 
-static int misuse_scope(void *arg)
+static int scope_body(struct crl_scope *s, void *arg)
 {
-    (void)arg;
-    return crl_scope_run(scope_body, NULL);
+    scope_of_core0 = s;
+    return crl_call(1, arg, NULL);
 }
+
+static int misuse_scope(void *arg) { return crl_scope_run(scope_body, arg); }
 
 static void run_scope_misuse(void *arg)
 {
-    (void)arg;
     struct crl_config cfg = {.cores = 2};
-    crl_run(&cfg, misuse_scope, NULL);
+    crl_run(&cfg, misuse_scope, arg);
 }
 
 static const char *cannot_check(void)
@@ -125,7 +127,18 @@ TEST_PLAIN(scope_cancelled_from_another_core_aborts)
     if (why)
         TEST_SKIP(why);
     struct child_result r;
-    test_in_child(run_scope_misuse, NULL, &r);
+    test_in_child(run_scope_misuse, (void *)cancel_foreign_scope, &r);
+    expect_abort(&r, "scope");
+}
+
+/* And for a scope's deadline (its timer) set from another core. */
+TEST_PLAIN(scope_deadline_set_from_another_core_aborts)
+{
+    const char *why = cannot_check();
+    if (why)
+        TEST_SKIP(why);
+    struct child_result r;
+    test_in_child(run_scope_misuse, (void *)set_foreign_deadline, &r);
     expect_abort(&r, "scope");
 }
 
