@@ -10,14 +10,14 @@
 #include "../core/core.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 __thread struct crl__http_stats crl__http_stats;
 
 enum {
-    IN_START = 16384,
-    OUT_START = 16384,
+    IN_START = 16384,     /* the input buffer may grow to at least this much for a head */
     BODY_ROOM_MIN = 4096, /* input room kept behind a head for the body */
     HEAD_SLACK = 1024,    /* CRLFs and separators beyond the line and header limits */
 };
@@ -90,11 +90,23 @@ int crl__http_out_reserve(struct crl__http_conn *c, size_t n)
     size_t cap = c->out_cap;
     while (cap < n)
         cap *= 2;
-    char *out = realloc(c->out, cap);
-    if (!out)
+    return crl__http_grow(&c->out, &c->out_cap, c->out_inline, c->out_len, cap);
+}
+
+int crl__http_grow(char **buf, size_t *cap, const char *inline_buf, size_t keep, size_t n)
+{
+    char *p;
+    if (*buf == inline_buf) {
+        p = malloc(n);
+        if (p)
+            memcpy(p, *buf, keep);
+    } else {
+        p = realloc(*buf, n);
+    }
+    if (!p)
         return -ENOMEM;
-    c->out = out;
-    c->out_cap = cap;
+    *buf = p;
+    *cap = n;
     return 0;
 }
 
@@ -217,12 +229,7 @@ static int head_room(struct crl__http_conn *c)
     if (c->in_cap >= c->in_max)
         return c->ps.line_done ? 431 : 414;
     size_t cap = c->in_cap * 2 < c->in_max ? c->in_cap * 2 : c->in_max;
-    char *in = realloc(c->in, cap);
-    if (!in)
-        return 503;
-    c->in = in;
-    c->in_cap = cap;
-    return 0;
+    return crl__http_grow(&c->in, &c->in_cap, c->in_inline, c->in_len, cap) ? 503 : 0;
 }
 
 /* Bytes of an unfinished head beyond what the limits allow (a run of spaces makes no parser
@@ -252,13 +259,9 @@ static int head_ready(struct crl__http_conn *c)
     if (r->body_done)
         return 0;
     r->body_deadline_ns = crl__now_coarse_ns() + c->lim.body_timeout_ns;
-    if (c->in_cap - c->head_end < BODY_ROOM_MIN) { /* before any slice is handed out */
-        char *in = realloc(c->in, c->head_end + BODY_ROOM_MIN);
-        if (!in)
-            return 503;
-        c->in = in;
-        c->in_cap = c->head_end + BODY_ROOM_MIN;
-    }
+    if (c->in_cap - c->head_end < BODY_ROOM_MIN && /* before any slice is handed out */
+        crl__http_grow(&c->in, &c->in_cap, c->in_inline, c->in_len, c->head_end + BODY_ROOM_MIN))
+        return 503;
     return 0;
 }
 
@@ -425,37 +428,36 @@ static bool next_request(struct crl__http_conn *c)
     return true;
 }
 
-static struct crl__http_conn *conn_new(const struct crl_http_limits *lim)
+static int conn_init(struct crl__http_conn *c, const struct crl_http_limits *lim)
 {
-    struct crl__http_conn *c = calloc(1, sizeof *c);
-    if (!c)
-        return NULL;
+    memset(c, 0, offsetof(struct crl__http_conn, in_inline)); /* not the inline buffers */
     crl__http_limits_resolve(&c->lim, lim);
     size_t head_max = c->lim.max_request_line + c->lim.max_header_bytes + HEAD_SLACK;
     c->in_max = head_max > IN_START ? head_max : IN_START;
-    c->in_cap = IN_START;
-    c->out_cap = OUT_START;
-    c->in = malloc(c->in_cap);
-    c->out = malloc(c->out_cap);
-    c->hdrs = malloc(c->lim.max_headers * sizeof *c->hdrs);
-    if (!c->in || !c->out || !c->hdrs) {
-        free(c->in), free(c->out), free(c->hdrs), free(c);
-        return NULL;
-    }
+    c->in = c->in_inline;
+    c->in_cap = sizeof c->in_inline;
+    c->out = c->out_inline;
+    c->out_cap = sizeof c->out_inline;
+    c->hdrs = c->hdrs_inline;
+    if (c->lim.max_headers > CRL__HTTP_HDRS_INLINE &&
+        !(c->hdrs = malloc(c->lim.max_headers * sizeof *c->hdrs)))
+        return -ENOMEM;
     c->write_deadline_ns = CRL_NO_DEADLINE;
     crl__http_parse_init(c);
-    return c;
+    return 0;
 }
 
-static void conn_free(struct crl__http_conn *c)
+static void conn_fini(struct crl__http_conn *c)
 {
-    free(c->in);
-    free(c->out);
-    free(c->hdrs);
+    if (c->in != c->in_inline)
+        free(c->in);
+    if (c->out != c->out_inline)
+        free(c->out);
+    if (c->hdrs != c->hdrs_inline)
+        free(c->hdrs);
     free(c->scratch);
     free(c->body);
     free(c->res.hdrs);
-    free(c);
 }
 
 static void conn_loop(struct crl__http_conn *c)
@@ -477,8 +479,8 @@ static void conn_loop(struct crl__http_conn *c)
 int crl__http_conn_serve(const struct crl__http_io *io, void *io_ctx,
                          const struct crl_http_limits *lim, crl_http_handler_fn *handler, void *ctx)
 {
-    struct crl__http_conn *c = conn_new(lim);
-    if (!c)
+    struct crl__http_conn conn, *c = &conn; /* in the task's frame, see http.h */
+    if (conn_init(c, lim))
         return -ENOMEM;
     c->io = io;
     c->io_ctx = io_ctx;
@@ -491,6 +493,6 @@ int crl__http_conn_serve(const struct crl__http_io *io, void *io_ctx,
     if ((c->linger || unread) && !c->peer_eof && !c->write_err && io->linger)
         io->linger(io_ctx);
     int rc = c->write_err;
-    conn_free(c);
+    conn_fini(c);
     return rc == -EPIPE || rc == -ECONNRESET ? 0 : rc;
 }

@@ -83,6 +83,16 @@ struct crl__http_parse {
     int status;         /* the error status a callback chose (400, 413, 414, 431, 501, 505) */
 };
 
+/* The connection's first buffers live inside it (and it lives in its task's frame): a
+ * keep-alive request then touches the task's stack and nothing else of the heap, which
+ * matters with hundreds of connections per core (cache and TLB misses). They move to the
+ * heap only when a request outgrows them. */
+enum {
+    CRL__HTTP_IN_INLINE = 4096,
+    CRL__HTTP_OUT_INLINE = 4096,
+    CRL__HTTP_HDRS_INLINE = 100, /* the default max_headers */
+};
+
 struct crl__http_conn {
     const struct crl__http_io *io;
     void *io_ctx;
@@ -118,6 +128,9 @@ struct crl__http_conn {
     struct crl__http_parse ps;
     struct crl_http_req req;
     struct crl_http_res res;
+    char in_inline[CRL__HTTP_IN_INLINE];
+    char out_inline[CRL__HTTP_OUT_INLINE];
+    struct crl__http_hdr hdrs_inline[CRL__HTTP_HDRS_INLINE];
 };
 
 #define CRL__HTTP_CONN_OF_REQ(r) crl__container_of((r), struct crl__http_conn, req)
@@ -147,6 +160,9 @@ int crl__http_head(struct crl__http_conn *c, int status, const char *content_typ
 int crl__http_flush(struct crl__http_conn *c, const struct iovec *extra, int n);
 /* Room for n more bytes at the end of the output buffer (flushing or growing it). */
 int crl__http_out_reserve(struct crl__http_conn *c, size_t n);
+/* Grow buffer *buf (of *cap bytes, keep of them in use; it may be the connection's inline
+ * array inline_buf) to n bytes. 0 or -ENOMEM (then *buf is unchanged). */
+int crl__http_grow(char **buf, size_t *cap, const char *inline_buf, size_t keep, size_t n);
 /* Parse up to len bytes of the body into buf (NULL: discard). > 0, 0 at its end, -errno. */
 ssize_t crl__http_body_read(struct crl__http_conn *c, void *buf, size_t len);
 /* The server's own response for status, closing after it. */

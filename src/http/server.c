@@ -67,6 +67,13 @@ static ssize_t sock_read(void *ctx, void *buf, size_t len, int64_t deadline_ns)
 static ssize_t sock_writev(void *ctx, const struct iovec *iov, int iovcnt, int64_t deadline_ns)
 {
     struct sock *s = ctx;
+    if (iovcnt == 1) { /* the usual case: a plain send spares io_uring copying a msghdr */
+        struct crl__op op = {.kind = CRL__OP_SEND,
+                             .fd = s->fd,
+                             .flags = MSG_NOSIGNAL,
+                             .a.rw = {iov->iov_base, iov->iov_len}};
+        return sock_run(s, &op, deadline_ns);
+    }
     struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
     struct crl__op op = {
         .kind = CRL__OP_SENDMSG, .fd = s->fd, .flags = MSG_NOSIGNAL, .a.msg = &msg};
@@ -439,11 +446,8 @@ int crl_http_res_end(crl_http_res *res)
 static int file_body(struct crl__http_conn *c, int fd, int64_t offset, int64_t len)
 {
     enum { FILE_BUF = 64 * 1024 };
-    if (c->out_cap < FILE_BUF && len > (int64_t)c->out_cap) {
-        char *p = realloc(c->out, FILE_BUF);
-        if (p)
-            c->out = p, c->out_cap = FILE_BUF;
-    }
+    if (c->out_cap < FILE_BUF && len > (int64_t)c->out_cap) /* else: smaller pieces */
+        crl__http_grow(&c->out, &c->out_cap, c->out_inline, c->out_len, FILE_BUF);
     while (len > 0) {
         if (c->out_cap - c->out_len < 4096 && crl__http_flush(c, NULL, 0))
             return c->write_err;

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,10 +51,30 @@ static void on_ready(void *ctx, const struct sockaddr *addr, socklen_t len)
     crl_event_set(&s->ready);
 }
 
+static int whoami(void *arg)
+{
+    *(unsigned *)arg = crl_core_id();
+    return 0;
+}
+
+/* A handler that blocks on a call to the other core (arg borrowed from its frame). */
+static int other_core(crl_http_res *res)
+{
+    unsigned here = crl_core_id(), there = 99;
+    int rc = crl_call(crl_core_count() - 1 - here, whoami, &there);
+    if (rc)
+        return rc;
+    char body[32];
+    int n = snprintf(body, sizeof body, "core %u asked core %u", here, there);
+    return crl_http_res_send(res, 200, "text/plain", body, (size_t)n);
+}
+
 static int route(crl_http_req *req, crl_http_res *res, void *ctx)
 {
     struct srv *s = ctx;
     const char *path = crl_http_req_path(req);
+    if (strcmp(path, "/other-core") == 0) /* served on both cores: touches nothing shared */
+        return other_core(res);
     s->calls++;
     if (strcmp(path, "/echo") == 0) {
         const void *body;
@@ -392,4 +413,36 @@ TEST(graceful_stop_closes_idle_connections)
     CHECK_LT(crl_now_ns() - t0, CRL_SEC_NS);
     CHECK(at_eof(s.file_fd));
     CHECK_EQ(crl_close(s.file_fd), 0);
+}
+
+static int other_core_client(struct srv *s)
+{
+    char buf[4096];
+    for (int i = 0; i < 8; i++) { /* reuseport spreads the connections over both cores */
+        int fd = dial(s);
+        send_str(fd, "GET /other-core HTTP/1.1\r\nHost: t\r\n\r\n");
+        read_until(fd, buf, sizeof buf, "asked", 1);
+        CHECK(strstr(buf, "core 0 asked core 1") || strstr(buf, "core 1 asked core 0"));
+        CHECK_EQ(crl_close(fd), 0);
+    }
+    return 0;
+}
+
+static int two_core_main(void *arg)
+{
+    with_server(arg, other_core_client);
+    return 0;
+}
+
+/* With two cores, a handler blocks on a call to the other core like on any I/O. */
+TEST_PLAIN(handler_calls_another_core)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < 2)
+        TEST_SKIP("fewer than 2 CPUs in the affinity mask");
+    const char *backend = getenv("CORRAL_BACKEND");
+    if (test_under_valgrind() && !(backend && strcmp(backend, "epoll") == 0))
+        TEST_SKIP("valgrind 3.19 stalls the other threads while one waits in io_uring_enter");
+    struct srv s = {0};
+    CHECK_EQ(crl_run(&(struct crl_config){.cores = 2}, two_core_main, &s), 0);
 }
