@@ -73,6 +73,18 @@ bool test_slow_env(void);
 /* True under valgrind. */
 bool test_under_valgrind(void);
 
+/* Why a runtime of n cores cannot run here (fewer CPUs in the affinity mask; valgrind 3.19,
+ * which stalls the other threads while one waits in io_uring_enter), or NULL if it can. */
+const char *test_cannot_run_cores(unsigned n);
+
+/* Skip the case unless a runtime of n cores can run here. */
+#define TEST_NEED_CORES(n)                                                                         \
+    do {                                                                                           \
+        const char *why_ = test_cannot_run_cores(n);                                               \
+        if (why_)                                                                                  \
+            TEST_SKIP(why_);                                                                       \
+    } while (0)
+
 /* Open file descriptors of this process (entries of /proc/self/fd). */
 int test_count_fds(void);
 

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -86,6 +87,17 @@ bool test_under_valgrind(void)
 #else
     return false;
 #endif
+}
+
+const char *test_cannot_run_cores(unsigned n)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < (int)n)
+        return "too few CPUs in the affinity mask";
+    const char *backend = getenv("CORRAL_BACKEND");
+    if (n > 1 && test_under_valgrind() && !(backend && strcmp(backend, "epoll") == 0))
+        return "valgrind 3.19 stalls the other threads while one waits in io_uring_enter";
+    return NULL;
 }
 
 bool test_slow_env(void)

@@ -3,28 +3,9 @@
 #define _GNU_SOURCE
 #include "../test.h"
 #include "mem_io.h"
+#include "check_str.h"
 
 #include <string.h>
-
-#define CHECK_STR(hay, needle)                                                                     \
-    do {                                                                                           \
-        if (!strstr((hay), (needle)))                                                              \
-            test_fail(__FILE__, __LINE__, "\"%s\" not found in:\n%s", (needle), (hay));            \
-    } while (0)
-
-#define CHECK_NO_STR(hay, needle)                                                                  \
-    do {                                                                                           \
-        if (strstr((hay), (needle)))                                                               \
-            test_fail(__FILE__, __LINE__, "\"%s\" unexpectedly in:\n%s", (needle), (hay));         \
-    } while (0)
-
-static int count_str(const char *hay, const char *needle)
-{
-    int n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
-        n++;
-    return n;
-}
 
 /* What the handlers saw. */
 struct seen {

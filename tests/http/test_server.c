@@ -4,28 +4,14 @@
 #define _GNU_SOURCE
 #include "../test.h"
 #include "http/http.h"
+#include "check_str.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-
-#define CHECK_STR(hay, needle)                                                                     \
-    do {                                                                                           \
-        if (!strstr((hay), (needle)))                                                              \
-            test_fail(__FILE__, __LINE__, "\"%s\" not found in:\n%s", (needle), (hay));            \
-    } while (0)
-
-static int count_str(const char *hay, const char *needle)
-{
-    int n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
-        n++;
-    return n;
-}
 
 /* ---- A server in the test's scope ------------------------------------------------------- */
 
@@ -437,12 +423,7 @@ static int two_core_main(void *arg)
 /* With two cores, a handler blocks on a call to the other core like on any I/O. */
 TEST_PLAIN(handler_calls_another_core)
 {
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < 2)
-        TEST_SKIP("fewer than 2 CPUs in the affinity mask");
-    const char *backend = getenv("CORRAL_BACKEND");
-    if (test_under_valgrind() && !(backend && strcmp(backend, "epoll") == 0))
-        TEST_SKIP("valgrind 3.19 stalls the other threads while one waits in io_uring_enter");
+    TEST_NEED_CORES(2);
     struct srv s = {0};
     CHECK_EQ(crl_run(&(struct crl_config){.cores = 2}, two_core_main, &s), 0);
 }

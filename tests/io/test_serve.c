@@ -7,26 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
-#include <sched.h>
 #include <string.h>
-
-static const char *cannot_run_two_cores(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < 2)
-        return "fewer than 2 CPUs in the affinity mask";
-    const char *backend = getenv("CORRAL_BACKEND");
-    if (test_under_valgrind() && !(backend && strcmp(backend, "epoll") == 0))
-        return "valgrind 3.19 stalls the other threads while one waits in io_uring_enter";
-    return NULL;
-}
-
-#define NEED_TWO_CORES()                                                                           \
-    do {                                                                                           \
-        const char *why = cannot_run_two_cores();                                                  \
-        if (why)                                                                                   \
-            TEST_SKIP(why);                                                                        \
-    } while (0)
 
 struct fixture {
     struct crl_serve_opts opts;
@@ -158,7 +139,7 @@ static void count_sequential(struct fixture *f)
 /* Round robin hands connections to the cores in turn. */
 TEST_PLAIN(serve_round_robin_alternates)
 {
-    NEED_TWO_CORES();
+    TEST_NEED_CORES(2);
     struct fixture f = {.opts = {.balance = CRL_BALANCE_ROUND_ROBIN}};
     run_scenario(2, &f, count_sequential);
     CHECK_EQ(f.per_core[0], SEQUENTIAL / 2);
@@ -168,7 +149,7 @@ TEST_PLAIN(serve_round_robin_alternates)
 /* With one SO_REUSEPORT listener per core, the kernel spreads connections over both. */
 TEST_PLAIN(serve_reuseport_uses_every_core)
 {
-    NEED_TWO_CORES();
+    TEST_NEED_CORES(2);
     struct fixture f = {.opts = {.balance = CRL_BALANCE_REUSEPORT}};
     run_scenario(2, &f, count_sequential);
     CHECK_EQ(f.per_core[0] + f.per_core[1], SEQUENTIAL);
@@ -215,7 +196,7 @@ static void hold_open(struct fixture *f)
 /* Least-loaded keeps live connections even across cores, whatever the order they end in. */
 TEST_PLAIN(serve_least_loaded_evens_live_connections)
 {
-    NEED_TWO_CORES();
+    TEST_NEED_CORES(2);
     struct fixture f = {.opts = {.balance = CRL_BALANCE_LEAST}};
     run_scenario(2, &f, hold_open);
     CHECK_EQ(f.per_core[0], HELD / 2);

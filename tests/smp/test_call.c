@@ -5,30 +5,10 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-
-/* Why this machine cannot run a two-core test, or NULL if it can. */
-static const char *cannot_run_two_cores(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < 2)
-        return "fewer than 2 CPUs in the affinity mask";
-    const char *backend = getenv("CORRAL_BACKEND");
-    if (test_under_valgrind() && !(backend && strcmp(backend, "epoll") == 0))
-        return "valgrind 3.19 stalls the other threads while one waits in io_uring_enter";
-    return NULL;
-}
-
-#define NEED_TWO_CORES()                                                                           \
-    do {                                                                                           \
-        const char *why = cannot_run_two_cores();                                                  \
-        if (why)                                                                                   \
-            TEST_SKIP(why);                                                                        \
-    } while (0)
 
 static int whoami(void *arg)
 {
@@ -53,7 +33,7 @@ static int call_core1(void *arg)
 /* A function called on core 1 runs there and its result comes back to core 0. */
 TEST_PLAIN(call_runs_on_the_other_core)
 {
-    NEED_TWO_CORES();
+    TEST_NEED_CORES(2);
     struct crl_config cfg = {.cores = 2};
     CHECK_EQ(crl_run(&cfg, call_core1, NULL), 0);
 }
@@ -90,7 +70,7 @@ static int run_many(void *arg) { return crl_scope_run(many_callers, arg); }
 /* 100 tasks each making 200 calls to core 1: every result is right. */
 TEST_PLAIN(many_concurrent_calls)
 {
-    NEED_TWO_CORES();
+    TEST_NEED_CORES(2);
     long sum = 0;
     struct crl_config cfg = {.cores = 2};
     CHECK_EQ(crl_run(&cfg, run_many, &sum), 0);
@@ -135,7 +115,7 @@ static int run_cancel(void *arg)
 /* Cancelling the caller cancels the task on the other core, and waits for it. */
 TEST_PLAIN(cancel_crosses_cores)
 {
-    NEED_TWO_CORES();
+    TEST_NEED_CORES(2);
     struct remote_sleep r = {1, 1};
     struct crl_config cfg = {.cores = 2};
     CHECK_EQ(crl_run(&cfg, run_cancel, &r), 0);
@@ -159,7 +139,7 @@ static int run_deadline(void *arg)
 /* A caller's deadline reaches the remote task as a cancellation; the caller sees -ETIMEDOUT. */
 TEST_PLAIN(deadline_crosses_cores)
 {
-    NEED_TWO_CORES();
+    TEST_NEED_CORES(2);
     struct remote_sleep r = {1, 1};
     struct crl_config cfg = {.cores = 2};
     CHECK_EQ(crl_run(&cfg, run_deadline, &r), 0);
@@ -192,7 +172,7 @@ static int shard_counts(void *arg)
 /* Each core has its own instance of a per-core local, zeroed at first use. */
 TEST_PLAIN(core_locals_are_per_core)
 {
-    NEED_TWO_CORES();
+    TEST_NEED_CORES(2);
     if (local_key < 0)
         local_key = crl_core_local_create(sizeof(long), NULL);
     CHECK(local_key >= 0);
@@ -240,7 +220,7 @@ static int remote_children(void *arg)
 /* Children spawned on another core write into the parent's frame; the scope joins them. */
 TEST_PLAIN(scope_joins_children_on_another_core)
 {
-    NEED_TWO_CORES();
+    TEST_NEED_CORES(2);
     struct crl_config cfg = {.cores = 2};
     CHECK_EQ(crl_run(&cfg, remote_children, NULL), 0);
 }
@@ -277,7 +257,7 @@ static int remote_failure(void *arg)
 /* A remote child's error fails the scope and cancels the other children, local and remote. */
 TEST_PLAIN(remote_child_error_cancels_siblings)
 {
-    NEED_TWO_CORES();
+    TEST_NEED_CORES(2);
     struct remote_sleep r = {1, 1};
     struct crl_config cfg = {.cores = 2};
     CHECK_EQ(crl_run(&cfg, remote_failure, &r), 0);
@@ -322,7 +302,7 @@ static int foreign_main(void *arg)
 /* A thread that is not an executor runs functions on each core and gets their results. */
 TEST_PLAIN(foreign_thread_calls_into_cores)
 {
-    NEED_TWO_CORES();
+    TEST_NEED_CORES(2);
     struct foreign f = {0};
     struct crl_config cfg = {.cores = 2};
     CHECK_EQ(crl_run(&cfg, foreign_main, &f), 0);
@@ -359,7 +339,7 @@ static int ping_pong_loopback(void *arg)
 /* An idle core polling its rings for calls keeps submitting and reaping I/O meanwhile. */
 TEST_PLAIN(idle_poll_does_not_hold_io_back)
 {
-    NEED_TWO_CORES();
+    TEST_NEED_CORES(2);
     struct crl_config cfg = {.cores = 2, .idle_poll_ns = 50 * CRL_MSEC_NS};
     CHECK_EQ(crl_run(&cfg, ping_pong_loopback, NULL), 0);
 }

@@ -74,13 +74,7 @@ static const char *cannot_check(void)
 #ifdef NDEBUG
     return "ownership checks are compiled out of this build";
 #else
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < 2)
-        return "fewer than 2 CPUs in the affinity mask";
-    const char *b = getenv("CORRAL_BACKEND");
-    if (test_under_valgrind() && !(b && strcmp(b, "epoll") == 0))
-        return "valgrind 3.19 stalls the other threads while one waits in io_uring_enter";
-    return NULL;
+    return test_cannot_run_cores(2);
 #endif
 }
 

@@ -4,28 +4,9 @@
 #include "../test.h"
 
 #include <errno.h>
-#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
-
-static const char *cannot_run_two_cores(void)
-{
-    cpu_set_t set;
-    if (sched_getaffinity(0, sizeof set, &set) != 0 || CPU_COUNT(&set) < 2)
-        return "fewer than 2 CPUs in the affinity mask";
-    const char *backend = getenv("CORRAL_BACKEND");
-    if (test_under_valgrind() && !(backend && strcmp(backend, "epoll") == 0))
-        return "valgrind 3.19 stalls the other threads while one waits in io_uring_enter";
-    return NULL;
-}
-
-#define NEED_TWO_CORES()                                                                           \
-    do {                                                                                           \
-        const char *why = cannot_run_two_cores();                                                  \
-        if (why)                                                                                   \
-            TEST_SKIP(why);                                                                        \
-    } while (0)
 
 struct flow {
     struct crl_xchan *ch;
@@ -89,7 +70,7 @@ static int one_way(void *arg)
  * sides wait and wake many times), and the receiver sees -EPIPE after the last. */
 TEST_PLAIN(xchan_carries_values_in_order_across_cores)
 {
-    NEED_TWO_CORES();
+    TEST_NEED_CORES(2);
     struct flow f = {.count = test_slow_env() ? 20000 : 200000, .in_order = true};
     CHECK_EQ(crl_run(&(struct crl_config){.cores = 2}, one_way, &f), 0);
     CHECK_EQ(f.on_core, 1);
@@ -140,7 +121,7 @@ static int many_main(void *arg)
 /* Several tasks on each side: every value is received exactly once. */
 TEST_PLAIN(xchan_many_tasks_per_side)
 {
-    NEED_TWO_CORES();
+    TEST_NEED_CORES(2);
     struct many m;
     CHECK_EQ(crl_run(&(struct crl_config){.cores = 2}, many_main, &m), 0);
     long received = 0, sum = 0;
@@ -193,7 +174,7 @@ static int close_main(void *arg)
 /* Closing from the receiving side wakes a sender waiting on the other core with -EPIPE. */
 TEST_PLAIN(xchan_close_wakes_the_other_core)
 {
-    NEED_TWO_CORES();
+    TEST_NEED_CORES(2);
     struct flow f = {0};
     CHECK_EQ(crl_run(&(struct crl_config){.cores = 2}, close_main, &f), 0);
     CHECK_EQ(f.recv_end, -EPIPE);
@@ -255,7 +236,7 @@ TEST_PLAIN(xchan_wrong_side_aborts)
 #ifdef NDEBUG
     TEST_SKIP("ownership checks are compiled out of this build");
 #else
-    NEED_TWO_CORES();
+    TEST_NEED_CORES(2);
     struct child_result r;
     test_in_child(run_misuse, NULL, &r);
     CHECK(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT);
