@@ -22,4 +22,4 @@ bench: build
 	./build/bench/bench-core
 
 clean:
-	rm -rf build build-asan build-aarch64
+	rm -rf build build-asan build-tsan build-aarch64 build-fuzz
