@@ -23,6 +23,7 @@ struct sock {
     struct crl__timer timer;
     struct crl__op *op; /* the operation the timer cancels */
     bool fired;
+    bool replied; /* bytes went out since the last read: the peer's answer takes a trip */
 };
 
 enum { LINGER_BYTES = 256 * 1024 };
@@ -60,13 +61,16 @@ static int sock_run(struct sock *s, struct crl__op *op, int64_t deadline_ns)
 static ssize_t sock_read(void *ctx, void *buf, size_t len, int64_t deadline_ns)
 {
     struct sock *s = ctx;
-    struct crl__op op = {.kind = CRL__OP_RECV, .fd = s->fd, .a.rw = {buf, len}};
+    struct crl__op op = {
+        .kind = CRL__OP_RECV, .fd = s->fd, .poll_first = s->replied, .a.rw = {buf, len}};
+    s->replied = false;
     return sock_run(s, &op, deadline_ns);
 }
 
 static ssize_t sock_writev(void *ctx, const struct iovec *iov, int iovcnt, int64_t deadline_ns)
 {
     struct sock *s = ctx;
+    s->replied = true;
     if (iovcnt == 1) { /* the usual case: a plain send spares io_uring copying a msghdr */
         struct crl__op op = {.kind = CRL__OP_SEND,
                              .fd = s->fd,

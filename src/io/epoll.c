@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -24,7 +25,9 @@ struct ep_fd {
     struct crl__op *head, *tail; /* ops waiting for this fd to become ready */
     uint8_t kind;
     bool registered;
-    bool direct; /* a file opened O_DIRECT */
+    bool direct;      /* a file opened O_DIRECT */
+    bool stream_sock; /* a SOCK_STREAM socket: a short read empties its receive queue */
+    bool drained;     /* its last read came up short and no input event came since */
 };
 
 struct ep_state {
@@ -102,6 +105,11 @@ static uint8_t fd_kind(struct ep_fd *e, int fd)
         if (fl >= 0 && !(fl & O_NONBLOCK))
             fcntl(fd, F_SETFL, fl | O_NONBLOCK);
         e->kind = FD_STREAM;
+        int type = 0;
+        socklen_t len = sizeof type;
+        e->stream_sock = S_ISSOCK(sb.st_mode) &&
+                         getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+                         type == SOCK_STREAM;
     }
     return e->kind;
 }
@@ -262,6 +270,22 @@ static void to_pool(struct crl__core *c, struct crl__op *op, bool direct)
     }
 }
 
+/* A plain recv on a stream socket that returned less than asked emptied the receive queue
+ * (0, the end of input, stays readable and is no such sign). */
+static bool recv_drains(const struct crl__op *op)
+{
+    return op->kind == CRL__OP_RECV && !(op->flags & MSG_PEEK);
+}
+
+/* Try op, noting whether it left the fd's input drained. */
+static int try_stream_op(struct ep_fd *e, struct crl__op *op)
+{
+    int res = try_op(op);
+    if (e->stream_sock && recv_drains(op))
+        e->drained = res == -EAGAIN || (res > 0 && (size_t)res < op->a.rw.len);
+    return res;
+}
+
 static void ep_submit(struct crl__core *c, struct crl__op *op)
 {
     struct ep_state *st = st_of(c);
@@ -282,7 +306,10 @@ static void ep_submit(struct crl__core *c, struct crl__op *op)
         to_pool(c, op, e->direct);
         return;
     }
-    int res = try_op(op);
+    /* A recv after a short one on a registered socket waits for the next input edge: trying
+     * it first would only hear EAGAIN (a request-response peer has not answered yet). */
+    bool doomed = e->registered && e->drained && recv_drains(op);
+    int res = doomed ? -EAGAIN : try_stream_op(e, op);
     if (res != -EAGAIN) {
         complete(c, op, res);
         return;
@@ -317,14 +344,17 @@ static void ep_cancel(struct crl__core *c, struct crl__op *op)
 
 /* The fd reported readiness: retry every op waiting on it; those that no longer would
  * block complete (edge-triggered: an op left waiting is retried on the next edge). */
-static void fd_ready(struct crl__core *c, struct ep_state *st, int fd)
+static void fd_ready(struct crl__core *c, struct ep_state *st, int fd, uint32_t events)
 {
     if (fd < 0 || fd >= st->nfds)
         return;
-    struct crl__op *op = st->fds[fd].head;
+    struct ep_fd *e = &st->fds[fd];
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        e->drained = false;
+    struct crl__op *op = e->head;
     while (op) {
         struct crl__op *next = op->next;
-        int res = try_op(op);
+        int res = try_stream_op(e, op);
         if (res != -EAGAIN) {
             unlink_op(&st->fds[fd], op);
             complete(c, op, res);
@@ -369,7 +399,7 @@ static void ep_wait(struct crl__core *c, int64_t deadline_ns)
         if (events[i].data.fd == c->wake_fd)
             crl__core_woken(c);
         else
-            fd_ready(c, st, events[i].data.fd);
+            fd_ready(c, st, events[i].data.fd, events[i].events);
     }
 }
 

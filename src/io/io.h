@@ -40,6 +40,8 @@ struct crl__op {
     bool queued;     /* epoll: linked in its fd's wait list */
     bool cancelling; /* a cancel was requested; the completion is still to come */
     uint8_t phase;   /* io_uring: 0 the op itself is in flight, 2 a poll for its readiness */
+    bool poll_first; /* recv hint: the peer must first answer what we sent, so wait for
+                        readiness before trying (io_uring skips a receive bound to fail) */
     int fd;
     int flags; /* recv/send/accept flags, open flags, poll events, shutdown how */
     int32_t result;

@@ -66,6 +66,9 @@ static int uring_init(struct crl__core *c)
         free(ring);
         return rc;
     }
+    /* This thread alone enters its ring: a registered ring fd spares a file lookup per
+     * io_uring_enter. Optional: without it, the plain fd works. */
+    io_uring_register_ring_fd(ring);
     c->io_state = ring;
     arm_wakeup(c);
     return 0;
@@ -140,6 +143,10 @@ static void issue(struct io_uring *ring, struct crl__op *op)
 {
     struct io_uring_sqe *sqe = get_sqe(ring);
     prep_op(sqe, op);
+    /* Kernels that take the first two flag sets (5.19+) know the poll-first hint. */
+    if (op->poll_first && op->kind == CRL__OP_RECV &&
+        (ring->flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN)))
+        sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     op->phase = 0;
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
 }

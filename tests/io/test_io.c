@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -222,6 +223,57 @@ TEST(unix_stream_socket)
     CHECK(memcmp(u.got, "unix", 4) == 0);
     CHECK_EQ(crl_close(u.lfd), 0);
     unlink(u.path);
+}
+
+struct drain {
+    int fds[2]; /* fds[0] is read through corral, fds[1] written with plain syscalls */
+};
+
+static int late_writer(void *arg)
+{
+    struct drain *d = arg;
+    CHECK_EQ(crl_sleep_ns(2 * CRL_MSEC_NS), 0);
+    CHECK_EQ(write(d->fds[1], "defgh", 5), 5);
+    return 0;
+}
+
+static int late_end(void *arg)
+{
+    struct drain *d = arg;
+    CHECK_EQ(crl_sleep_ns(2 * CRL_MSEC_NS), 0);
+    CHECK_EQ(shutdown(d->fds[1], SHUT_WR), 0);
+    return 0;
+}
+
+static int drain_body(struct crl_scope *s, void *arg)
+{
+    struct drain *d = arg;
+    char buf[100];
+    CHECK_EQ(write(d->fds[1], "abc", 3), 3);
+    CHECK_EQ(crl_recv(d->fds[0], buf, sizeof buf, 0), 3); /* short: the queue is empty */
+    CHECK_EQ(crl_spawn(s, late_writer, d), 0);
+    CHECK_EQ(crl_recv(d->fds[0], buf, sizeof buf, 0), 5); /* woken by the data's arrival */
+    CHECK(memcmp(buf, "defgh", 5) == 0);
+    CHECK_EQ(write(d->fds[1], "ij", 2), 2); /* arrives before the next recv is asked */
+    CHECK_EQ(crl_recv(d->fds[0], buf, sizeof buf, 0), 2);
+    CHECK(memcmp(buf, "ij", 2) == 0);
+    CHECK_EQ(crl_spawn(s, late_end, d), 0);
+    CHECK_EQ(crl_recv(d->fds[0], buf, sizeof buf, 0), 0);
+    CHECK_EQ(crl_sleep_ns(2 * CRL_MSEC_NS), 0);           /* every event of the end is consumed */
+    CHECK_EQ(crl_recv(d->fds[0], buf, sizeof buf, 0), 0); /* the end stays readable */
+    return 0;
+}
+
+/* A stream socket read short (emptied), then fed by the peer later, at once, and ended:
+ * every recv sees its bytes or the end, and none waits for an event that never comes (the
+ * epoll backend skips the try of a recv after a short one until the next input event). */
+TEST(recv_after_short_recv_sees_new_data_and_end)
+{
+    struct drain d;
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, d.fds), 0);
+    CHECK_EQ(crl_scope_run(drain_body, &d), 0);
+    CHECK_EQ(crl_close(d.fds[0]), 0);
+    CHECK_EQ(close(d.fds[1]), 0);
 }
 
 /* Files: open, pwrite and pread at offsets, fsync, close. */
