@@ -102,10 +102,21 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
     return check_header_bytes(c, at, len);
 }
 
+/* s[0..n) equals lower (lowercase letters and '-') ignoring case. Only for header names:
+ * llhttp let through token characters alone, and no other token character folds (| 0x20)
+ * onto a lowercase letter or '-'. Inline: libc's strncasecmp goes through the locale. */
+static inline bool token_ieq(const char *s, const char *lower, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if ((s[i] | 0x20) != lower[i])
+            return false;
+    return true;
+}
+
 static bool name_is(const struct crl__http_conn *c, const struct crl__http_hdr *h, const char *name,
                     size_t len)
 {
-    return h->name_len == len && strncasecmp(crl__http_at(c, h->name), name, len) == 0;
+    return h->name_len == len && token_ieq(crl__http_at(c, h->name), name, len);
 }
 
 /* Every coding listed in a Transfer-Encoding value must be "chunked" (we know no other). */

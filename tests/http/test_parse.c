@@ -348,6 +348,12 @@ static const struct bad_case bad_cases[] = {
     {"empty name", "GET / HTTP/1.1\r\nHost: a\r\n: v\r\n\r\n", 0, 400},
     {"missing Host", "GET / HTTP/1.1\r\n\r\n", 0, 400},
     {"repeated Host", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 0, 400},
+    /* Header names match in any case. */
+    {"duplicate CL, cases differ",
+     "POST / HTTP/1.1\r\nHost: a\r\nCONTENT-LENGTH: 1\r\ncontent-Length: 1\r\n\r\nx", 0, 400},
+    {"repeated Host, cases differ", "GET / HTTP/1.1\r\nHOST: a\r\nhost: b\r\n\r\n", 0, 400},
+    {"TE gzip, upper case", "POST / HTTP/1.1\r\nHost: a\r\nTRANSFER-ENCODING: gzip\r\n\r\n", 0,
+     501},
     {"TE in 1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 0, 400},
     {"TE gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 0, 501},
     {"TE gzip, chunked",
