@@ -356,7 +356,7 @@ static void fd_ready(struct crl__core *c, struct ep_state *st, int fd, uint32_t 
         struct crl__op *next = op->next;
         int res = try_stream_op(e, op);
         if (res != -EAGAIN) {
-            unlink_op(&st->fds[fd], op);
+            unlink_op(e, op);
             complete(c, op, res);
         }
         op = next;

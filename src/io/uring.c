@@ -270,8 +270,10 @@ static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
             crl__op_complete(c, op, res < 0 ? res : -ECANCELED);
         else if (op->kind == CRL__OP_CONNECT)
             crl__op_complete(c, op, connect_result(op->fd));
-        else
-            issue(ring_of(c), op); /* ready now: try the op again */
+        else {
+            op->poll_first = false; /* ready now: try the op again, without a second poll */
+            issue(ring_of(c), op);
+        }
         return;
     }
     unsigned events = readiness_events(op);
