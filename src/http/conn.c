@@ -202,10 +202,32 @@ void crl__http_send_error(struct crl__http_conn *c, int status)
 
 /* ---- Input ------------------------------------------------------------------------------ */
 
+/* Read more input; what the output buffer holds goes out first (with the transport's
+ * write_read, in the same breath as the read is started). A write error ends the
+ * connection: -EPIPE then. */
 static ssize_t transport_read(struct crl__http_conn *c, int64_t deadline_ns)
 {
-    crl__http_stats.reads++;
-    ssize_t n = c->io->read(c->io_ctx, c->in + c->in_len, c->in_cap - c->in_len, deadline_ns);
+    ssize_t n;
+    void *buf = c->in + c->in_len;
+    size_t len = c->in_cap - c->in_len;
+    if (c->out_len && !c->write_err && c->io->write_read) {
+        int werr = 0;
+        crl__http_stats.writes++;
+        crl__http_stats.reads++;
+        n = c->io->write_read(c->io_ctx, c->out, c->out_len, c->write_deadline_ns, buf, len,
+                              deadline_ns, &werr);
+        c->out_len = 0;
+        if (werr) {
+            c->write_err = werr;
+            c->must_close = true;
+            return -EPIPE;
+        }
+    } else {
+        if (crl__http_flush(c, NULL, 0))
+            return -EPIPE;
+        crl__http_stats.reads++;
+        n = c->io->read(c->io_ctx, buf, len, deadline_ns);
+    }
     if (n > 0)
         c->in_len += (size_t)n;
     else if (n == 0)
@@ -270,6 +292,7 @@ static int head_ready(struct crl__http_conn *c)
 static int read_head(struct crl__http_conn *c, bool first)
 {
     c->msg = c->in_parsed;
+    c->res.state = CRL__RES_NONE; /* the last response is complete: an error may follow it */
     crl__http_parse_begin(c);
     c->req.body_done = true; /* no request yet: no body left unread */
     int64_t head_deadline = CRL_NO_DEADLINE;
@@ -284,9 +307,11 @@ static int read_head(struct crl__http_conn *c, bool first)
         int rc = head_room(c);
         if (rc)
             return rc;
-        if (crl__http_flush(c, NULL, 0))
+        if (c->write_err)
             return -1;
-        bool idle = c->in_len == c->msg; /* no byte of this request yet */
+        bool idle = c->in_len == c->msg;               /* no byte of this request yet */
+        if (!idle && head_deadline == CRL_NO_DEADLINE) /* from its first byte on */
+            head_deadline = crl__now_coarse_ns() + c->lim.header_timeout_ns;
         int64_t deadline = head_deadline;
         if (idle) {
             if (c->io->draining && c->io->draining(c->io_ctx))
@@ -303,8 +328,6 @@ static int read_head(struct crl__http_conn *c, bool first)
             return 408;
         if (n <= 0)
             return -1;
-        if (head_deadline == CRL_NO_DEADLINE)
-            head_deadline = crl__now_coarse_ns() + c->lim.header_timeout_ns;
     }
 }
 
@@ -380,9 +403,9 @@ ssize_t crl__http_body_read(struct crl__http_conn *c, void *buf, size_t len)
         body_room(c);
         if (!r->continue_sent && send_continue(c))
             return body_fail(c, c->write_err ? c->write_err : -ENOMEM, 0);
-        if (crl__http_flush(c, NULL, 0))
-            return body_fail(c, c->write_err, 0);
         ssize_t n = transport_read(c, r->body_deadline_ns);
+        if (c->write_err)
+            return body_fail(c, c->write_err, 0);
         if (n == 0)
             return body_fail(c, -ECONNRESET, 0);
         if (n < 0)

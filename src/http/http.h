@@ -21,6 +21,12 @@ struct crl__http_io {
     ssize_t (*read)(void *ctx, void *buf, size_t len, int64_t deadline_ns);
     /* Some of iov (a short write is fine): bytes written, -ETIMEDOUT or another -errno. */
     ssize_t (*writev)(void *ctx, const struct iovec *iov, int iovcnt, int64_t deadline_ns);
+    /* Optional (may be NULL): write out[0..out_len) completely, then read as read() does;
+     * the transport may wait for input while the write is still on its way. Returns what
+     * the read returns; *write_err is 0 or the write's -errno (-ETIMEDOUT at write_deadline),
+     * in which case the read's result means nothing. */
+    ssize_t (*write_read)(void *ctx, const void *out, size_t out_len, int64_t write_deadline_ns,
+                          void *buf, size_t len, int64_t read_deadline_ns, int *write_err);
     void (*set_idle)(void *ctx, bool idle); /* waiting for the next request (may be NULL) */
     bool (*draining)(void *ctx);            /* the server is stopping (may be NULL) */
     void (*linger)(void *ctx); /* closing with input unread: half-close, drain (may be NULL) */

@@ -21,7 +21,10 @@ struct sock {
     int fd;
     struct crl_conn *conn; /* NULL when served without crl_serve */
     struct crl__timer timer;
-    struct crl__op *op; /* the operation the timer cancels */
+    struct crl__op *op;       /* the operation the timer cancels */
+    struct crl__op *send;     /* write_read: its send, in flight while the task waits on op */
+    int64_t read_deadline_ns; /* write_read: op's own deadline, when the send's comes first */
+    bool write_first;         /* write_read: the timer is armed for the send's deadline */
     bool fired;
     bool replied; /* bytes went out since the last read: the peer's answer takes a trip */
 };
@@ -33,21 +36,29 @@ static void sock_timer_fire(struct crl__timer *t)
 {
     struct sock *s = crl__container_of(t, struct sock, timer);
     struct crl__core *c = crl__core();
-    s->fired = true;
+    if (s->write_first) {
+        s->write_first = false;
+        if (s->send->done) { /* the send made it in time: the receive's own deadline is next */
+            if (s->read_deadline_ns >= 0)
+                crl__timer_arm(&c->wheel, t, s->read_deadline_ns);
+            return;
+        }
+    }
+    s->fired = true; /* a send still in flight is cancelled once the receive is */
     if (s->op && !s->op->done)
         c->io->cancel(c, s->op); /* its completion still comes, as for any cancel */
 }
 
-/* Run op, cancelled at deadline_ns: -ETIMEDOUT then. */
-static int sock_run(struct sock *s, struct crl__op *op, int64_t deadline_ns)
+/* Wait for op, started, cancelling it at deadline_ns: -ETIMEDOUT then. */
+static int sock_finish(struct sock *s, struct crl__op *op, int64_t deadline_ns)
 {
-    if (deadline_ns < 0)
-        return crl__op_run(op);
+    if (deadline_ns < 0 || op->done)
+        return crl__op_finish(op);
     struct crl__core *c = crl__core();
     s->fired = false;
     s->op = op;
     crl__timer_arm(&c->wheel, &s->timer, deadline_ns);
-    int rc = crl__op_run(op);
+    int rc = crl__op_finish(op);
     if (crl__timer_armed(&s->timer))
         crl__timer_disarm(&c->wheel, &s->timer);
     s->op = NULL;
@@ -56,6 +67,13 @@ static int sock_run(struct sock *s, struct crl__op *op, int64_t deadline_ns)
         return cancel ? cancel : -ETIMEDOUT;
     }
     return rc;
+}
+
+/* Run op, cancelled at deadline_ns: -ETIMEDOUT then. */
+static int sock_run(struct sock *s, struct crl__op *op, int64_t deadline_ns)
+{
+    int rc = crl__op_start(op);
+    return rc ? rc : sock_finish(s, op, deadline_ns);
 }
 
 static ssize_t sock_read(void *ctx, void *buf, size_t len, int64_t deadline_ns)
@@ -82,6 +100,57 @@ static ssize_t sock_writev(void *ctx, const struct iovec *iov, int iovcnt, int64
     struct crl__op op = {
         .kind = CRL__OP_SENDMSG, .fd = s->fd, .flags = MSG_NOSIGNAL, .a.msg = &msg};
     return sock_run(s, &op, deadline_ns);
+}
+
+/* The send is started, then the receive of what the peer sends next, and the task waits
+ * for the receive alone: the send usually completes in the same submission, without
+ * waking the task a second time. The timer serves both: armed at the earlier deadline, it
+ * moves on to the receive's when the send was done by then. */
+static ssize_t sock_write_read(void *ctx, const void *out, size_t out_len,
+                               int64_t write_deadline_ns, void *buf, size_t len,
+                               int64_t read_deadline_ns, int *write_err)
+{
+    struct sock *s = ctx;
+    struct crl__core *c = crl__core();
+    struct crl__op send = {.kind = CRL__OP_SEND,
+                           .fd = s->fd,
+                           .flags = MSG_NOSIGNAL | MSG_WAITALL, /* no short send unnoticed */
+                           .a.rw = {(void *)out, out_len}};
+    struct crl__op recv = {
+        .kind = CRL__OP_RECV, .fd = s->fd, .poll_first = true, .a.rw = {buf, len}};
+    *write_err = 0;
+    s->replied = false;
+    s->fired = false;
+    ssize_t n = crl__op_start(&send);
+    if (n) {
+        *write_err = (int)n;
+        return n;
+    }
+    bool fired = false;
+    n = crl__op_start(&recv); /* cannot be cancelled: nothing ran since the send started */
+    if (n == 0) {
+        s->send = &send;
+        s->read_deadline_ns = read_deadline_ns;
+        s->write_first = write_deadline_ns >= 0 && !send.done &&
+                         (read_deadline_ns < 0 || write_deadline_ns < read_deadline_ns);
+        n = sock_finish(s, &recv, s->write_first ? write_deadline_ns : read_deadline_ns);
+        fired = s->fired;
+        s->send = NULL;
+        s->write_first = false;
+    }
+    if (!send.done && n < 0)
+        c->io->cancel(c, &send); /* the receive failed: the connection ends */
+    ssize_t w = sock_finish(s, &send, write_deadline_ns);
+    fired = fired || s->fired;
+    if (w != (ssize_t)out_len) {
+        int cancel = crl_checkpoint(); /* our own cancellation wins over a deadline */
+        *write_err = cancel                     ? cancel
+                     : fired                    ? -ETIMEDOUT
+                     : w < 0 && w != -ECANCELED ? (int)w
+                     : n < 0                    ? (int)n
+                                                : -EIO;
+    }
+    return n;
 }
 
 static void sock_set_idle(void *ctx, bool idle)
@@ -119,6 +188,7 @@ static void sock_linger(void *ctx)
 static const struct crl__http_io sock_io = {
     .read = sock_read,
     .writev = sock_writev,
+    .write_read = sock_write_read,
     .set_idle = sock_set_idle,
     .draining = sock_draining,
     .linger = sock_linger,

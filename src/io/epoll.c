@@ -277,12 +277,15 @@ static bool recv_drains(const struct crl__op *op)
     return op->kind == CRL__OP_RECV && !(op->flags & MSG_PEEK);
 }
 
-/* Try op, noting whether it left the fd's input drained. */
+/* Try op, noting whether it left the fd's input drained; a short send that must send all
+ * waits for room (-EAGAIN). */
 static int try_stream_op(struct ep_fd *e, struct crl__op *op)
 {
     int res = try_op(op);
     if (e->stream_sock && recv_drains(op))
         e->drained = res == -EAGAIN || (res > 0 && (size_t)res < op->a.rw.len);
+    if (crl__is_send_all(op))
+        res = crl__send_all_step(op, res);
     return res;
 }
 

@@ -104,6 +104,8 @@ const char *crl_io_backend(void)
 
 void crl__op_complete(struct crl__core *c, struct crl__op *op, int res)
 {
+    if (res < 0 && op->sent)
+        res = (int)op->sent; /* a send that must send all failed after sending some */
     op->result = res;
     op->done = true;
     c->io_pending--;
@@ -122,7 +124,7 @@ static void op_unpark(struct crl_task *t)
     t->core->io->cancel(t->core, op);
 }
 
-int crl__op_run(struct crl__op *op)
+int crl__op_start(struct crl__op *op)
 {
     struct crl_task *t = crl__self();
     struct crl__core *c = t->core;
@@ -138,9 +140,16 @@ int crl__op_run(struct crl__op *op)
     op->cancelling = false;
     op->in_pool = false;
     op->phase = 0;
+    op->sent = 0;
     c->io_pending++;
     c->stats.io_ops++;
     c->io->submit(c, op);
+    return 0;
+}
+
+int crl__op_finish(struct crl__op *op)
+{
+    int rc = 0;
     if (!op->done) {
         op->waiting = true;
         rc = crl__park(op_unpark, op);
@@ -154,6 +163,12 @@ int crl__op_run(struct crl__op *op)
     if (rc && (op->result == -ECANCELED || op->result == -EINTR))
         return rc;     /* it was cancelled: say why (-ECANCELED or -ETIMEDOUT) */
     return op->result; /* done, even if cancellation arrived meanwhile: nothing is lost */
+}
+
+int crl__op_run(struct crl__op *op)
+{
+    int rc = crl__op_start(op);
+    return rc ? rc : crl__op_finish(op);
 }
 
 /* ---- The calls -------------------------------------------------------------------------- */

@@ -11,6 +11,7 @@
 #include "../core/core.h"
 #include "pool.h"
 
+#include <errno.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -70,6 +71,7 @@ struct crl__op {
         } open;
     } a;
     int64_t off;
+    size_t sent;                 /* a send with MSG_WAITALL: bytes of earlier tries */
     struct crl__op *next, *prev; /* epoll: its fd's wait list */
     struct crl__job job;         /* epoll: file I/O runs as a blocking-pool job */
     bool in_pool;                /* epoll: job queued or running */
@@ -114,8 +116,33 @@ void crl__op_complete(struct crl__core *c, struct crl__op *op, int res);
 #define CRL__ACCEPT_BACKOFF_START_NS CRL_MSEC_NS
 int crl__accept_backoff(struct crl__core *c, int64_t *backoff_ns);
 
+/* A send with MSG_WAITALL completes when all of it is sent or it fails (with the bytes sent
+ * before the failure, if any: crl__op_complete reports those): backends pass each try's
+ * result res through this, which moves a short try's buffer on and says -EAGAIN (wait and
+ * try again), or gives the result to complete the op with. */
+static inline int crl__send_all_step(struct crl__op *op, int res)
+{
+    if (res > 0 && (size_t)res < op->a.rw.len) {
+        op->a.rw.buf = (char *)op->a.rw.buf + res;
+        op->a.rw.len -= (size_t)res;
+        op->sent += (size_t)res;
+        return -EAGAIN;
+    }
+    return res < 0 ? res : (int)op->sent + res;
+}
+static inline bool crl__is_send_all(const struct crl__op *op)
+{
+    return op->kind == CRL__OP_SEND && (op->flags & MSG_WAITALL);
+}
+
 /* Run op from the calling task and return its result (see corral.h for cancellation). */
 int crl__op_run(struct crl__op *op);
+/* crl__op_run in two halves, so that a task can have two ops in flight (a send and the
+ * receive of the answer): start submits op and returns 0, or the task's cancellation
+ * without starting it; finish waits for a started op and returns its result. Every started
+ * op must be finished before its record goes out of scope. */
+int crl__op_start(struct crl__op *op);
+int crl__op_finish(struct crl__op *op);
 
 /* fd ownership (owner.c), where assertions are on: the first operation on an fd claims it
  * for its core, one from another core aborts; crl_close releases it. */

@@ -252,6 +252,13 @@ static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
     }
     if (tag == 0 && res != -EAGAIN && res != -EINPROGRESS) { /* the common case: done */
         struct crl__op *op = (struct crl__op *)(uintptr_t)data;
+        if (crl__is_send_all(op) && (res = crl__send_all_step(op, res)) == -EAGAIN) {
+            if (!op->cancelling) {
+                issue(ring_of(c), op); /* the rest (kernels before 5.19 stop short) */
+                return;
+            }
+            res = -ECANCELED; /* reported as the bytes sent: crl__op_complete */
+        }
         mark_defined(op, res);
         crl__op_complete(c, op, res);
         return;

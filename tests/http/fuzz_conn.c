@@ -48,10 +48,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
-    size_t piece = (size_t)data[0] + 1; /* the first byte sets the read size */
-    data++, size--;
+    /* The first byte sets the read size and, in its top bit, the transport's kind. */
+    size_t piece = (size_t)(data[0] & 0x7f) + 1;
     const char *pieces[MAX_PIECES + 1];
-    struct mem_io m = {.pieces = pieces};
+    struct mem_io m = {.pieces = pieces, .write_read = data[0] & 0x80};
+    data++, size--;
     size_t n = 0;
     for (size_t off = 0; off < size && n < MAX_PIECES; n++) {
         size_t len = n == MAX_PIECES - 1 || size - off < piece ? size - off : piece;

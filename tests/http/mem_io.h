@@ -15,6 +15,7 @@ struct mem_io {
     size_t lens[64];           /* lengths if set (for NUL bytes), else strlen */
     size_t next, off;
     bool timeout_at_end; /* after the last piece: -ETIMEDOUT instead of end of stream */
+    bool write_read;     /* offer the transport's write_read (as the socket server does) */
     char *out;
     size_t out_len, out_cap;
     unsigned writes, reads;
@@ -63,13 +64,25 @@ static ssize_t mem_writev(void *ctx, const struct iovec *iov, int iovcnt, int64_
     return (ssize_t)total;
 }
 
+static ssize_t mem_write_read(void *ctx, const void *out, size_t out_len, int64_t write_deadline_ns,
+                              void *buf, size_t len, int64_t read_deadline_ns, int *write_err)
+{
+    struct iovec v = {(void *)out, out_len};
+    ssize_t w = mem_writev(ctx, &v, 1, write_deadline_ns);
+    *write_err = w < 0 ? (int)w : 0;
+    return mem_read(ctx, buf, len, read_deadline_ns);
+}
+
 static const struct crl__http_io mem_transport = {.read = mem_read, .writev = mem_writev};
+static const struct crl__http_io mem_transport_wr = {
+    .read = mem_read, .writev = mem_writev, .write_read = mem_write_read};
 
 /* Serve the scripted input with handler; the output is in m->out (NUL-terminated). */
 static inline int mem_serve(struct mem_io *m, const struct crl_http_limits *lim,
                             crl_http_handler_fn *handler, void *ctx)
 {
-    int rc = crl__http_conn_serve(&mem_transport, m, lim, handler, ctx);
+    int rc = crl__http_conn_serve(m->write_read ? &mem_transport_wr : &mem_transport, m, lim,
+                                  handler, ctx);
     if (!m->out) {
         m->out = calloc(1, 1);
         m->out_cap = 1;

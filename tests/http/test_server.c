@@ -25,6 +25,8 @@ struct srv {
     int file_fd;
     size_t big_len;
     int big_rc;
+    size_t fat_len; /* /fat: a header of this many bytes, so the head alone fills buffers */
+    bool fat_sent;
     int calls;
 };
 
@@ -81,6 +83,17 @@ static int route(crl_http_req *req, crl_http_res *res, void *ctx)
         s->big_rc = crl_http_res_send(res, 200, NULL, big, s->big_len);
         free(big);
         return s->big_rc;
+    }
+    if (strcmp(path, "/fat") == 0) {
+        char *fat = malloc(s->fat_len + 1);
+        CHECK(fat != NULL);
+        memset(fat, 'f', s->fat_len);
+        fat[s->fat_len] = '\0';
+        int rc = crl_http_res_header(res, "X-Fat", fat);
+        free(fat);
+        rc = rc ? rc : crl_http_res_send(res, 200, "text/plain", "hello", 5);
+        s->fat_sent = true; /* handed to the connection: its write deadline runs */
+        return rc;
     }
     if (strcmp(path, "/file") == 0)
         return crl_http_res_send_file(res, 200, "text/plain", s->file_fd, 2, 5);
@@ -300,6 +313,123 @@ TEST(idle_connection_closes_silently)
 {
     struct srv s = {.opts.limits.idle_timeout_ns = 50 * CRL_MSEC_NS};
     with_server(&s, idle_client);
+}
+
+static int pipelined_slow_head_client(struct srv *s)
+{
+    char buf[4096];
+    int fd = dial(s);
+    send_str(fd, "GET / HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHo");
+    int64_t t0 = crl_now_ns();
+    read_until(fd, buf, sizeof buf, NULL, 0);
+    CHECK(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+    CHECK_STR(buf, "\r\n\r\nhelloHTTP/1.1 408 ");
+    CHECK_GE(crl_now_ns() - t0, 40 * CRL_MSEC_NS);
+    CHECK_EQ(crl_close(fd), 0);
+    return 0;
+}
+
+/* The header timeout also runs for a head whose first bytes came with the request before it
+ * (pipelined): it is not left waiting forever. */
+TEST(slow_head_behind_a_pipelined_request_gets_408)
+{
+    struct srv s = {.opts.limits.header_timeout_ns = 50 * CRL_MSEC_NS};
+    with_server(&s, pipelined_slow_head_client);
+}
+
+static int keepalive_past_write_deadline_client(struct srv *s)
+{
+    char buf[4096];
+    int fd = dial(s);
+    for (int i = 0; i < 2; i++) {
+        send_str(fd, get_req);
+        read_until(fd, buf, sizeof buf, "hello", 1);
+        CHECK_EQ(crl_sleep_ns(120 * CRL_MSEC_NS), 0); /* past the write deadline, not idle's */
+    }
+    int64_t t0 = crl_now_ns();
+    CHECK(at_eof(fd)); /* the idle timeout ends it */
+    CHECK_GE(crl_now_ns() - t0, 40 * CRL_MSEC_NS);
+    CHECK_EQ(crl_close(fd), 0);
+    return 0;
+}
+
+/* The server waits for the next request while its response may still be on its way: the
+ * write deadline bounds the response only, and a connection idle past it stays open until
+ * the idle timeout. */
+TEST(write_deadline_does_not_end_a_waiting_keepalive_connection)
+{
+    struct srv s = {.opts.limits.write_timeout_ns = 50 * CRL_MSEC_NS,
+                    .opts.limits.idle_timeout_ns = 250 * CRL_MSEC_NS};
+    with_server(&s, keepalive_past_write_deadline_client);
+    CHECK_EQ(s.calls, 2);
+}
+
+enum { FAT_LEN = 8 << 20 };
+
+static int unread_fat_client(struct srv *s)
+{
+    int fd = dial(s);
+    send_str(fd, "GET /fat HTTP/1.1\r\nHost: t\r\n\r\n");
+    while (!s->fat_sent)
+        CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0);
+    int64_t t0 = crl_now_ns();
+    CHECK_EQ(crl_sleep_ns(300 * CRL_MSEC_NS), 0); /* not reading: the server's send stalls */
+    static char buf[1 << 16];
+    size_t got = 0;
+    for (ssize_t n; (n = crl_read(fd, buf, sizeof buf)) > 0;)
+        got += (size_t)n;
+    CHECK(got > 0 && got < FAT_LEN);           /* cut short, and closed... */
+    CHECK(crl_now_ns() - t0 < 3 * CRL_SEC_NS); /* ...at the write deadline, not the idle one */
+    CHECK_EQ(crl_close(fd), 0);
+    return 0;
+}
+
+/* A response the client does not read, sent while the server already waits for the next
+ * request, ends at the write deadline. */
+TEST(unread_response_ends_at_the_write_deadline_while_waiting_for_input)
+{
+    struct srv s = {.fat_len = FAT_LEN,
+                    .opts.limits.write_timeout_ns = 50 * CRL_MSEC_NS,
+                    .opts.limits.idle_timeout_ns = 5 * CRL_SEC_NS};
+    with_server(&s, unread_fat_client);
+    CHECK_EQ(s.calls, 1);
+}
+
+static int slow_fat_client(struct srv *s)
+{
+    int fd = dial(s);
+    static char buf[1 << 16];
+    for (int round = 0; round < 2; round++) {
+        send_str(fd, "GET /fat HTTP/1.1\r\nHost: t\r\n\r\n");
+        size_t got = 0;
+        char tail[6] = ""; /* the last 5 bytes read: the body, "hello", ends the response */
+        while (strcmp(tail, "hello") != 0) {
+            CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0); /* a slow reader */
+            ssize_t n = crl_read(fd, buf, sizeof buf);
+            CHECK(n > 0);
+            if (got == 0)
+                CHECK(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+            got += (size_t)n;
+            char joined[11];
+            size_t t = strlen(tail), k = n < 5 ? (size_t)n : 5;
+            memcpy(joined, tail, t);
+            memcpy(joined + t, buf + n - k, k);
+            joined[t + k] = '\0';
+            strcpy(tail, joined + (t + k > 5 ? t + k - 5 : 0));
+        }
+        CHECK(got > s->fat_len);
+    }
+    CHECK_EQ(crl_close(fd), 0);
+    return 0;
+}
+
+/* A response far larger than the socket buffers, read slowly, arrives whole while the
+ * server waits for the next request, and the connection serves that one too. */
+TEST(large_head_read_slowly_arrives_whole_and_connection_goes_on)
+{
+    struct srv s = {.fat_len = 16 << 20}; /* more than the socket buffers take at once */
+    with_server(&s, slow_fat_client);
+    CHECK_EQ(s.calls, 2);
 }
 
 static int write_timeout_client(struct srv *s)

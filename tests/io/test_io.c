@@ -276,6 +276,84 @@ TEST(recv_after_short_recv_sees_new_data_and_end)
     CHECK_EQ(close(d.fds[1]), 0);
 }
 
+enum { SEND_ALL_LEN = 1 << 20 };
+
+struct send_all {
+    int fds[2]; /* fds[0] sends, fds[1] receives */
+    unsigned char *data;
+    ssize_t sent;
+};
+
+static int slow_reader(void *arg)
+{
+    struct send_all *a = arg;
+    static unsigned char buf[64 * 1024];
+    for (size_t total = 0; total < SEND_ALL_LEN;) {
+        ssize_t n = crl_recv(a->fds[1], buf, sizeof buf, 0);
+        CHECK(n > 0);
+        CHECK(memcmp(buf, a->data + total, (size_t)n) == 0);
+        total += (size_t)n;
+        CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS / 4), 0);
+    }
+    return 0;
+}
+
+static int stuck_sender(void *arg)
+{
+    struct send_all *a = arg;
+    a->sent = crl_send(a->fds[0], a->data, SEND_ALL_LEN, MSG_WAITALL);
+    return 0;
+}
+
+static int send_all_body(struct crl_scope *s, void *arg)
+{
+    struct send_all *a = arg;
+    /* A plain send into a small socket buffer stops short... */
+    ssize_t n = crl_send(a->fds[0], a->data, SEND_ALL_LEN, 0);
+    CHECK(n > 0 && n < SEND_ALL_LEN);
+    unsigned char *drop = malloc((size_t)n);
+    CHECK(drop != NULL);
+    CHECK_EQ(crl_recv(a->fds[1], drop, (size_t)n, MSG_WAITALL), n);
+    free(drop);
+    /* ...one with MSG_WAITALL returns when every byte went, whatever the reader's pace. */
+    CHECK_EQ(crl_spawn(s, slow_reader, a), 0);
+    CHECK_EQ(crl_send(a->fds[0], a->data, SEND_ALL_LEN, MSG_WAITALL), SEND_ALL_LEN);
+    return 0;
+}
+
+static int send_all_cancel_body(struct crl_scope *s, void *arg)
+{
+    CHECK_EQ(crl_spawn(s, stuck_sender, arg), 0);
+    CHECK_EQ(crl_sleep_ns(2 * CRL_MSEC_NS), 0);
+    crl_scope_cancel(s);
+    return 0;
+}
+
+/* A send with MSG_WAITALL completes only when all of it is sent; cancelled halfway (no
+ * reader), it reports the bytes that went, which are exactly those the peer can read. */
+TEST(send_waitall_sends_everything_or_reports_what_went)
+{
+    struct send_all a = {.data = malloc(SEND_ALL_LEN)};
+    CHECK(a.data != NULL);
+    for (size_t i = 0; i < SEND_ALL_LEN; i++)
+        a.data[i] = (unsigned char)(i * 7 + i / 251);
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, a.fds), 0);
+    int small = 4096;
+    CHECK_EQ(setsockopt(a.fds[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof small), 0);
+    CHECK_EQ(crl_scope_run(send_all_body, &a), 0);
+
+    a.sent = 0;
+    CHECK_EQ(crl_scope_run(send_all_cancel_body, &a), 0);
+    CHECK(a.sent > 0 && a.sent < SEND_ALL_LEN);
+    ssize_t got = 0, n;
+    while ((n = recv(a.fds[1], a.data, SEND_ALL_LEN, MSG_DONTWAIT)) > 0)
+        got += n;
+    CHECK_EQ(got, a.sent);
+    CHECK_EQ(crl_close(a.fds[0]), 0);
+    CHECK_EQ(crl_close(a.fds[1]), 0);
+    free(a.data);
+}
+
 /* Files: open, pwrite and pread at offsets, fsync, close. */
 TEST(file_read_write_at_offsets)
 {
