@@ -350,7 +350,9 @@ ssize_t crl_pwrite(int fd, const void *buf, size_t len, int64_t offset);
  * (the bytes before it were written). */
 ssize_t crl_write_all(int fd, const void *buf, size_t len);
 
-/* As recv(2) and send(2) (send adds MSG_NOSIGNAL: a closed peer gives -EPIPE, no signal). */
+/* As recv(2) and send(2) (send adds MSG_NOSIGNAL: a closed peer gives -EPIPE, no signal).
+ * crl_send with MSG_WAITALL returns only when all len bytes are sent, on either backend; if
+ * it fails or is cancelled after sending some, it returns how many went. */
 ssize_t crl_recv(int fd, void *buf, size_t len, int flags);
 ssize_t crl_send(int fd, const void *buf, size_t len, int flags);
 /* Datagrams: from/fromlen and to/tolen as for recvfrom(2) and sendto(2). */
