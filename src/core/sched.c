@@ -38,7 +38,7 @@
 enum { CRL__BUDGET = 256 };
 /* With I/O in flight, what the tasks queued (a response) and what has arrived (a request)
  * wait for the loop's next poll: poll 4x as often. Measured with corral-httpd's /work
- * route (bench/RESULTS.md): p99 8.4 -> 6.9 ms at 256 -> 64, no CPU cost per request. */
+ * route (bench/RESULTS.md): p99 8.6..9.1 -> 6.9..7.2 ms at 256 -> 64, same CPU per request. */
 enum { CRL__BUDGET_IO = 64 };
 
 /* ---- Run queue: FIFO (crl__runq_push in core.h); crl__runq_pick is the one place a seeded

@@ -115,7 +115,6 @@ static ssize_t sock_write_read(void *ctx, const void *out, size_t out_len,
     struct crl__op send = {.kind = CRL__OP_SEND,
                            .fd = s->fd,
                            .flags = MSG_NOSIGNAL | MSG_WAITALL, /* no short send unnoticed */
-                           .send_now = true,                    /* the client waits for it */
                            .a.rw = {(void *)out, out_len}};
     struct crl__op recv = {
         .kind = CRL__OP_RECV, .fd = s->fd, .poll_first = true, .a.rw = {buf, len}};

@@ -43,8 +43,6 @@ struct crl__op {
     uint8_t phase;   /* io_uring: 0 the op itself is in flight, 2 a poll for its readiness */
     bool poll_first; /* recv hint: the peer must first answer what we sent, so wait for
                         readiness before trying (io_uring skips a receive bound to fail) */
-    bool send_now;   /* send hint: latency counts (a response), so io_uring tries the send
-                        at once, as epoll does, instead of with the loop's next batch */
     int fd;
     int flags; /* recv/send/accept flags, open flags, poll events, shutdown how */
     int32_t result;

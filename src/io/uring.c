@@ -13,7 +13,6 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #if defined(__has_include)
 #if __has_include(<valgrind/memcheck.h>)
@@ -152,25 +151,7 @@ static void issue(struct io_uring *ring, struct crl__op *op)
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
 }
 
-/* A send tried before the batch: done (or failed) now, or what is left goes to the ring. */
-static bool send_at_once(struct crl__core *c, struct crl__op *op)
-{
-    ssize_t n = send(op->fd, op->a.rw.buf, op->a.rw.len, op->flags | MSG_DONTWAIT);
-    int res = n < 0 ? -errno : (int)n;
-    if (res == -EAGAIN || res == -EWOULDBLOCK)
-        return false;
-    if (crl__is_send_all(op) && (res = crl__send_all_step(op, res)) == -EAGAIN)
-        return false; /* the socket buffer is full: the ring waits for room */
-    crl__op_complete(c, op, res);
-    return true;
-}
-
-static void uring_submit(struct crl__core *c, struct crl__op *op)
-{
-    if (op->kind == CRL__OP_SEND && op->send_now && send_at_once(c, op))
-        return;
-    issue(ring_of(c), op);
-}
+static void uring_submit(struct crl__core *c, struct crl__op *op) { issue(ring_of(c), op); }
 
 /* The events an op that answered -EAGAIN (or a connect that is in progress) waits for. */
 static unsigned readiness_events(const struct crl__op *op)
