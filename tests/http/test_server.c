@@ -353,7 +353,7 @@ static int keepalive_past_write_deadline_client(struct srv *s)
 TEST(write_deadline_does_not_end_a_waiting_keepalive_connection)
 {
     struct srv s = {.opts.limits.write_timeout_ns = 50 * CRL_MSEC_NS,
-                    .opts.limits.idle_timeout_ns = 250 * CRL_MSEC_NS};
+                    .opts.limits.idle_timeout_ns = 400 * CRL_MSEC_NS};
     with_server(&s, keepalive_past_write_deadline_client);
     CHECK_EQ(s.calls, 2);
 }
