@@ -293,18 +293,33 @@ static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
     }
 }
 
+/* With hundreds of connections, the op a completion names (in its task's stack) is rarely
+ * in cache: fetch the ops a few completions ahead so their misses overlap. A prefetch never
+ * faults, so an op's memory need not be live to be named here. */
+enum { REAP_PREFETCH_AHEAD = 4 };
+
+static void prefetch_op_of(const struct io_uring *ring, unsigned head)
+{
+    uint64_t data = io_uring_cqe_get_data64(&ring->cq.cqes[head & ring->cq.ring_mask]);
+    if ((data & TAG_MASK) != TAG_WAKE)
+        __builtin_prefetch((const void *)(uintptr_t)(data & ~(uint64_t)TAG_MASK), 1);
+}
+
 static unsigned reap(struct crl__core *c)
 {
     struct io_uring *ring = ring_of(c);
-    struct io_uring_cqe *cqe;
-    unsigned head, n = 0;
-    io_uring_for_each_cqe(ring, head, cqe)
-    {
+    unsigned ready = io_uring_cq_ready(ring);
+    unsigned head = *ring->cq.khead;
+    for (unsigned i = 0; i < ready && i < REAP_PREFETCH_AHEAD; i++)
+        prefetch_op_of(ring, head + i);
+    for (unsigned i = 0; i < ready; i++) {
+        if (i + REAP_PREFETCH_AHEAD < ready)
+            prefetch_op_of(ring, head + i + REAP_PREFETCH_AHEAD);
+        const struct io_uring_cqe *cqe = &ring->cq.cqes[(head + i) & ring->cq.ring_mask];
         on_cqe(c, io_uring_cqe_get_data64(cqe), cqe->res, cqe->flags);
-        n++;
     }
-    io_uring_cq_advance(ring, n);
-    return n;
+    io_uring_cq_advance(ring, ready);
+    return ready;
 }
 
 static void uring_wait(struct crl__core *c, int64_t deadline_ns)
