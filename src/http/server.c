@@ -4,7 +4,12 @@
  * machine's buffers.
  *
  * A timed operation is an ordinary one-shot I/O operation plus a timer of the core's wheel
- * that cancels it at the deadline: no scope per read, one timer per connection. */
+ * that cancels it at the deadline: no scope per read, one timer per connection. The timer
+ * stays armed between operations and only ever fires early: a keep-alive connection's next
+ * deadline is later than the one it is armed for, so it is left where it is and, when it
+ * fires, moves on to the deadline of the operation then waiting (or to none). Arming and
+ * disarming per request would link and unlink it among other connections' timers, each in
+ * another task's stack: cache misses that add up with hundreds of connections. */
 #define _GNU_SOURCE
 #include "http.h"
 #include "../io/io.h"
@@ -21,7 +26,8 @@ struct sock {
     int fd;
     struct crl_conn *conn; /* NULL when served without crl_serve */
     struct crl__timer timer;
-    struct crl__op *op;       /* the operation the timer cancels */
+    struct crl__op *op;       /* the operation the timer cancels, NULL between operations */
+    int64_t deadline_ns;      /* op's deadline: the timer is armed for it or earlier */
     struct crl__op *send;     /* write_read: its send, in flight while the task waits on op */
     int64_t read_deadline_ns; /* write_read: op's own deadline, when the send's comes first */
     bool write_first;         /* write_read: the timer is armed for the send's deadline */
@@ -36,11 +42,19 @@ static void sock_timer_fire(struct crl__timer *t)
 {
     struct sock *s = crl__container_of(t, struct sock, timer);
     struct crl__core *c = crl__core();
+    if (!s->op)
+        return; /* armed for an operation that is over: idle until the next one */
+    if (s->deadline_ns > t->deadline_ns) {
+        crl__timer_arm(&c->wheel, t, s->deadline_ns); /* fired early: the real deadline */
+        return;
+    }
     if (s->write_first) {
         s->write_first = false;
         if (s->send->done) { /* the send made it in time: the receive's own deadline is next */
-            if (s->read_deadline_ns >= 0)
+            if (s->read_deadline_ns >= 0) {
+                s->deadline_ns = s->read_deadline_ns;
                 crl__timer_arm(&c->wheel, t, s->read_deadline_ns);
+            }
             return;
         }
     }
@@ -54,14 +68,13 @@ static int sock_finish(struct sock *s, struct crl__op *op, int64_t deadline_ns)
 {
     if (deadline_ns < 0 || op->done)
         return crl__op_finish(op);
-    struct crl__core *c = crl__core();
     s->fired = false;
     s->op = op;
-    crl__timer_arm(&c->wheel, &s->timer, deadline_ns);
+    s->deadline_ns = deadline_ns;
+    if (!crl__timer_armed(&s->timer) || s->timer.deadline_ns > deadline_ns)
+        crl__timer_arm(&crl__core()->wheel, &s->timer, deadline_ns);
     int rc = crl__op_finish(op);
-    if (crl__timer_armed(&s->timer))
-        crl__timer_disarm(&c->wheel, &s->timer);
-    s->op = NULL;
+    s->op = NULL; /* the timer stays armed: see the top of the file */
     if (s->fired && (rc == -ECANCELED || rc == -EINTR)) {
         int cancel = crl_checkpoint(); /* our own cancellation wins over the deadline */
         return cancel ? cancel : -ETIMEDOUT;
@@ -200,7 +213,9 @@ int crl__http_serve_fd(int fd, struct crl_conn *conn, const struct crl_http_limi
 {
     struct sock s = {.fd = fd, .conn = conn, .timer = {.fire = sock_timer_fire}};
     crl_tcp_set_nodelay(fd, true); /* heads and bodies leave in one write: no Nagle wait */
-    return crl__http_conn_serve(&sock_io, &s, lim, handler, ctx);
+    int rc = crl__http_conn_serve(&sock_io, &s, lim, handler, ctx);
+    crl__timer_disarm(&crl__core()->wheel, &s.timer); /* it lives in this frame */
+    return rc;
 }
 
 struct http_server {

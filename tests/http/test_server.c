@@ -321,6 +321,34 @@ TEST(idle_connection_closes_silently)
     with_server(&s, idle_client);
 }
 
+/* Requests 120 ms apart on a connection with a 200 ms idle timeout: each is answered, and
+ * the idle timeout runs from the last response. (The connection's timer stays armed for the
+ * first wait's deadline and fires early: it must move on to the wait then under way.) */
+static int idle_restarts_client(struct srv *s)
+{
+    char buf[4096];
+    int fd = dial(s);
+    int64_t t0 = 0;
+    for (int i = 0; i < 4; i++) {
+        if (i)
+            CHECK_EQ(crl_sleep_ns(120 * CRL_MSEC_NS), 0);
+        send_str(fd, get_req);
+        read_until(fd, buf, sizeof buf, "hello", 1);
+        t0 = crl_now_ns();
+    }
+    CHECK(at_eof(fd));
+    CHECK_GE(crl_now_ns() - t0, 190 * CRL_MSEC_NS);
+    CHECK_EQ(crl_close(fd), 0);
+    return 0;
+}
+
+TEST(idle_timeout_runs_from_the_last_request)
+{
+    struct srv s = {.opts.limits.idle_timeout_ns = 200 * CRL_MSEC_NS};
+    with_server(&s, idle_restarts_client);
+    CHECK_EQ(s.calls, 4);
+}
+
 /* The header timeout also runs for a head whose first bytes came with the request before it
  * (pipelined): it is not left waiting forever. */
 TEST(slow_head_behind_a_pipelined_request_gets_408)
