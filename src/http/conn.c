@@ -110,6 +110,20 @@ int crl__http_grow(char **buf, size_t *cap, const char *inline_buf, size_t keep,
     return 0;
 }
 
+int crl__http_hdrs_grow(struct crl__http_conn *c)
+{
+    size_t cap = c->lim.max_headers;
+    struct crl__http_hdr *p =
+        c->hdrs == c->hdrs_inline ? malloc(cap * sizeof *p) : realloc(c->hdrs, cap * sizeof *p);
+    if (!p)
+        return -ENOMEM;
+    if (c->hdrs == c->hdrs_inline)
+        memcpy(p, c->hdrs_inline, sizeof c->hdrs_inline);
+    c->hdrs = p;
+    c->hdrs_cap = cap;
+    return 0;
+}
+
 static char *put(char *p, const char *s, size_t n)
 {
     memcpy(p, s, n);
@@ -453,7 +467,7 @@ static bool next_request(struct crl__http_conn *c)
 
 static int conn_init(struct crl__http_conn *c, const struct crl_http_limits *lim)
 {
-    memset(c, 0, offsetof(struct crl__http_conn, in_inline)); /* not the inline buffers */
+    memset(c, 0, offsetof(struct crl__http_conn, hdrs_inline)); /* not the inline buffers */
     crl__http_limits_resolve(&c->lim, lim);
     size_t head_max = c->lim.max_request_line + c->lim.max_header_bytes + HEAD_SLACK;
     c->in_max = head_max > IN_START ? head_max : IN_START;
@@ -462,9 +476,7 @@ static int conn_init(struct crl__http_conn *c, const struct crl_http_limits *lim
     c->out = c->out_inline;
     c->out_cap = sizeof c->out_inline;
     c->hdrs = c->hdrs_inline;
-    if (c->lim.max_headers > CRL__HTTP_HDRS_INLINE &&
-        !(c->hdrs = malloc(c->lim.max_headers * sizeof *c->hdrs)))
-        return -ENOMEM;
+    c->hdrs_cap = CRL__HTTP_HDRS_INLINE;
     c->write_deadline_ns = CRL_NO_DEADLINE;
     crl__http_parse_init(c);
     return 0;

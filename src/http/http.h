@@ -91,12 +91,14 @@ struct crl__http_parse {
 
 /* The connection's first buffers live inside it (and it lives in its task's frame): a
  * keep-alive request then touches the task's stack and nothing else of the heap, which
- * matters with hundreds of connections per core (cache and TLB misses). They move to the
- * heap only when a request outgrows them. */
+ * matters with hundreds of connections per core (cache and TLB misses). They are small and
+ * ordered by how early a request touches them, so that a small request's working set (the
+ * frames below, the fields, the first headers, the response, the request) spans two pages;
+ * they move to the heap only when a request outgrows them. */
 enum {
-    CRL__HTTP_IN_INLINE = 4096,
-    CRL__HTTP_OUT_INLINE = 4096,
-    CRL__HTTP_HDRS_INLINE = 100, /* the default max_headers */
+    CRL__HTTP_IN_INLINE = 2048,
+    CRL__HTTP_OUT_INLINE = 2048,
+    CRL__HTTP_HDRS_INLINE = 32, /* more (up to max_headers) move to the heap */
 };
 
 struct crl__http_conn {
@@ -113,7 +115,8 @@ struct crl__http_conn {
     size_t in_parsed;           /* bytes handed to the parser */
     size_t msg;                 /* where the current message starts */
     size_t head_end;            /* where its body starts */
-    struct crl__http_hdr *hdrs; /* lim.max_headers entries */
+    struct crl__http_hdr *hdrs; /* hdrs_cap entries, up to lim.max_headers */
+    size_t hdrs_cap;
 
     char *out; /* output buffer: responses waiting for a flush */
     size_t out_len, out_cap;
@@ -134,9 +137,9 @@ struct crl__http_conn {
     struct crl__http_parse ps;
     struct crl_http_req req;
     struct crl_http_res res;
-    char in_inline[CRL__HTTP_IN_INLINE];
+    struct crl__http_hdr hdrs_inline[CRL__HTTP_HDRS_INLINE]; /* the first of these */
     char out_inline[CRL__HTTP_OUT_INLINE];
-    struct crl__http_hdr hdrs_inline[CRL__HTTP_HDRS_INLINE];
+    char in_inline[CRL__HTTP_IN_INLINE];
 };
 
 #define CRL__HTTP_CONN_OF_REQ(r) crl__container_of((r), struct crl__http_conn, req)
@@ -169,6 +172,9 @@ int crl__http_out_reserve(struct crl__http_conn *c, size_t n);
 /* Grow buffer *buf (of *cap bytes, keep of them in use; it may be the connection's inline
  * array inline_buf) to n bytes. 0 or -ENOMEM (then *buf is unchanged). */
 int crl__http_grow(char **buf, size_t *cap, const char *inline_buf, size_t keep, size_t n);
+/* Move the header index from the inline array to the heap, with room for max_headers. 0 or
+ * -ENOMEM. */
+int crl__http_hdrs_grow(struct crl__http_conn *c);
 /* Parse up to len bytes of the body into buf (NULL: discard). > 0, 0 at its end, -errno. */
 ssize_t crl__http_body_read(struct crl__http_conn *c, void *buf, size_t len);
 /* The server's own response for status, closing after it. */

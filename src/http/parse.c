@@ -75,6 +75,8 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     if (c->ps.in_value || c->req.nhdrs == 0) { /* a new header starts */
         if (c->req.nhdrs == c->lim.max_headers)
             return fail(c, 431);
+        if (c->req.nhdrs == c->hdrs_cap && crl__http_hdrs_grow(c))
+            return fail(c, 503);
         c->hdrs[c->req.nhdrs++] = (struct crl__http_hdr){.name = off, .value = off};
         c->ps.in_value = false;
     }

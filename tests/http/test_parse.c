@@ -594,6 +594,52 @@ TEST_PLAIN(request_headers_are_listed)
     mem_free(&m);
 }
 
+/* The first headers are indexed inside the connection, the rest (up to max_headers, 100 by
+ * default) on the heap: every one of 100 is listed in order, on every request of the
+ * connection, and a 101st gets 431. */
+static int count_headers(crl_http_req *req, crl_http_res *res, void *ctx)
+{
+    int *calls = ctx;
+    ++*calls;
+    CHECK_EQ(crl_http_req_header_count(req), 100);
+    for (size_t i = 1; i < 100; i++) {
+        const char *n, *v;
+        char want_n[16], want_v[16];
+        crl_http_req_header_at(req, i, &n, &v);
+        snprintf(want_n, sizeof want_n, "X-%zu", i);
+        snprintf(want_v, sizeof want_v, "v%zu-%d", i, *calls);
+        CHECK(n && strcmp(n, want_n) == 0);
+        CHECK(v && strcmp(v, want_v) == 0);
+    }
+    CHECK(strcmp(crl_http_req_header(req, "x-99"), *calls == 1 ? "v99-1" : "v99-2") == 0);
+    return crl_http_res_send(res, 200, NULL, NULL, 0);
+}
+
+static void many_headers(char *buf, size_t cap, int n, int round)
+{
+    size_t len = (size_t)snprintf(buf, cap, "GET / HTTP/1.1\r\nHost: a\r\n");
+    for (int i = 1; i < n; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "X-%d: v%d-%d\r\n", i, i, round);
+    snprintf(buf + len, cap - len, "\r\n");
+}
+
+TEST_PLAIN(headers_beyond_the_inline_index_are_kept)
+{
+    static char first[4096], second[4096], too_many[4096];
+    many_headers(first, sizeof first, 100, 1);
+    many_headers(second, sizeof second, 100, 2);
+    const char *in[] = {first, second, NULL};
+    struct mem_io m = {.pieces = in};
+    int calls = 0;
+    CHECK_EQ(mem_serve(&m, NULL, count_headers, &calls), 0);
+    CHECK_EQ(calls, 2);
+    CHECK(strncmp(m.out, "HTTP/1.1 200 ", 13) == 0);
+    CHECK(strstr(m.out + 13, "HTTP/1.1 200 ") != NULL);
+    mem_free(&m);
+    many_headers(too_many, sizeof too_many, 101, 1);
+    expect_status(too_many, NULL, 431);
+}
+
 /* An Upgrade request is answered as an ordinary one, then the connection closes: the bytes
  * after it are never parsed as HTTP. */
 TEST_PLAIN(upgrade_request_is_answered_then_closed)
