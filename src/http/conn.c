@@ -511,10 +511,9 @@ static void conn_loop(struct crl__http_conn *c)
     }
 }
 
-int crl__http_conn_serve(const struct crl__http_io *io, void *io_ctx,
+int crl__http_conn_serve(struct crl__http_conn *c, const struct crl__http_io *io, void *io_ctx,
                          const struct crl_http_limits *lim, crl_http_handler_fn *handler, void *ctx)
 {
-    struct crl__http_conn conn, *c = &conn; /* in the task's frame, see http.h */
     if (conn_init(c, lim))
         return -ENOMEM;
     c->io = io;

@@ -148,8 +148,10 @@ struct crl__http_conn {
 #define crl__container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #endif
 
-/* conn.c: serve one connection until it closes. Returns 0 or a negative errno (transport). */
-int crl__http_conn_serve(const struct crl__http_io *io, void *io_ctx,
+/* conn.c: serve one connection until it closes, with *c (uninitialized storage of the
+ * caller's, usually in its frame next to io_ctx's: see above) as its state. Returns 0 or a
+ * negative errno (transport). */
+int crl__http_conn_serve(struct crl__http_conn *c, const struct crl__http_io *io, void *io_ctx,
                          const struct crl_http_limits *lim, crl_http_handler_fn *handler,
                          void *ctx);
 /* Limits with every zero field replaced by its default. */

@@ -211,10 +211,15 @@ static const struct crl__http_io sock_io = {
 int crl__http_serve_fd(int fd, struct crl_conn *conn, const struct crl_http_limits *lim,
                        crl_http_handler_fn *handler, void *ctx)
 {
-    struct sock s = {.fd = fd, .conn = conn, .timer = {.fire = sock_timer_fire}};
+    /* The socket's state right below the connection's: each request touches both. */
+    struct {
+        struct sock s;
+        struct crl__http_conn http; /* initialized by crl__http_conn_serve */
+    } f;
+    f.s = (struct sock){.fd = fd, .conn = conn, .timer = {.fire = sock_timer_fire}};
     crl_tcp_set_nodelay(fd, true); /* heads and bodies leave in one write: no Nagle wait */
-    int rc = crl__http_conn_serve(&sock_io, &s, lim, handler, ctx);
-    crl__timer_disarm(&crl__core()->wheel, &s.timer); /* it lives in this frame */
+    int rc = crl__http_conn_serve(&f.http, &sock_io, &f.s, lim, handler, ctx);
+    crl__timer_disarm(&crl__core()->wheel, &f.s.timer); /* it lives in this frame */
     return rc;
 }
 

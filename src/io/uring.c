@@ -296,13 +296,26 @@ static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
 /* With hundreds of connections, the op a completion names (in its task's stack) is rarely
  * in cache: fetch the ops a few completions ahead so their misses overlap. A prefetch never
  * faults, so an op's memory need not be live to be named here. */
-enum { REAP_PREFETCH_AHEAD = 4 };
+enum { REAP_PREFETCH_AHEAD = 8 };
 
 static void prefetch_op_of(const struct io_uring *ring, unsigned head)
 {
     uint64_t data = io_uring_cqe_get_data64(&ring->cq.cqes[head & ring->cq.ring_mask]);
     if ((data & TAG_MASK) != TAG_WAKE)
         __builtin_prefetch((const void *)(uintptr_t)(data & ~(uint64_t)TAG_MASK), 1);
+}
+
+/* Closer ahead, the op (fetched by then) names the task its completion will wake: fetch the
+ * task's record too. Only an op's own completion (tag 0) is read: its op is live until that
+ * completion is handled, and nothing in a reap ends a task. */
+static void prefetch_task_of(const struct io_uring *ring, unsigned head)
+{
+    uint64_t data = io_uring_cqe_get_data64(&ring->cq.cqes[head & ring->cq.ring_mask]);
+    if ((data & TAG_MASK) == 0) {
+        const struct crl__op *op = (const struct crl__op *)(uintptr_t)data;
+        __builtin_prefetch(op->task, 1);
+        __builtin_prefetch((const char *)op->task + 64, 1);
+    }
 }
 
 static unsigned reap(struct crl__core *c)
@@ -315,6 +328,8 @@ static unsigned reap(struct crl__core *c)
     for (unsigned i = 0; i < ready; i++) {
         if (i + REAP_PREFETCH_AHEAD < ready)
             prefetch_op_of(ring, head + i + REAP_PREFETCH_AHEAD);
+        if (i + REAP_PREFETCH_AHEAD / 2 < ready)
+            prefetch_task_of(ring, head + i + REAP_PREFETCH_AHEAD / 2);
         const struct io_uring_cqe *cqe = &ring->cq.cqes[(head + i) & ring->cq.ring_mask];
         on_cqe(c, io_uring_cqe_get_data64(cqe), cqe->res, cqe->flags);
     }

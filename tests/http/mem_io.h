@@ -81,7 +81,8 @@ static const struct crl__http_io mem_transport_wr = {
 static inline int mem_serve(struct mem_io *m, const struct crl_http_limits *lim,
                             crl_http_handler_fn *handler, void *ctx)
 {
-    int rc = crl__http_conn_serve(m->write_read ? &mem_transport_wr : &mem_transport, m, lim,
+    struct crl__http_conn conn;
+    int rc = crl__http_conn_serve(&conn, m->write_read ? &mem_transport_wr : &mem_transport, m, lim,
                                   handler, ctx);
     if (!m->out) {
         m->out = calloc(1, 1);
