@@ -385,6 +385,24 @@ static int wait_events(int epfd, struct epoll_event *events, const struct timesp
     return epoll_wait(epfd, events, MAX_EVENTS, ms);
 }
 
+/* With hundreds of connections, the op waiting on an fd (in its task's stack) and the task
+ * it wakes are rarely in cache: fetch the op two events ahead, while this event's syscall
+ * runs, and its task one event ahead, once the op is in. */
+static const struct crl__op *op_waiting_on(const struct ep_state *st, int fd)
+{
+    return fd >= 0 && fd < st->nfds ? st->fds[fd].head : NULL;
+}
+
+static void prefetch_ahead(const struct ep_state *st, const struct epoll_event *events, int i,
+                           int n)
+{
+    if (i + 2 < n)
+        __builtin_prefetch(op_waiting_on(st, events[i + 2].data.fd), 1);
+    const struct crl__op *op = i + 1 < n ? op_waiting_on(st, events[i + 1].data.fd) : NULL;
+    if (op)
+        __builtin_prefetch(op->task, 1);
+}
+
 static void ep_wait(struct crl__core *c, int64_t deadline_ns)
 {
     struct ep_state *st = st_of(c);
@@ -399,6 +417,7 @@ static void ep_wait(struct crl__core *c, int64_t deadline_ns)
     }
     int n = wait_events(st->epfd, events, tsp);
     for (int i = 0; i < n; i++) {
+        prefetch_ahead(st, events, i, n);
         if (events[i].data.fd == c->wake_fd)
             crl__core_woken(c);
         else
