@@ -86,7 +86,7 @@ struct crl__http_parse {
     bool folded;        /* a value continued on another line (obs-fold) */
     uint8_t hosts, cls; /* Host and Content-Length headers seen */
     bool te;            /* Transfer-Encoding seen */
-    int status;         /* the error status a callback chose (400, 413, 414, 431, 501, 505) */
+    int status;         /* the error status a callback chose (400, 413, 414, 431, 501, 503, 505) */
 };
 
 /* The connection's first buffers live inside it (and it lives in its task's frame): a
