@@ -142,16 +142,11 @@ int crl__park(void (*unpark)(struct crl_task *t), void *obj)
     return t->wake_result;
 }
 
-/* A woken task runs after the rest of this batch of wake-ups: start fetching the frames it
- * will return through (saved registers, its callers' locals) now, so that with hundreds of
- * tasks the switch back does not wait on cache and TLB misses one line at a time. 2 KiB
- * reach an HTTP connection's state and its response buffer (http.h). */
-enum { WAKE_PREFETCH_BYTES = 2048 };
-
-static void prefetch_stack_top(const struct crl_task *t)
+void crl__wake_cold(struct crl_task *t, int result)
 {
+    crl__wake(t, result);
     const char *sp = t->sp;
-    for (size_t off = 0; off < WAKE_PREFETCH_BYTES; off += 64)
+    for (size_t off = 0; off < CRL__WAKE_PREFETCH_BYTES; off += 64)
         __builtin_prefetch(sp + off, 1);
 }
 
@@ -164,7 +159,6 @@ void crl__wake(struct crl_task *t, int result)
     t->wake_result = result;
     t->state = CRL__RUNNABLE;
     crl__runq_push(t->core, t);
-    prefetch_stack_top(t);
 }
 
 void crl__cancel_wake(struct crl_task *t)

@@ -111,7 +111,7 @@ void crl__op_complete(struct crl__core *c, struct crl__op *op, int res)
     c->io_pending--;
     if (op->waiting) {
         op->waiting = false;
-        crl__wake(op->task, 0);
+        crl__wake_cold(op->task, 0);
     }
 }
 

@@ -298,9 +298,15 @@ static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
  * faults, so an op's memory need not be live to be named here. */
 enum { REAP_PREFETCH_AHEAD = 8 };
 
+/* The CQE at index i of the completion ring (head-relative indices wrap). */
+static const struct io_uring_cqe *cqe_at(const struct io_uring *ring, unsigned i)
+{
+    return &ring->cq.cqes[i & ring->cq.ring_mask];
+}
+
 static void prefetch_op_of(const struct io_uring *ring, unsigned head)
 {
-    uint64_t data = io_uring_cqe_get_data64(&ring->cq.cqes[head & ring->cq.ring_mask]);
+    uint64_t data = io_uring_cqe_get_data64(cqe_at(ring, head));
     if ((data & TAG_MASK) != TAG_WAKE)
         __builtin_prefetch((const void *)(uintptr_t)(data & ~(uint64_t)TAG_MASK), 1);
 }
@@ -310,7 +316,7 @@ static void prefetch_op_of(const struct io_uring *ring, unsigned head)
  * completion is handled, and nothing in a reap ends a task. */
 static void prefetch_task_of(const struct io_uring *ring, unsigned head)
 {
-    uint64_t data = io_uring_cqe_get_data64(&ring->cq.cqes[head & ring->cq.ring_mask]);
+    uint64_t data = io_uring_cqe_get_data64(cqe_at(ring, head));
     if ((data & TAG_MASK) == 0) {
         const struct crl__op *op = (const struct crl__op *)(uintptr_t)data;
         __builtin_prefetch(op->task, 1);
@@ -330,7 +336,7 @@ static unsigned reap(struct crl__core *c)
             prefetch_op_of(ring, head + i + REAP_PREFETCH_AHEAD);
         if (i + REAP_PREFETCH_AHEAD / 2 < ready)
             prefetch_task_of(ring, head + i + REAP_PREFETCH_AHEAD / 2);
-        const struct io_uring_cqe *cqe = &ring->cq.cqes[(head + i) & ring->cq.ring_mask];
+        const struct io_uring_cqe *cqe = cqe_at(ring, head + i);
         on_cqe(c, io_uring_cqe_get_data64(cqe), cqe->res, cqe->flags);
     }
     io_uring_cq_advance(ring, ready);
