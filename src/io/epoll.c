@@ -28,6 +28,7 @@ struct ep_fd {
     bool direct;      /* a file opened O_DIRECT */
     bool stream_sock; /* a SOCK_STREAM socket: a short read empties its receive queue */
     bool drained;     /* its last read came up short and no input event came since */
+    bool hung_up;     /* the peer's end (or an error) was reported: no edge will follow */
 };
 
 struct ep_state {
@@ -282,8 +283,10 @@ static bool recv_drains(const struct crl__op *op)
 static int try_stream_op(struct ep_fd *e, struct crl__op *op)
 {
     int res = try_op(op);
+    /* Once the peer's end was reported, its edge is spent: a short read that consumed the
+     * data before it must not make the next receive wait for an edge that never comes. */
     if (e->stream_sock && recv_drains(op))
-        e->drained = res == -EAGAIN || (res > 0 && (size_t)res < op->a.rw.len);
+        e->drained = !e->hung_up && (res == -EAGAIN || (res > 0 && (size_t)res < op->a.rw.len));
     if (crl__is_send_all(op))
         res = crl__send_all_step(op, res);
     return res;
@@ -354,6 +357,8 @@ static void fd_ready(struct crl__core *c, struct ep_state *st, int fd, uint32_t 
     struct ep_fd *e = &st->fds[fd];
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         e->drained = false;
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        e->hung_up = true;
     struct crl__op *op = e->head;
     while (op) {
         struct crl__op *next = op->next;

@@ -276,6 +276,39 @@ TEST(recv_after_short_recv_sees_new_data_and_end)
     CHECK_EQ(close(d.fds[1]), 0);
 }
 
+static int late_data_and_end(void *arg)
+{
+    struct drain *d = arg;
+    CHECK_EQ(crl_sleep_ns(2 * CRL_MSEC_NS), 0);
+    CHECK_EQ(write(d->fds[1], "xyz", 3), 3);
+    CHECK_EQ(shutdown(d->fds[1], SHUT_WR), 0); /* before the loop looks: one event for both */
+    return 0;
+}
+
+static int data_and_end_body(struct crl_scope *s, void *arg)
+{
+    struct drain *d = arg;
+    char buf[100];
+    crl_scope_set_deadline(s, crl_now_ns() + 5 * CRL_SEC_NS); /* a hang fails, not stalls */
+    CHECK_EQ(crl_spawn(s, late_data_and_end, d), 0);
+    CHECK_EQ(crl_recv(d->fds[0], buf, sizeof buf, 0), 3); /* short, woken by the event */
+    CHECK(memcmp(buf, "xyz", 3) == 0);
+    CHECK_EQ(crl_recv(d->fds[0], buf, sizeof buf, 0), 0); /* the end came with that event */
+    return 0;
+}
+
+/* Data and the end arriving together while a recv waits: the recv that follows the short
+ * one sees the end at once (the epoll backend must not wait for another input event: the
+ * end's was spent on the data). */
+TEST(recv_after_data_that_came_with_the_end_sees_the_end)
+{
+    struct drain d;
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, d.fds), 0);
+    CHECK_EQ(crl_scope_run(data_and_end_body, &d), 0);
+    CHECK_EQ(crl_close(d.fds[0]), 0);
+    CHECK_EQ(close(d.fds[1]), 0);
+}
+
 enum { SEND_ALL_LEN = 1 << 20 };
 
 struct send_all {

@@ -6,6 +6,7 @@
 #include "../test.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -800,4 +801,107 @@ TEST_PLAIN(sigterm_drains_in_flight_requests)
     CHECK_EQ(WEXITSTATUS(status), 0);
     CHECK_LT(now_ms() - start, 4000);
     close(s.out);
+}
+
+/* ---- Descriptors under churn ------------------------------------------------------------ */
+
+/* Entries of /proc/PID/fd. */
+static int fds_of(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
+    DIR *d = opendir(path);
+    CHECK(d != NULL);
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d));)
+        n += e->d_name[0] != '.';
+    closedir(d);
+    return n;
+}
+
+/* Poll until pid has want descriptors open, at most WAIT_MS; returns the last count. */
+static int wait_fds(pid_t pid, int want)
+{
+    int n = fds_of(pid);
+    for (int waited = 0; n != want && waited < WAIT_MS; waited += 10) {
+        usleep(10 * 1000);
+        n = fds_of(pid);
+    }
+    return n;
+}
+
+/* pid's descriptor count once it held still for 100 ms (at most WAIT_MS). */
+static int settled_fds(pid_t pid)
+{
+    int n = fds_of(pid);
+    for (int waited = 0, still = 0; still < 100 && waited < WAIT_MS; waited += 10) {
+        usleep(10 * 1000);
+        int m = fds_of(pid);
+        still = m == n ? still + 10 : 0;
+        n = m;
+    }
+    return n;
+}
+
+/* Close fd with a reset (SO_LINGER 0) instead of a FIN. */
+static void reset(int fd)
+{
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    CHECK_EQ(setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg), 0);
+    close(fd);
+}
+
+/* Connections that go away at every stage (half a head with a FIN or a reset, a reset while
+ * a response is on its way or a body half sent, a rejected request, a plain keep-alive
+ * exchange) leave the server with the descriptors it had before them, and serving. */
+TEST_PLAIN(cut_connections_leave_no_descriptor_behind)
+{
+    struct server s;
+    struct reply r;
+    server_start(&s, NULL);
+    get(&s, "/", NULL, &r); /* the server is all up (it may open some after its ready line) */
+    reply_free(&r);
+    int before = settled_fds(s.pid);
+    const char *half = "GET /files/hello.txt HTTP/1.1\r\nHost: test\r\nUser-Ag";
+    const char *file = "GET /files/hello.txt HTTP/1.1\r\nHost: test\r\n\r\n";
+    const char *post = "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100000\r\n\r\nabc";
+    const char *bad = "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n";
+    const char *hello = "GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+    for (int i = 0; i < 40; i++) {
+        int fd = dial(&s);
+        send_all(fd, half, strlen(half));
+        close(fd);
+
+        fd = dial(&s);
+        send_all(fd, half, strlen(half));
+        reset(fd);
+
+        fd = dial(&s);
+        send_all(fd, file, strlen(file));
+        reset(fd);
+
+        fd = dial(&s);
+        send_all(fd, post, strlen(post));
+        reset(fd);
+
+        fd = dial(&s);
+        send_all(fd, bad, strlen(bad));
+        read_reply(fd, &r, false);
+        CHECK_EQ(r.status, 400);
+        reply_free(&r);
+        close(fd);
+
+        fd = dial(&s);
+        send_all(fd, hello, strlen(hello));
+        read_reply(fd, &r, false);
+        CHECK_STR(r.body, "Hello, world!");
+        reply_free(&r);
+        close(fd);
+    }
+    CHECK_EQ(wait_fds(s.pid, before), before);
+    get(&s, "/", NULL, &r);
+    CHECK_STR(r.body, "Hello, world!");
+    reply_free(&r);
+    CHECK_EQ(wait_fds(s.pid, before), before);
+    server_stop(&s);
 }
