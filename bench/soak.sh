@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Soak: corral-httpd under sustained, mixed load, with its resident memory and open file
+# descriptors sampled after every cycle. MISSION.md asks for both to stay flat.
+#   bench/soak.sh [CYCLES]      (default 12; each cycle is ~4 x PHASE_DUR of load)
+# Environment: PHASE_DUR [5s], BACKEND [uring], CORES [1], SERVER_CPU [0], CLIENT_CPU [1].
+# One cycle, every phase bounded in time or count, all on 127.0.0.1:
+#   hello   wrk -c800, keep-alive GET / (connections stay open for the whole phase)
+#   mixed   wrk -c200 cycling GET /, POST /echo (1 KiB), GET /files/ (whole, ranged),
+#           a 404, GET /work and a GET / with `Connection: close` (a reconnect each round)
+#   churn   wrk -c50, every request `Connection: close`: one connection per request
+#   bad     wrk -c50, every request ambiguous (two Host headers): a 400 and a close each
+#   cut     400 connections that send half a request head and go away, every other one
+#           with a reset (SO_LINGER 0) instead of a FIN
+# After each cycle the script waits until the server's fd count stops falling (up to 3 s),
+# then reads VmRSS and the fd count from /proc. Prints one line per cycle and a summary.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+CYCLES="${1:-12}"
+PHASE_DUR="${PHASE_DUR:-5s}"
+BACKEND="${BACKEND:-uring}"
+CORES="${CORES:-1}"
+SERVER_CPU="${SERVER_CPU:-0}"
+CLIENT_CPU="${CLIENT_CPU:-1}"
+command -v wrk >/dev/null || { echo "soak.sh: wrk is missing (apt-get install wrk)" >&2; exit 1; }
+
+[[ -f build/build.ninja ]] || meson setup build --buildtype=release >/dev/null
+ninja -C build corral-httpd >/dev/null
+
+work=$(mktemp -d /tmp/corral-soak-XXXXXX)
+server_pid=
+cleanup() {
+    [[ -z $server_pid ]] || kill -TERM "$server_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+cat >"$work/mixed.lua" <<'EOF'
+local reqs, i = {}, 0
+init = function(args)
+    reqs = {
+        wrk.format("GET", "/"),
+        wrk.format("POST", "/echo", {["Content-Type"] = "application/octet-stream"},
+                   string.rep("x", 1024)),
+        wrk.format("GET", "/files/index.html"),
+        wrk.format("GET", "/files/style.css", {["Range"] = "bytes=0-99"}),
+        wrk.format("GET", "/missing"),
+        wrk.format("GET", "/work"),
+        wrk.format("GET", "/", {["Connection"] = "close"}),
+    }
+end
+request = function() i = i % #reqs + 1; return reqs[i] end
+EOF
+cat >"$work/churn.lua" <<'EOF'
+request = function() return wrk.format("GET", "/", {["Connection"] = "close"}) end
+EOF
+cat >"$work/bad.lua" <<'EOF'
+request = function()
+    return "GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n"
+end
+EOF
+cat >"$work/cut.py" <<'EOF'
+import socket, struct, sys
+port = int(sys.argv[1])
+for i in range(400):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(b"GET /files/index.html HTTP/1.1\r\nHost: x\r\nUser-Ag")
+    if i % 2:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+EOF
+
+# The server, pinned, on a port the kernel picks (read back from its ready line).
+taskset -c "$SERVER_CPU" ./build/corral-httpd --addr 127.0.0.1:0 --cores "$CORES" \
+    --backend "$BACKEND" --root www >"$work/server.log" 2>&1 &
+server_pid=$!
+port=
+for _ in $(seq 100); do
+    port=$(sed -n 's/.*listening on 127\.0\.0\.1:\([0-9]*\).*/\1/p' "$work/server.log")
+    [[ -z $port ]] || break
+    sleep 0.05
+done
+[[ -n $port ]] || { echo "soak.sh: the server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
+url="http://127.0.0.1:$port"
+
+fds() { find "/proc/$server_pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$server_pid/status"; }
+settle() { # until the fd count stops falling, at most 3 s
+    local last now
+    last=$(fds)
+    for _ in $(seq 30); do
+        sleep 0.1
+        now=$(fds)
+        ((now < last)) || break
+        last=$now
+    done
+}
+load() { # $1 phase, then wrk's arguments; appends "phase requests non2xx sockerr"
+    local phase=$1 out
+    shift
+    out=$(taskset -c "$CLIENT_CPU" wrk -t1 -d"$PHASE_DUR" "$@" "$url/" 2>&1)
+    local req non2xx err
+    req=$(awk '/requests in/ {print $1}' <<<"$out")
+    non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+    err=$(awk '/Socket errors/ {gsub(",", ""); print $4 + $6 + $8 + $10}' <<<"$out")
+    echo "$phase ${req:-0} ${non2xx:-0} ${err:-0}" >>"$work/cycle.txt"
+}
+
+settle
+base_fds=$(fds)
+base_rss=$(rss_kib)
+echo "corral-httpd (pid $server_pid, $BACKEND, $CORES core(s)) on $url: start RSS $base_rss KiB, $base_fds fds"
+echo
+echo "| cycle | requests | non-2xx | socket errors | cut connections | RSS KiB | fds |"
+echo "|---:|---:|---:|---:|---:|---:|---:|"
+declare -a rss_at fds_at
+for ((cy = 1; cy <= CYCLES; cy++)); do
+    : >"$work/cycle.txt"
+    load hello -c800
+    load mixed -c200 -s "$work/mixed.lua"
+    load churn -c50 -s "$work/churn.lua"
+    load bad -c50 -s "$work/bad.lua"
+    taskset -c "$CLIENT_CPU" python3 "$work/cut.py" "$port"
+    settle
+    rss_at[cy]=$(rss_kib)
+    fds_at[cy]=$(fds)
+    awk -v cy="$cy" -v rss="${rss_at[cy]}" -v fds="${fds_at[cy]}" '
+        { req += $2; non += $3; err += $4 }
+        END { printf "| %d | %d | %d | %d | 400 | %d | %d |\n", cy, req, non, err, rss, fds }' \
+        "$work/cycle.txt"
+done
+
+kill -TERM "$server_pid"
+status=0
+wait "$server_pid" || status=$?
+server_pid=
+echo
+echo "fds: $base_fds at the start, $(printf '%s\n' "${fds_at[@]}" | sort -n | head -1)..$(printf '%s\n' "${fds_at[@]}" | sort -n | tail -1) after the cycles"
+if ((CYCLES >= 2)); then
+    awk -v a="${rss_at[2]}" -v b="${rss_at[CYCLES]}" -v n="$CYCLES" 'BEGIN {
+        printf "RSS: %d KiB after cycle 2, %d KiB after cycle %d (%+.1f%%)\n", a, b, n, 100 * (b - a) / a }'
+fi
+echo "server exit status after SIGTERM: $status"
