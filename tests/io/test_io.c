@@ -264,17 +264,20 @@ static int drain_body(struct crl_scope *s, void *arg)
     return 0;
 }
 
-/* A stream socket read short (emptied), then fed by the peer later, at once, and ended:
- * every recv sees its bytes or the end, and none waits for an event that never comes (the
- * epoll backend skips the try of a recv after a short one until the next input event). */
-TEST(recv_after_short_recv_sees_new_data_and_end)
+/* Run body in a scope over a fresh AF_UNIX stream pair, then close both ends. */
+static void run_on_pair(int (*body)(struct crl_scope *, void *))
 {
     struct drain d;
     CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, d.fds), 0);
-    CHECK_EQ(crl_scope_run(drain_body, &d), 0);
+    CHECK_EQ(crl_scope_run(body, &d), 0);
     CHECK_EQ(crl_close(d.fds[0]), 0);
     CHECK_EQ(close(d.fds[1]), 0);
 }
+
+/* A stream socket read short (emptied), then fed by the peer later, at once, and ended:
+ * every recv sees its bytes or the end, and none waits for an event that never comes (the
+ * epoll backend skips the try of a recv after a short one until the next input event). */
+TEST(recv_after_short_recv_sees_new_data_and_end) { run_on_pair(drain_body); }
 
 static int late_data_and_end(void *arg)
 {
@@ -300,14 +303,7 @@ static int data_and_end_body(struct crl_scope *s, void *arg)
 /* Data and the end arriving together while a recv waits: the recv that follows the short
  * one sees the end at once (the epoll backend must not wait for another input event: the
  * end's was spent on the data). */
-TEST(recv_after_data_that_came_with_the_end_sees_the_end)
-{
-    struct drain d;
-    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, d.fds), 0);
-    CHECK_EQ(crl_scope_run(data_and_end_body, &d), 0);
-    CHECK_EQ(crl_close(d.fds[0]), 0);
-    CHECK_EQ(close(d.fds[1]), 0);
-}
+TEST(recv_after_data_that_came_with_the_end_sees_the_end) { run_on_pair(data_and_end_body); }
 
 enum { SEND_ALL_LEN = 1 << 20 };
 
