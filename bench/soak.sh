@@ -2,7 +2,8 @@
 # Soak: corral-httpd under sustained, mixed load, with its resident memory and open file
 # descriptors sampled after every cycle. MISSION.md asks for both to stay flat.
 #   bench/soak.sh [CYCLES]      (default 12; each cycle is ~4 x PHASE_DUR of load)
-# Environment: PHASE_DUR [5s], BACKEND [uring], CORES [1], SERVER_CPU [0], CLIENT_CPU [1].
+# Environment: PHASE_DUR [5s], BACKEND [uring], CORES [1], BALANCE [reuseport], SERVER_CPU [0],
+# CLIENT_CPU [1] (with CORES=2, e.g. SERVER_CPU=0,1: the client then shares a CPU).
 # One cycle, every phase bounded in time or count, all on 127.0.0.1:
 #   hello   wrk -c800, keep-alive GET / (connections stay open for the whole phase)
 #   mixed   wrk -c200 cycling GET /, POST /echo (1 KiB), GET /files/ (whole, ranged),
@@ -19,6 +20,7 @@ CYCLES="${1:-12}"
 PHASE_DUR="${PHASE_DUR:-5s}"
 BACKEND="${BACKEND:-uring}"
 CORES="${CORES:-1}"
+BALANCE="${BALANCE:-reuseport}"
 SERVER_CPU="${SERVER_CPU:-0}"
 CLIENT_CPU="${CLIENT_CPU:-1}"
 command -v wrk >/dev/null || { echo "soak.sh: wrk is missing (apt-get install wrk)" >&2; exit 1; }
@@ -71,7 +73,7 @@ EOF
 
 # The server, pinned, on a port the kernel picks (read back from its ready line).
 taskset -c "$SERVER_CPU" ./build/corral-httpd --addr 127.0.0.1:0 --cores "$CORES" \
-    --backend "$BACKEND" --root www >"$work/server.log" 2>&1 &
+    --balance "$BALANCE" --backend "$BACKEND" --root www >"$work/server.log" 2>&1 &
 server_pid=$!
 port=
 for _ in $(seq 100); do
@@ -108,7 +110,7 @@ load() { # $1 phase, then wrk's arguments; appends "phase requests non2xx socker
 settle
 base_fds=$(fds)
 base_rss=$(rss_kib)
-echo "corral-httpd (pid $server_pid, $BACKEND, $CORES core(s)) on $url: start RSS $base_rss KiB, $base_fds fds"
+echo "corral-httpd (pid $server_pid, $BACKEND, $CORES core(s), $BALANCE) on $url: start RSS $base_rss KiB, $base_fds fds"
 echo
 echo "| cycle | requests | non-2xx | socket errors | cut connections | RSS KiB | fds |"
 echo "|---:|---:|---:|---:|---:|---:|---:|"
