@@ -82,6 +82,9 @@ struct crl_config {
     int64_t reply_poll_ns; /* how long an idle core polls instead while a task of it waits for
                               a crl_call reply, which comes a wake-up sooner than if the core
                               slept; 0 = 100 us, < 0 = as idle_poll_ns */
+    int64_t stack_trim_ns; /* how often a core, when idle, gives back half of the task stacks
+                              it kept cached and unused since the last time (a burst's stacks
+                              do not stay resident for good); 0 = 10 s, < 0 never */
 };
 
 /* Start the runtime on the calling thread, run main(arg) as the root task inside the root

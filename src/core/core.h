@@ -85,6 +85,7 @@ struct crl__stack_class {
     size_t size;
     struct crl_task *free; /* LIFO of recycled stacks, by the task record at their top */
     size_t nfree;
+    size_t low;       /* fewest cached since the last trim: that many sat unused all along */
     char *slab;       /* fresh stacks are carved from one mapping of several */
     size_t slab_left; /* stacks still to carve from it */
 };
@@ -94,7 +95,8 @@ struct crl__stack_class {
 struct crl__stack_pool {
     struct crl__stack_class cls[CRL__STACK_CLASSES]; /* cls[0]: the default size */
     struct crl_task *unmap;                          /* released stacks to unmap once off them */
-    unsigned serial; /* stacks made so far, spreads stack tops over L1 sets */
+    unsigned serial;    /* stacks made so far, spreads stack tops over L1 sets */
+    int64_t trimmed_ns; /* when crl__stack_trim last ran */
 };
 
 /* ---- Tasks ---------------------------------------------------------------------------------- */
@@ -291,7 +293,8 @@ static inline struct crl_task *crl__task_alloc_fast(struct crl__core *c)
     struct crl_task *t = cls->free;
     if (t) {
         cls->free = t->run_next;
-        cls->nfree--;
+        if (--cls->nfree < cls->low)
+            cls->low = cls->nfree;
     }
     return t;
 }
@@ -310,6 +313,9 @@ static inline bool crl__task_free_fast(struct crl__core *c, struct crl_task *t)
 }
 
 void crl__stack_reap(struct crl__core *c); /* unmap what was released, from off those stacks */
+/* Queue for unmapping half of the stacks that stayed cached and unused since the last trim
+ * (the coldest), then start the next period; crl__stack_reap unmaps them. */
+void crl__stack_trim(struct crl__core *c);
 void crl__stack_pool_fini(struct crl__core *c);
 int crl__stack_overflow_handler_install(struct crl__core *c);
 void crl__stack_overflow_handler_remove(struct crl__core *c);

@@ -46,6 +46,8 @@ static int config_resolve(const struct crl_config *in, struct crl_config *out)
     *out = in ? *in : (struct crl_config){0};
     if (out->cores == 0)
         out->cores = default_cores();
+    if (out->stack_trim_ns == 0)
+        out->stack_trim_ns = 10 * CRL_SEC_NS;
     if (out->idle_poll_ns == 0)
         out->idle_poll_ns = 20 * CRL_USEC_NS;
     if (out->reply_poll_ns == 0)

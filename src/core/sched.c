@@ -272,6 +272,35 @@ int64_t crl_now_ns(void)
     return (int64_t)ts.tv_sec * CRL_SEC_NS + ts.tv_nsec;
 }
 
+/* Once a period, an idle core gives back cached stacks that sat unused (on the loop's own
+ * stack: the ones it unmaps are no task's). */
+static void trim_stacks_if_due(struct crl__core *c)
+{
+    int64_t period = c->rt->cfg.stack_trim_ns;
+    if (period < 0)
+        return;
+    int64_t now = crl_now_ns();
+    if (now - c->stacks.trimmed_ns < period)
+        return;
+    c->stacks.trimmed_ns = now;
+    crl__stack_trim(c);
+    crl__stack_reap(c);
+}
+
+/* When the next trim is due, if it may give some stack back, else -1: a core whose cache can
+ * still shrink wakes for it, one that kept at most one stack a class sleeps on. */
+static int64_t next_trim_ns(const struct crl__core *c)
+{
+    if (c->rt->cfg.stack_trim_ns < 0)
+        return -1;
+    for (int i = 0; i < CRL__STACK_CLASSES; i++)
+        if (c->stacks.cls[i].nfree > 1)
+            return c->stacks.trimmed_ns + c->rt->cfg.stack_trim_ns;
+    return -1;
+}
+
+static int64_t earlier(int64_t a, int64_t b) { return a < 0 ? b : b < 0 || a < b ? a : b; }
+
 /* Nothing runnable: wait for I/O until the next timer. With neither, nothing can ever wake
  * the blocked tasks: report the deadlock with the scope tree and abort. */
 static void idle_wait(struct crl__core *c)
@@ -284,7 +313,8 @@ static void idle_wait(struct crl__core *c)
         crl_dump_tree(STDERR_FILENO);
         crl__panic("corral: deadlock");
     }
-    crl__smp_idle(c, next);
+    trim_stacks_if_due(c);
+    crl__smp_idle(c, earlier(next, next_trim_ns(c)));
 }
 
 static bool keep_running(struct crl__core *c)

@@ -5,7 +5,9 @@
  * so adjacent stacks merge into one mapping and a million guarded stacks fit the default
  * vm.max_map_count; older kernels get an mprotect'd page (two VMAs per stack). A fresh stack
  * costs a few microseconds (mmap, guard, first-touch faults) against tens of nanoseconds for
- * a recycled one, so released stacks are kept LIFO (the most recently used is still in cache). */
+ * a recycled one, so released stacks are kept LIFO (the most recently used is still in cache).
+ * An idle core gives back half of those that sat unused through a trim period (crl__stack_trim,
+ * driven by the scheduler every cfg.stack_trim_ns): a burst's stacks do not stay resident. */
 #define _GNU_SOURCE
 #include "core.h"
 
@@ -174,7 +176,8 @@ struct crl_task *crl__task_alloc(struct crl__core *c, size_t size, int *err)
     struct crl_task *t = cls ? cls->free : NULL;
     if (t) {
         cls->free = t->run_next;
-        cls->nfree--;
+        if (--cls->nfree < cls->low)
+            cls->low = cls->nfree;
     } else {
         struct crl__stack st;
         *err = stack_new(&c->stacks, cls, size, &st);
@@ -218,6 +221,30 @@ static void unmap_list(struct crl_task *t)
 #endif
         stack_unmap(&st);
         t = next;
+    }
+}
+
+/* Half of what sat unused through a whole period goes, so a pool shrinks towards its steady
+ * need geometrically while a recurring burst keeps most of its stacks. The LIFO's tail holds
+ * the coldest stacks; the walk to it runs once a period, on an idle core. */
+void crl__stack_trim(struct crl__core *c)
+{
+    for (int i = 0; i < CRL__STACK_CLASSES; i++) {
+        struct crl__stack_class *cls = &c->stacks.cls[i];
+        size_t surplus = cls->low / 2;
+        if (surplus) {
+            struct crl_task **link = &cls->free;
+            for (size_t kept = 0; kept < cls->nfree - surplus; kept++)
+                link = &(*link)->run_next;
+            struct crl_task *cut = *link, *tail = cut;
+            *link = NULL;
+            while (tail->run_next)
+                tail = tail->run_next;
+            tail->run_next = c->stacks.unmap;
+            c->stacks.unmap = cut;
+            cls->nfree -= surplus;
+        }
+        cls->low = cls->nfree;
     }
 }
 

@@ -1,12 +1,16 @@
 /* Stacks: overflow is reported naming the task, guards add no mappings, reuse is LIFO. */
+#define _GNU_SOURCE
 #include "../test.h"
 #include "core.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 static int recurse(int depth)
 {
@@ -109,4 +113,94 @@ TEST(stacks_are_reused_lifo)
     CHECK_EQ(crl_scope_run(one_child, &b), 0);
     CHECK(a != 0);
     CHECK_EQ(a, b);
+}
+
+struct trim {
+    int64_t period_ns;
+    bool no_timer; /* idle in a read that a thread ends, with no timer to wake the core */
+    size_t after_burst, after_idle, after_second_burst;
+};
+
+static void *write_later(void *arg)
+{
+    usleep(300 * 1000);
+    CHECK_EQ(write(*(int *)arg, "x", 1), 1);
+    return NULL;
+}
+
+/* 300 ms of idle: timers wake the core every 10 ms, or nothing does (a read that a thread
+ * ends). */
+static void idle_300_ms(bool no_timer)
+{
+    if (!no_timer) {
+        for (int i = 0; i < 30; i++)
+            CHECK_EQ(crl_sleep_ns(10 * CRL_MSEC_NS), 0);
+        return;
+    }
+    int fds[2];
+    pthread_t thread;
+    char byte;
+    CHECK_EQ(pipe2(fds, O_CLOEXEC), 0);
+    CHECK_EQ(pthread_create(&thread, NULL, write_later, &fds[1]), 0);
+    CHECK_EQ(crl_read(fds[0], &byte, 1), 1);
+    CHECK_EQ(pthread_join(thread, NULL), 0);
+    CHECK_EQ(crl_close(fds[0]), 0);
+    CHECK_EQ(close(fds[1]), 0);
+}
+
+static int sleep_a_moment(void *arg) { return crl_sleep_ns(CRL_MSEC_NS); }
+
+static int burst_of_500(struct crl_scope *s, void *arg)
+{
+    for (int i = 0; i < 500; i++)
+        CHECK_EQ(crl_spawn(s, sleep_a_moment, NULL), 0);
+    return 0;
+}
+
+static int burst_idle_burst(void *arg)
+{
+    struct trim *t = arg;
+    const struct crl__stack_class *cls = &crl__core()->stacks.cls[0];
+    CHECK_EQ(crl_scope_run(burst_of_500, NULL), 0);
+    t->after_burst = cls->nfree;
+    idle_300_ms(t->no_timer);
+    t->after_idle = cls->nfree;
+    CHECK_EQ(crl_scope_run(burst_of_500, NULL), 0); /* stacks made anew where they went */
+    t->after_second_burst = cls->nfree;
+    return 0;
+}
+
+static void run_burst_idle_burst(struct trim *t)
+{
+    struct crl_config cfg = {.cores = 1, .stack_trim_ns = t->period_ns};
+    CHECK_EQ(crl_run(&cfg, burst_idle_burst, t), 0);
+    CHECK_GE(t->after_burst, 500);
+    CHECK_GE(t->after_second_burst, 500);
+}
+
+/* An idle core halves, once a period, the stacks it kept cached and unused: 300 ms of idle
+ * with a 20 ms period leaves few of a 500-task burst's stacks; a new burst still runs. */
+TEST_PLAIN(idle_core_gives_back_unused_cached_stacks)
+{
+    struct trim t = {.period_ns = 20 * CRL_MSEC_NS};
+    run_burst_idle_burst(&t);
+    CHECK_LT(t.after_idle, t.after_burst / 8);
+}
+
+/* A core with nothing to wake it wakes for the trim while its cache can shrink. */
+TEST_PLAIN(idle_core_without_timers_still_gives_back_stacks)
+{
+    if (test_under_valgrind()) /* it runs no other thread while the core waits in the kernel */
+        TEST_SKIP("valgrind stalls the writing thread while the core waits for its read");
+    struct trim t = {.period_ns = 20 * CRL_MSEC_NS, .no_timer = true};
+    run_burst_idle_burst(&t);
+    CHECK_LT(t.after_idle, t.after_burst / 8);
+}
+
+/* With trimming off (stack_trim_ns < 0), the burst's stacks stay cached. */
+TEST_PLAIN(stack_trim_off_keeps_cached_stacks)
+{
+    struct trim t = {.period_ns = -1};
+    run_burst_idle_burst(&t);
+    CHECK_EQ(t.after_idle, t.after_burst);
 }
