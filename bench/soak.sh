@@ -3,7 +3,8 @@
 # descriptors sampled after every cycle. MISSION.md asks for both to stay flat.
 #   bench/soak.sh [CYCLES]      (default 12; each cycle is ~4 x PHASE_DUR of load)
 # Environment: PHASE_DUR [5s], BACKEND [uring], CORES [1], BALANCE [reuseport], SERVER_CPU [0],
-# CLIENT_CPU [1] (with CORES=2, e.g. SERVER_CPU=0,1: the client then shares a CPU).
+# CLIENT_CPU [1] (with CORES=2, e.g. SERVER_CPU=0,1: the client then shares a CPU),
+# IDLE_AFTER [0]: seconds of idle after the cycles, RSS read every 10 s (stacks go back).
 # One cycle, every phase bounded in time or count, all on 127.0.0.1:
 #   hello   wrk -c800, keep-alive GET / (connections stay open for the whole phase)
 #   mixed   wrk -c200 cycling GET /, POST /echo (1 KiB), GET /files/ (whole, ranged),
@@ -129,6 +130,11 @@ for ((cy = 1; cy <= CYCLES; cy++)); do
         { req += $2; non += $3; err += $4 }
         END { printf "| %d | %d | %d | %d | 400 | %d | %d |\n", cy, req, non, err, rss, fds }' \
         "$work/cycle.txt"
+done
+
+for ((t = 10; t <= ${IDLE_AFTER:-0}; t += 10)); do
+    sleep 10
+    echo "idle ${t} s: RSS $(rss_kib) KiB, $(fds) fds"
 done
 
 kill -TERM "$server_pid"
