@@ -291,11 +291,12 @@ static void trim_stacks_if_due(struct crl__core *c)
  * still shrink wakes for it, one that kept at most one stack a class sleeps on. */
 static int64_t next_trim_ns(const struct crl__core *c)
 {
-    if (c->rt->cfg.stack_trim_ns < 0)
+    int64_t period = c->rt->cfg.stack_trim_ns;
+    if (period < 0 || period > INT64_MAX - c->stacks.trimmed_ns) /* never, or past the clock */
         return -1;
     for (int i = 0; i < CRL__STACK_CLASSES; i++)
         if (c->stacks.cls[i].nfree > 1)
-            return c->stacks.trimmed_ns + c->rt->cfg.stack_trim_ns;
+            return c->stacks.trimmed_ns + period;
     return -1;
 }
 
