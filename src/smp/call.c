@@ -177,7 +177,8 @@ void crl__smp_idle(struct crl__core *c, int64_t deadline_ns)
     /* A core waiting for replies polls longer: the reply comes a wake-up sooner awake. */
     int64_t poll_ns = c->remote_pending ? c->rt->cfg.reply_poll_ns : c->rt->cfg.idle_poll_ns;
     if (c->rt->ncores > 1 && poll_ns > 0 && !polled) {
-        int64_t until = crl_now_ns() + poll_ns;
+        int64_t now = crl_now_ns();
+        int64_t until = poll_ns > INT64_MAX - now ? INT64_MAX : now + poll_ns;
         if (deadline_ns >= 0 && deadline_ns < until)
             until = deadline_ns;
         if (spin_for_work(c, until))
