@@ -272,21 +272,6 @@ int64_t crl_now_ns(void)
     return (int64_t)ts.tv_sec * CRL_SEC_NS + ts.tv_nsec;
 }
 
-/* Once a period, an idle core gives back cached stacks that sat unused (on the loop's own
- * stack: the ones it unmaps are no task's). */
-static void trim_stacks_if_due(struct crl__core *c)
-{
-    int64_t period = c->rt->cfg.stack_trim_ns;
-    if (period < 0)
-        return;
-    int64_t now = crl_now_ns();
-    if (now - c->stacks.trimmed_ns < period)
-        return;
-    c->stacks.trimmed_ns = now;
-    crl__stack_trim(c);
-    crl__stack_reap(c);
-}
-
 /* When the next trim is due, if it may give some stack back, else -1: a core whose cache can
  * still shrink wakes for it, one that kept at most one stack a class sleeps on. */
 static int64_t next_trim_ns(const struct crl__core *c)
@@ -298,6 +283,21 @@ static int64_t next_trim_ns(const struct crl__core *c)
         if (c->stacks.cls[i].nfree > 1)
             return c->stacks.trimmed_ns + period;
     return -1;
+}
+
+/* Once a period, an idle core gives back cached stacks that sat unused (on the loop's own
+ * stack: the ones it unmaps are no task's). No clock read while there is nothing to give. */
+static void trim_stacks_if_due(struct crl__core *c)
+{
+    int64_t due = next_trim_ns(c);
+    if (due < 0)
+        return;
+    int64_t now = crl_now_ns();
+    if (now < due)
+        return;
+    c->stacks.trimmed_ns = now;
+    crl__stack_trim(c);
+    crl__stack_reap(c);
 }
 
 static int64_t earlier(int64_t a, int64_t b) { return a < 0 ? b : b < 0 || a < b ? a : b; }
