@@ -4,7 +4,8 @@
 # against the median table of that same run.
 #   bench/http.sh [ROUNDS]     (default 5; nothing else may run on the machine meanwhile)
 # Environment: ONLY [^(tokio-ct|limit-|corral)], DUR, WARMUP, SUITES as bench-http.sh
-# reads them; BARS_ONLY=DIR checks the bars of an earlier run's DIR/median.tsv.
+# reads them; BARS_ONLY=DIR checks the bars of an earlier run's DIR/median.tsv, and
+# BARS_ONLY='DIR DIR ...' the medians of every round of those runs pooled.
 # ../shared/peers/setup.sh must have run once (it builds the peers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,6 +20,30 @@ if [[ -z "${BARS_ONLY:-}" ]]; then
         tee "$log"
     dir=$(grep -o '/tmp/corral-bench-http-[0-9-]*' "$log" | tail -1)
     rm -f "$log"
+elif [[ "$BARS_ONLY" == *" "* ]]; then
+    runs="$BARS_ONLY"
+    dir=$(mktemp -d /tmp/corral-bench-http-pooled-XXXXXX)
+    # shellcheck disable=SC2086 # one argument per run directory
+    python3 - "$dir/median.tsv" $runs <<'EOF'
+import collections, statistics, sys
+out, runs = sys.argv[1], sys.argv[2:]
+rounds = collections.defaultdict(list)
+for run in runs:
+    with open(f"{run}/raw.tsv") as f:
+        header = f.readline().rstrip("\n").split("\t")
+        col = {name: i for i, name in enumerate(header)}
+        for line in f:
+            v = line.rstrip("\n").split("\t")
+            key = (v[col["suite"]], v[col["conns"]], v[col["server"]])
+            rounds[key].append([float(v[col[c]]) for c in ("rps", "p99_us", "srv_cpu_us_per_req")])
+with open(out, "w") as f:
+    f.write("suite\tconns\tserver\trounds\trps\tp99_us\tsrv_cpu_us_per_req\n")
+    for (suite, conns, server), rows in sorted(rounds.items()):
+        med = [statistics.median(r[i] for r in rows) for i in range(3)]
+        f.write(f"{suite}\t{conns}\t{server}\t{len(rows)}\t{med[0]:.0f}\t{med[1]:.0f}\t{med[2]:.2f}\n")
+EOF
+    echo "Pooled medians of every round of: $runs"
+    column -t -s $'\t' "$dir/median.tsv"
 else
     dir="$BARS_ONLY"
 fi
