@@ -74,29 +74,33 @@ int64_t crl__wheel_next_ns(const struct crl__wheel *w);
 
 /* ---- Stacks (stack.c) ----------------------------------------------------------------------- */
 
+struct crl__slab;
+
 struct crl__stack {
-    char *base;      /* lowest address of the mapping; the guard page starts here */
-    size_t size;     /* whole mapping, guard included */
-    uint32_t colour; /* bytes the frames start below the top: spreads stacks over L1 sets */
-    unsigned vg_id;  /* valgrind stack id */
+    char *base;             /* lowest address; the guard page starts here */
+    size_t size;            /* whole stack, guard included */
+    struct crl__slab *slab; /* the mapping it was carved from, or NULL: a mapping of its own */
+    uint32_t colour;        /* bytes the frames start below the top: spreads stacks over L1 sets */
+    unsigned vg_id;         /* valgrind stack id */
 };
 
 struct crl__stack_class {
     size_t size;
     struct crl_task *free; /* LIFO of recycled stacks, by the task record at their top */
     size_t nfree;
-    size_t low;       /* fewest cached since the last trim: that many sat unused all along */
-    char *slab;       /* fresh stacks are carved from one mapping of several */
-    size_t slab_left; /* stacks still to carve from it */
+    size_t low;             /* fewest cached since the last trim: that many sat unused all along */
+    struct crl__slab *slab; /* fresh stacks are carved from one mapping of several */
+    char *carve;            /* the next stack to carve from it */
+    size_t slab_left;       /* stacks still to carve from it */
 };
 
 #define CRL__STACK_CLASSES 4
 
 struct crl__stack_pool {
     struct crl__stack_class cls[CRL__STACK_CLASSES]; /* cls[0]: the default size */
-    struct crl_task *unmap;                          /* released stacks to unmap once off them */
-    unsigned serial;    /* stacks made so far, spreads stack tops over L1 sets */
-    int64_t trimmed_ns; /* when crl__stack_trim last ran */
+    struct crl_task *released; /* stacks to give back once the loop is off them */
+    unsigned serial;           /* stacks made so far, spreads stack tops over L1 sets */
+    int64_t trimmed_ns;        /* when crl__stack_trim last ran */
 };
 
 /* ---- Tasks ---------------------------------------------------------------------------------- */
@@ -114,7 +118,6 @@ struct crl_task {
     struct crl_scope *scope;     /* innermost scope it is in: home, or the last it opened */
     struct crl__list scope_link; /* in home->tasks */
     bool cancel_hint;            /* may be cancelled: false means surely not (see scope.c) */
-    struct crl__stack stack;
     enum crl__task_state state;
     int wake_result;
     void (*unpark)(
@@ -123,6 +126,9 @@ struct crl_task {
     void *asan_fake_stack;
     void *tsan_fiber;     /* TSan's state for this context (the TSan build only) */
     unsigned locals_used; /* bit k set once locals[k] was set */
+    /* Read at spawn and at the end, on the cache line of locals_used, which both touch too;
+     * the lines above are the ones a wake-up touches. */
+    struct crl__stack stack;
     void *locals[CRL_TASK_LOCALS_MAX];
 };
 
@@ -312,9 +318,11 @@ static inline bool crl__task_free_fast(struct crl__core *c, struct crl_task *t)
     return true;
 }
 
-void crl__stack_reap(struct crl__core *c); /* unmap what was released, from off those stacks */
-/* Queue for unmapping half of the stacks that stayed cached and unused since the last trim
- * (the coldest), then start the next period; crl__stack_reap unmaps them. */
+/* Give back the stacks released (their memory now; a slab's addresses with its last stack),
+ * from off those stacks. */
+void crl__stack_reap(struct crl__core *c);
+/* Release half of the stacks that stayed cached and unused since the last trim (the
+ * coldest), then start the next period; crl__stack_reap gives them back. */
 void crl__stack_trim(struct crl__core *c);
 void crl__stack_pool_fini(struct crl__core *c);
 int crl__stack_overflow_handler_install(struct crl__core *c);

@@ -117,46 +117,99 @@ static struct crl__stack_class *class_for(struct crl__stack_pool *p, size_t size
 }
 
 /* Fresh stacks come from slabs of SLAB_STACKS: one mmap instead of one a stack (2 us each
- * here); each stack is still unmapped alone when released past the pool's cap. */
+ * here). A stack released out of a slab is not unmapped alone: that would split the slab's
+ * mapping, one VMA more per hole, and once vm.max_map_count is reached the unmap fails and
+ * the stack leaks (tasks ending in any order make such holes). Its memory goes back at once
+ * (MADV_DONTNEED); its addresses go back with the last stack of the slab. */
 enum { SLAB_STACKS = 64 };
 
+struct crl__slab {
+    char *base;
+    size_t bytes;
+    unsigned held; /* stacks not given back yet, those still to carve included */
+};
+
+static void slab_put(struct crl__slab *slab, unsigned n)
+{
+    slab->held -= n;
+    if (slab->held == 0) {
+        munmap(slab->base, slab->bytes);
+        free(slab);
+    }
+}
+
+static int slab_new(struct crl__stack_class *cls)
+{
+    struct crl__slab *slab = malloc(sizeof *slab);
+    if (!slab)
+        return -ENOMEM;
+    size_t bytes = cls->size * SLAB_STACKS;
+    char *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (base == MAP_FAILED) {
+        free(slab);
+        return -ENOMEM;
+    }
+    *slab = (struct crl__slab){.base = base, .bytes = bytes, .held = SLAB_STACKS};
+    cls->slab = slab;
+    cls->carve = base;
+    cls->slab_left = SLAB_STACKS;
+    return 0;
+}
+
+/* Memory and addresses of a stack back to the kernel (see above for one from a slab). */
+static void stack_give_back(const struct crl__stack *s)
+{
+    if (!s->slab) {
+        munmap(s->base, s->size);
+        return;
+    }
+    if (s->slab->held > 1) { /* the last one's slab goes whole */
+        size_t page = crl__page_size();
+        madvise(s->base + page, s->size - page, MADV_DONTNEED);
+    }
+    slab_put(s->slab, 1);
+}
+
+/* A stack of the class's size (carved from its slab) or, with cls NULL, of its own mapping. */
 static int stack_new(struct crl__stack_pool *p, struct crl__stack_class *cls, size_t size,
                      struct crl__stack *out)
 {
-    char *base;
-    if (cls && cls->slab_left) {
-        base = cls->slab;
-        cls->slab += size;
-        cls->slab_left--;
-    } else {
-        size_t n = cls ? SLAB_STACKS : 1;
-        base = mmap(NULL, size * n, PROT_READ | PROT_WRITE,
-                    MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-        if (base == MAP_FAILED)
-            return -ENOMEM;
-        if (cls) {
-            cls->slab = base + size;
-            cls->slab_left = n - 1;
+    *out = (struct crl__stack){.size = size, .colour = (p->serial++ % 64) * 64};
+    if (cls) {
+        if (!cls->slab_left) {
+            int rc = slab_new(cls);
+            if (rc)
+                return rc;
         }
+        out->base = cls->carve;
+        out->slab = cls->slab;
+        cls->carve += size;
+        if (--cls->slab_left == 0)
+            cls->slab = NULL; /* all carved: its stacks hold it now */
+    } else {
+        out->base = mmap(NULL, size, PROT_READ | PROT_WRITE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+        if (out->base == MAP_FAILED)
+            return -ENOMEM;
     }
-    int rc = install_guard(base);
+    int rc = install_guard(out->base);
     if (rc) {
-        munmap(base, size);
+        stack_give_back(out);
         return rc;
     }
-    *out = (struct crl__stack){.base = base, .size = size, .colour = (p->serial++ % 64) * 64};
 #ifdef CRL_VALGRIND
-    out->vg_id = VALGRIND_STACK_REGISTER(base + crl__page_size(), base + size);
+    out->vg_id = VALGRIND_STACK_REGISTER(out->base + crl__page_size(), out->base + size);
 #endif
     return 0;
 }
 
-static void stack_unmap(const struct crl__stack *s)
+static void stack_release(const struct crl__stack *s)
 {
 #ifdef CRL_VALGRIND
     VALGRIND_STACK_DEREGISTER(s->vg_id);
 #endif
-    munmap(s->base, s->size);
+    stack_give_back(s);
 }
 
 /* The task record sits at the top of its stack, 64-byte aligned. */
@@ -206,20 +259,20 @@ void crl__task_free(struct crl__core *c, struct crl_task *t)
         cls->free = t;
         cls->nfree++;
     } else {
-        t->run_next = c->stacks.unmap;
-        c->stacks.unmap = t;
+        t->run_next = c->stacks.released;
+        c->stacks.released = t;
     }
 }
 
-static void unmap_list(struct crl_task *t)
+static void release_list(struct crl_task *t)
 {
     while (t) {
         struct crl_task *next = t->run_next;
-        struct crl__stack st = t->stack; /* t lives in the mapping it describes */
+        struct crl__stack st = t->stack; /* t lives in the memory it describes */
 #ifdef CRL_TSAN
         __tsan_destroy_fiber(t->tsan_fiber);
 #endif
-        stack_unmap(&st);
+        stack_release(&st);
         t = next;
     }
 }
@@ -240,8 +293,8 @@ void crl__stack_trim(struct crl__core *c)
             *link = NULL;
             while (tail->run_next)
                 tail = tail->run_next;
-            tail->run_next = c->stacks.unmap;
-            c->stacks.unmap = cut;
+            tail->run_next = c->stacks.released;
+            c->stacks.released = cut;
             cls->nfree -= surplus;
         }
         cls->low = cls->nfree;
@@ -250,9 +303,9 @@ void crl__stack_trim(struct crl__core *c)
 
 void crl__stack_reap(struct crl__core *c)
 {
-    struct crl_task *t = c->stacks.unmap;
-    c->stacks.unmap = NULL;
-    unmap_list(t);
+    struct crl_task *t = c->stacks.released;
+    c->stacks.released = NULL;
+    release_list(t);
 }
 
 void crl__stack_pool_fini(struct crl__core *c)
@@ -260,11 +313,13 @@ void crl__stack_pool_fini(struct crl__core *c)
     crl__stack_reap(c);
     for (int i = 0; i < CRL__STACK_CLASSES; i++) {
         struct crl__stack_class *cls = &c->stacks.cls[i];
-        unmap_list(cls->free);
+        release_list(cls->free);
         if (cls->slab_left)
-            munmap(cls->slab, cls->slab_left * cls->size);
+            slab_put(cls->slab, (unsigned)cls->slab_left);
         cls->free = NULL;
         cls->nfree = 0;
+        cls->slab = NULL;
+        cls->carve = NULL;
         cls->slab_left = 0;
     }
 }

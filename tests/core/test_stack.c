@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -203,4 +204,60 @@ TEST_PLAIN(stack_trim_off_keeps_cached_stacks)
     struct trim t = {.period_ns = -1};
     run_burst_idle_burst(&t);
     CHECK_EQ(t.after_idle, t.after_burst);
+}
+
+/* Whether a mapping of this process covers addr (from /proc: a probing syscall on an
+ * unmapped address is an error to valgrind). */
+static bool is_mapped(const void *addr)
+{
+    FILE *f = fopen("/proc/self/maps", "r");
+    unsigned long lo, hi, at = (unsigned long)(uintptr_t)addr;
+    bool found = false;
+    char line[512];
+    CHECK(f != NULL);
+    while (!found && fgets(line, sizeof line, f))
+        found = sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo <= at && at < hi;
+    fclose(f);
+    return found;
+}
+
+enum { RELEASED_EACH_WAY = 256, ALTERNATING = 2 * (CRL__MAX_CACHED_STACKS + RELEASED_EACH_WAY) };
+
+/* Tasks that end in any order give their stacks back without splitting mappings: a stack
+ * released out of the middle of its slab used to be unmapped alone, one more VMA per hole,
+ * and past vm.max_map_count the unmap failed and the stack leaked. Stacks are freed here in
+ * alternating order, past the cache's cap; a slab goes back whole once all of it is free. */
+TEST(stacks_released_in_any_order_split_no_mapping)
+{
+#if defined(__SANITIZE_THREAD__)
+    TEST_SKIP("TSan maps memory of its own for every fiber");
+#endif
+    if (!crl__stack_guard_adds_no_mapping())
+        TEST_SKIP("no MADV_GUARD_INSTALL (kernel < 6.13 or an emulator): guards use mprotect");
+    struct crl__core *c = crl__core();
+    size_t size = c->rt->cfg.stack_size;
+    struct crl_task **tasks = calloc(ALTERNATING, sizeof *tasks);
+    CHECK(tasks != NULL);
+    int err = 0;
+    for (int i = 0; i < ALTERNATING; i++) {
+        tasks[i] = crl__task_alloc(c, size, &err);
+        CHECK(tasks[i] != NULL);
+    }
+    /* An even stack well inside those made last: the cache is full before it is freed, and
+     * its slab is carved whole. */
+    const char *late = tasks[ALTERNATING - 3 * 64]->stack.base + crl__page_size();
+    int before = count_maps();
+    for (int i = 0; i < ALTERNATING; i += 2) /* the cache takes the first, the rest go */
+        crl__task_free(c, tasks[i]);
+    crl__stack_reap(c);
+    int after_evens = count_maps();
+    CHECK(is_mapped(late)); /* freed, but the odd stacks of its slab still live */
+    for (int i = 1; i < ALTERNATING; i += 2)
+        crl__task_free(c, tasks[i]);
+    crl__stack_reap(c);
+    int after_all = count_maps();
+    free(tasks);
+    CHECK_LT(after_evens - before, 16);
+    CHECK_LT(after_all - before, 16);
+    CHECK(!is_mapped(late)); /* its slab went back whole */
 }
