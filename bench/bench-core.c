@@ -211,18 +211,27 @@ static long read_long(const char *path)
     return v;
 }
 
-struct idle_run {
+struct idle_run;
+
+struct idle_half { /* the even or the odd tasks, in order of spawning */
+    struct idle_run *run;
     struct crl_event release;
-    long n, started, spawn_errors;
-    long rss_before, rss_idle, maps_idle;
+};
+
+struct idle_run {
+    struct idle_half half[2];
+    long n, started, ended, spawn_errors;
+    long rss_before, rss_idle, maps_idle, maps_half_ended, rss_ended;
     int64_t start_ns;
 };
 
 static int idle_task(void *arg)
 {
-    struct idle_run *r = arg;
-    r->started++;
-    return crl_event_wait(&r->release);
+    struct idle_half *h = arg;
+    h->run->started++;
+    int rc = crl_event_wait(&h->release);
+    h->run->ended++;
+    return rc;
 }
 
 static int spawn_idle(struct crl_scope *s, void *arg)
@@ -230,24 +239,33 @@ static int spawn_idle(struct crl_scope *s, void *arg)
     struct idle_run *r = arg;
     int64_t t0 = crl_now_ns();
     for (long i = 0; i < r->n; i++)
-        if (crl_spawn(s, idle_task, r) != 0)
+        if (crl_spawn(s, idle_task, &r->half[i & 1]) != 0)
             r->spawn_errors++;
     while (r->started + r->spawn_errors < r->n)
         crl_yield();
     r->start_ns = crl_now_ns() - t0;
     r->rss_idle = rss_bytes();
     r->maps_idle = count_lines("/proc/self/maps");
-    crl_event_set(&r->release);
+    /* Every other task ends first: stacks go back out of the middle of their slabs. */
+    crl_event_set(&r->half[0].release);
+    while (r->ended < r->started / 2)
+        crl_yield();
+    r->maps_half_ended = count_lines("/proc/self/maps");
+    crl_event_set(&r->half[1].release);
     return 0;
 }
 
 static void idle_tasks(long n, struct idle_run *r)
 {
     memset(r, 0, sizeof *r);
-    crl_event_init(&r->release);
+    for (int i = 0; i < 2; i++) {
+        r->half[i].run = r;
+        crl_event_init(&r->half[i].release);
+    }
     r->n = n;
     r->rss_before = rss_bytes();
     crl_scope_run(spawn_idle, r);
+    r->rss_ended = rss_bytes();
 }
 
 static int bench_main(void *arg)
@@ -275,6 +293,8 @@ static int bench_main(void *arg)
         printf("corral_million_idle_start_time %.0f ms\n", (double)r.start_ns / 1e6);
         printf("corral_million_idle_rss_per_task %.0f bytes\n",
                (double)(r.rss_idle - r.rss_before) / (double)r.n);
+        printf("corral_million_half_ended_maps %ld lines\n", r.maps_half_ended);
+        printf("corral_million_all_ended_rss %.1f MB\n", (double)r.rss_ended / 1e6);
         printf("vm_max_map_count %ld count\n", read_long("/proc/sys/vm/max_map_count"));
     }
     return 0;
