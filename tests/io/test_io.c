@@ -436,6 +436,51 @@ TEST(poll_waits_for_readiness)
     CHECK_EQ(crl_close(p.fds[1]), 0);
 }
 
+/* More waiters made ready by one write than the io_uring backend's completion ring holds
+ * (8192): every one is woken, however the kernel batches the completions or holds back
+ * those the ring has no room for. */
+enum { MANY_POLLERS = 10000 };
+
+struct many_pollers {
+    int fds[2];
+    int waiting, woken;
+};
+
+static int wait_readable_and_count(void *arg)
+{
+    struct many_pollers *m = arg;
+    m->waiting++;
+    int revents = crl_poll(m->fds[0], POLLIN);
+    m->woken += revents > 0 && (revents & POLLIN);
+    return revents < 0 ? revents : 0;
+}
+
+static int many_pollers_body(struct crl_scope *s, void *arg)
+{
+    struct many_pollers *m = arg;
+    for (int i = 0; i < MANY_POLLERS; i++)
+        CHECK_EQ(crl_spawn(s, wait_readable_and_count, m), 0);
+    while (m->waiting < MANY_POLLERS)
+        crl_yield();
+    CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0); /* every poll is in the kernel */
+    CHECK_EQ(m->woken, 0);
+    CHECK_EQ(crl_write(m->fds[1], "x", 1), 1);
+    return 0;
+}
+
+TEST(completions_beyond_the_ring_all_arrive)
+{
+#if defined(__SANITIZE_THREAD__)
+    TEST_SKIP("TSan counts every task as a thread, and stops at 8128");
+#endif
+    struct many_pollers m = {0};
+    CHECK_EQ(pipe(m.fds), 0);
+    CHECK_EQ(crl_scope_run(many_pollers_body, &m), 0);
+    CHECK_EQ(m.woken, MANY_POLLERS);
+    CHECK_EQ(crl_close(m.fds[0]), 0);
+    CHECK_EQ(crl_close(m.fds[1]), 0);
+}
+
 struct blocked_read {
     int fds[2];
     char buf[8];
