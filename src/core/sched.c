@@ -286,7 +286,7 @@ static int64_t next_trim_ns(const struct crl__core *c)
 }
 
 /* Once a period, an idle core gives back cached stacks that sat unused (on the loop's own
- * stack: the ones it unmaps are no task's). No clock read while there is nothing to give. */
+ * stack: the ones it gives back are no task's). No clock read while there is nothing to give. */
 static void trim_stacks_if_due(struct crl__core *c)
 {
     int64_t due = next_trim_ns(c);
