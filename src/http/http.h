@@ -73,10 +73,11 @@ struct crl_http_res {
     size_t hdrs_len, hdrs_cap;
 };
 
-/* Where parse callbacks put what they find; reset per message. */
+/* Where parse callbacks put what they find; reset per message from `sink` on (llhttp's own
+ * state carries over: it resets itself between messages). */
 struct crl__http_parse {
     llhttp_t llh;
-    char *sink; /* body bytes go here (NULL: discarded) */
+    char *sink; /* the first field reset per message; body bytes go here (NULL: discarded) */
     size_t sink_len;
     uint32_t line_end;  /* offset just past the version (the request line's length) */
     bool line_done;     /* the request line is complete */

