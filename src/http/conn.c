@@ -166,8 +166,9 @@ int crl__http_head(struct crl__http_conn *c, int status, const char *content_typ
     int rc = crl__http_out_reserve(c, 160 + rlen + tlen + c->res.hdrs_len);
     if (rc)
         return rc;
+    int64_t now = crl__now_coarse_ns();
     if (c->write_deadline_ns == CRL_NO_DEADLINE)
-        c->write_deadline_ns = crl__now_coarse_ns() + c->lim.write_timeout_ns;
+        c->write_deadline_ns = now + c->lim.write_timeout_ns;
     if (framing == CRL__FRAME_CLOSE || response_closes(c))
         c->must_close = true;
     char *p = PUT_LIT(c->out + c->out_len, "HTTP/1.1 ");
@@ -177,7 +178,7 @@ int crl__http_head(struct crl__http_conn *c, int status, const char *content_typ
     *p++ = ' ';
     p = put(p, reason, rlen);
     p = PUT_LIT(p, "\r\nDate: ");
-    p = put(p, crl__http_date(), CRL__HTTP_DATE_LEN);
+    p = put(p, crl__http_date(now), CRL__HTTP_DATE_LEN);
     if (content_type) {
         p = PUT_LIT(p, "\r\nContent-Type: ");
         p = put(p, content_type, tlen);

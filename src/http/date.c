@@ -1,12 +1,16 @@
 /* date.c - the Date header's value (RFC 9110 IMF-fixdate), formatted at most once a second
  * per thread: every response carries it, and formatting a date costs more than the rest of
- * a small response head. A __thread cache works inside and outside a runtime (the fuzzer). */
+ * a small response head. A __thread cache works inside and outside a runtime (the fuzzer).
+ *
+ * The cache is checked against the monotonic time the response head reads anyway (for its
+ * write deadline), so that a response reads one clock, not two: the wall clock is read only
+ * when the second it formatted is over. A step of the wall clock shows within a second. */
 #include "http.h"
 
 #include <time.h>
 
 struct date_cache {
-    time_t sec; /* the second formatted in text, or 0 */
+    int64_t until_ns; /* CLOCK_MONOTONIC_COARSE time at which text's second ends (0: none) */
     char text[CRL__HTTP_DATE_LEN + 1];
 };
 
@@ -43,13 +47,16 @@ static void format(char *p, time_t sec)
     p[25] = ' ', p[26] = 'G', p[27] = 'M', p[28] = 'T', p[29] = '\0';
 }
 
-const char *crl__http_date(void)
+const char *crl__http_date(int64_t now_ns)
 {
+    if (now_ns < cache.until_ns)
+        return cache.text;
+    /* The coarse clocks move together, at the tick: read after now_ns, the wall clock is as
+     * new or newer, so the end of its second lands at or before the real one (at worst a
+     * refresh comes a tick early and formats the same second again). */
     struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts); /* the vDSO's cheapest clock: a tick is enough */
-    if (ts.tv_sec != cache.sec) {
-        format(cache.text, ts.tv_sec);
-        cache.sec = ts.tv_sec;
-    }
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    format(cache.text, ts.tv_sec);
+    cache.until_ns = now_ns + (CRL_SEC_NS - ts.tv_nsec);
     return cache.text;
 }

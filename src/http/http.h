@@ -202,9 +202,9 @@ int crl__http_serve_fd(int fd, struct crl_conn *conn, const struct crl_http_limi
 /* server.c: reason phrases */
 const char *crl__http_reason(int status);
 
-/* date.c: the current "Date" value, "Sun, 06 Nov 1994 08:49:37 GMT" (29 bytes, no NUL
- * needed), formatted at most once a second per thread. */
+/* date.c: the current "Date" value, "Sun, 06 Nov 1994 08:49:37 GMT" (29 bytes, NUL
+ * terminated), formatted at most once a second per thread; now_ns is crl__now_coarse_ns(). */
 enum { CRL__HTTP_DATE_LEN = 29 };
-const char *crl__http_date(void);
+const char *crl__http_date(int64_t now_ns);
 
 #endif

@@ -4,8 +4,10 @@
 #include "../test.h"
 #include "mem_io.h"
 #include "check_str.h"
+#include "core.h"
 
 #include <string.h>
+#include <time.h>
 
 /* What the handlers saw. */
 struct seen {
@@ -661,7 +663,7 @@ TEST_PLAIN(upgrade_request_is_answered_then_closed)
 /* The Date header is an IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT". */
 TEST_PLAIN(date_header_is_imf_fixdate)
 {
-    const char *d = crl__http_date();
+    const char *d = crl__http_date(crl__now_coarse_ns());
     char day[4], mon[4];
     int mday, year, h, m, s, n = 0;
     CHECK_EQ(sscanf(d, "%3[A-Za-z], %2d %3s %4d %2d:%2d:%2d GMT%n", day, &mday, mon, &year, &h, &m,
@@ -671,5 +673,34 @@ TEST_PLAIN(date_header_is_imf_fixdate)
     CHECK(strlen(day) == 3 && strstr("Mon,Tue,Wed,Thu,Fri,Sat,Sun", day) != NULL);
     CHECK(strstr("JanFebMarAprMayJunJulAugSepOctNovDec", mon) != NULL);
     CHECK_GE(year, 2024);
-    CHECK(crl__http_date() == d); /* one cached string per thread */
+    CHECK(crl__http_date(crl__now_coarse_ns()) == d); /* one cached string per thread */
+}
+
+/* The wall clock's second, coarse: what the Date header must show. */
+static time_t wall_second(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    return ts.tv_sec;
+}
+
+/* The cached Date moves on with the wall clock's second (it is checked against the monotonic
+ * clock, and the two must agree on where a second ends). */
+TEST_PLAIN(date_header_follows_the_wall_clock_second)
+{
+    char before[CRL__HTTP_DATE_LEN + 1];
+    time_t sec = wall_second();
+    strcpy(before, crl__http_date(crl__now_coarse_ns()));
+    while (wall_second() == sec) /* at most a second */
+        nanosleep(&(struct timespec){.tv_nsec = 5 * 1000 * 1000}, NULL);
+    time_t next = wall_second();
+    const char *after = crl__http_date(crl__now_coarse_ns());
+    if (wall_second() != next)
+        return; /* a second went by again meanwhile: nothing to compare (rare) */
+    CHECK(strcmp(before, after) != 0);
+    struct tm tm;
+    char want[64];
+    gmtime_r(&next, &tm);
+    strftime(want, sizeof want, "%a, %d %b %Y %H:%M:%S GMT", &tm); /* C locale in tests */
+    CHECK(strcmp(after, want) == 0);
 }
