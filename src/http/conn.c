@@ -161,8 +161,9 @@ int crl__http_head(struct crl__http_conn *c, int status, const char *content_typ
 {
     if (c->write_err)
         return c->write_err;
-    const char *reason = crl__http_reason(status);
-    size_t rlen = strlen(reason), tlen = content_type ? strlen(content_type) : 0;
+    bool ok = status == 200; /* the usual answer: no table lookup, no strlen */
+    const char *reason = ok ? "OK" : crl__http_reason(status);
+    size_t rlen = ok ? 2 : strlen(reason), tlen = content_type ? strlen(content_type) : 0;
     int rc = crl__http_out_reserve(c, 160 + rlen + tlen + c->res.hdrs_len);
     if (rc)
         return rc;

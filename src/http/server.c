@@ -277,8 +277,16 @@ const char *crl_http_req_target(const crl_http_req *req)
 
 const char *crl_http_req_query(const crl_http_req *req)
 {
-    const char *q = memchr(crl_http_req_target(req), '?', req->target_len);
-    return q ? q + 1 : NULL;
+    const char *t = crl_http_req_target(req);
+    size_t len = req->target_len;
+    if (len > 32) { /* most targets are a few bytes: a loop beats a call to memchr there */
+        const char *q = memchr(t, '?', len);
+        return q ? q + 1 : NULL;
+    }
+    for (size_t i = 0; i < len; i++)
+        if (t[i] == '?')
+            return t + i + 1;
+    return NULL;
 }
 
 const char *crl_http_req_path(const crl_http_req *req)

@@ -75,6 +75,40 @@ TEST_PLAIN(get_is_answered_with_date_and_length)
     mem_free(&m);
 }
 
+/* Path and query split at the first '?' whatever the target's length (short targets are
+ * scanned inline, long ones with memchr), and a target without '?' has no query. */
+TEST_PLAIN(query_splits_at_the_first_question_mark_at_any_length)
+{
+    for (size_t len = 1; len <= 80; len++) {
+        for (int with_query = 0; with_query <= 1; with_query++) {
+            char target[128], req[256];
+            memset(target, 'a', len);
+            target[0] = '/';
+            target[len] = '\0';
+            if (with_query && len >= 2)
+                target[len - 1] = '?'; /* the query is empty, its '?' the last byte */
+            if (with_query && len >= 4)
+                target[len / 2] = '?'; /* and now the first '?' is in the middle */
+            snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: h\r\n\r\n", target);
+            const char *in[] = {req, NULL};
+            struct mem_io m = {.pieces = in};
+            struct seen s;
+            serve(&m, NULL, echo, &s);
+            CHECK_EQ(s.calls, 1);
+            const char *q = strchr(target, '?');
+            if (!q) {
+                CHECK(strcmp(s.query, "(null)") == 0);
+                CHECK(strcmp(s.path, target) == 0);
+            } else {
+                CHECK(strcmp(s.query, q + 1) == 0);
+                CHECK(strncmp(s.path, target, (size_t)(q - target)) == 0);
+                CHECK_EQ(strlen(s.path), (size_t)(q - target));
+            }
+            mem_free(&m);
+        }
+    }
+}
+
 /* HTTP/1.1 keeps the connection: requests arriving in separate reads are all answered. */
 TEST_PLAIN(http11_keeps_the_connection)
 {
