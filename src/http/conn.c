@@ -161,10 +161,9 @@ int crl__http_head(struct crl__http_conn *c, int status, const char *content_typ
 {
     if (c->write_err)
         return c->write_err;
-    bool ok = status == 200; /* the usual answer: no table lookup, no strlen */
-    const char *reason = ok ? "OK" : crl__http_reason(status);
-    size_t rlen = ok ? 2 : strlen(reason), tlen = content_type ? strlen(content_type) : 0;
-    int rc = crl__http_out_reserve(c, 160 + rlen + tlen + c->res.hdrs_len);
+    struct crl__http_reason reason = crl__http_reason(status);
+    size_t tlen = content_type ? strlen(content_type) : 0;
+    int rc = crl__http_out_reserve(c, 160 + reason.len + tlen + c->res.hdrs_len);
     if (rc)
         return rc;
     int64_t now = crl__now_coarse_ns();
@@ -177,7 +176,7 @@ int crl__http_head(struct crl__http_conn *c, int status, const char *content_typ
     *p++ = (char)('0' + status / 10 % 10);
     *p++ = (char)('0' + status % 10);
     *p++ = ' ';
-    p = put(p, reason, rlen);
+    p = put(p, reason.text, reason.len);
     p = PUT_LIT(p, "\r\nDate: ");
     p = put(p, crl__http_date(now), CRL__HTTP_DATE_LEN);
     if (content_type) {

@@ -200,7 +200,11 @@ static inline const char *crl__http_at(const struct crl__http_conn *c, uint32_t 
 int crl__http_serve_fd(int fd, struct crl_conn *conn, const struct crl_http_limits *lim,
                        crl_http_handler_fn *handler, void *ctx);
 /* server.c: reason phrases */
-const char *crl__http_reason(int status);
+struct crl__http_reason {
+    const char *text; /* "" for a status without one here */
+    size_t len;
+};
+struct crl__http_reason crl__http_reason(int status);
 
 /* date.c: the current "Date" value, "Sun, 06 Nov 1994 08:49:37 GMT" (29 bytes, NUL
  * terminated), formatted at most once a second per thread; now_ns is crl__now_coarse_ns(). */

@@ -587,44 +587,50 @@ int crl_http_res_send_file(crl_http_res *res, int status, const char *content_ty
 
 /* ---- Reason phrases --------------------------------------------------------------------- */
 
-const char *crl__http_reason(int status)
+/* A literal with its length, which the response head copies without a strlen. */
+#define RETURN_REASON(text)                                                                        \
+    return (struct crl__http_reason) { (text), sizeof(text) - 1 }
+
+struct crl__http_reason crl__http_reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return "";
+    case 100: RETURN_REASON("Continue");
+    case 101: RETURN_REASON("Switching Protocols");
+    case 200: RETURN_REASON("OK");
+    case 201: RETURN_REASON("Created");
+    case 202: RETURN_REASON("Accepted");
+    case 204: RETURN_REASON("No Content");
+    case 206: RETURN_REASON("Partial Content");
+    case 301: RETURN_REASON("Moved Permanently");
+    case 302: RETURN_REASON("Found");
+    case 303: RETURN_REASON("See Other");
+    case 304: RETURN_REASON("Not Modified");
+    case 307: RETURN_REASON("Temporary Redirect");
+    case 308: RETURN_REASON("Permanent Redirect");
+    case 400: RETURN_REASON("Bad Request");
+    case 401: RETURN_REASON("Unauthorized");
+    case 403: RETURN_REASON("Forbidden");
+    case 404: RETURN_REASON("Not Found");
+    case 405: RETURN_REASON("Method Not Allowed");
+    case 408: RETURN_REASON("Request Timeout");
+    case 409: RETURN_REASON("Conflict");
+    case 411: RETURN_REASON("Length Required");
+    case 412: RETURN_REASON("Precondition Failed");
+    case 413: RETURN_REASON("Content Too Large");
+    case 414: RETURN_REASON("URI Too Long");
+    case 415: RETURN_REASON("Unsupported Media Type");
+    case 416: RETURN_REASON("Range Not Satisfiable");
+    case 417: RETURN_REASON("Expectation Failed");
+    case 429: RETURN_REASON("Too Many Requests");
+    case 431: RETURN_REASON("Request Header Fields Too Large");
+    case 500: RETURN_REASON("Internal Server Error");
+    case 501: RETURN_REASON("Not Implemented");
+    case 502: RETURN_REASON("Bad Gateway");
+    case 503: RETURN_REASON("Service Unavailable");
+    case 504: RETURN_REASON("Gateway Timeout");
+    case 505: RETURN_REASON("HTTP Version Not Supported");
+    default: RETURN_REASON("");
     }
 }
+
+#undef RETURN_REASON
