@@ -129,6 +129,14 @@ struct crl__slab {
     unsigned held; /* stacks not given back yet, those still to carve included */
 };
 
+/* Address space for stacks: reserved lazily (NORESERVE), NULL when there is none. */
+static char *map_stack_memory(size_t bytes)
+{
+    void *m = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    return m == MAP_FAILED ? NULL : m;
+}
+
 static void slab_put(struct crl__slab *slab, unsigned n)
 {
     slab->held -= n;
@@ -144,9 +152,8 @@ static int slab_new(struct crl__stack_class *cls)
     if (!slab)
         return -ENOMEM;
     size_t bytes = cls->size * SLAB_STACKS;
-    char *base = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (base == MAP_FAILED) {
+    char *base = map_stack_memory(bytes);
+    if (!base) {
         free(slab);
         return -ENOMEM;
     }
@@ -188,9 +195,8 @@ static int stack_new(struct crl__stack_pool *p, struct crl__stack_class *cls, si
         if (--cls->slab_left == 0)
             cls->slab = NULL; /* all carved: its stacks hold it now */
     } else {
-        out->base = mmap(NULL, size, PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-        if (out->base == MAP_FAILED)
+        out->base = map_stack_memory(size);
+        if (!out->base)
             return -ENOMEM;
     }
     int rc = install_guard(out->base);
