@@ -30,6 +30,12 @@ extern "C" {
 
 /* ---- Time ------------------------------------------------------------------------------- */
 
+/* The time rule, for every call and field that takes a time: a deadline is an absolute time
+ * in ns on CLOCK_MONOTONIC. Only CRL_NO_DEADLINE (-1) means "no deadline"; any other deadline
+ * at or before now (0, INT64_MIN, any negative) has passed; INT64_MAX is the far future (never
+ * reached, but not "none": it can be moved). A relative timeout (a duration argument) at or
+ * below 0 has expired; a timeout beyond the end of the clock saturates to INT64_MAX. Config
+ * and option fields in ns say each what 0 and negative values mean there. */
 #define CRL_USEC_NS INT64_C(1000)
 #define CRL_MSEC_NS INT64_C(1000000)
 #define CRL_SEC_NS INT64_C(1000000000)
@@ -90,7 +96,9 @@ struct crl_config {
 /* Start the runtime on the calling thread, run main(arg) as the root task inside the root
  * scope, and return once every task has ended. Returns main's result, or the first error of
  * any task spawned into the root scope, or -EINVAL for a bad config (cores beyond the CPUs
- * of the affinity mask), -EBUSY when called from inside a running runtime, -ENOMEM. With
+ * of the affinity mask, a stack_size outside 16 KiB .. 1 GiB, an unknown backend or level:
+ * the reason is logged through cfg's sink), -EBUSY when called from inside a running
+ * runtime, -ENOMEM. With
  * several cores, core 0 runs main on the calling thread and the others serve crl_call. */
 int crl_run(const struct crl_config *cfg, crl_task_fn *main, void *arg);
 
@@ -108,10 +116,19 @@ typedef int crl_body_fn(struct crl_scope *s, void *arg);
  * NOT the body's own locals: the body returns before its children are joined, so data a
  * child borrows belongs in the caller's frame, reached through arg. Returns, in order of
  * precedence:
- * the first error (negative) of a child or of the body, which also cancelled the scope;
- * -ETIMEDOUT if the scope's own deadline fired; else the body's result (a body that returned
- * -ECANCELED because this scope was cancelled by crl_scope_cancel() yields 0). Waiting for
- * the children is not itself interruptible, but cancellation reaches them. */
+ * - the first error of a child or of the body that is not a cancellation (-ECANCELED or
+ *   -ETIMEDOUT), which also cancelled the scope;
+ * - when s ended cancelled (it was cancelled, or a child or the body returned a cancellation
+ *   error) and a scope enclosing it is cancelled too (up to the nearest shield; none if s is
+ *   shielded): the cancellation of the outermost such scope, -ECANCELED or -ETIMEDOUT. As in
+ *   Trio, the outermost cancelled scope catches a cancellation: the inner ones pass it on, so
+ *   the code after them, which returns the error, is skipped;
+ * - a child's or the body's cancellation error that s did not cause (it came from above);
+ * - -ETIMEDOUT if the scope's own deadline fired;
+ * - else the body's result (a body that returned -ECANCELED because this scope alone was
+ *   cancelled by crl_scope_cancel() yields 0: the scope caught its cancellation).
+ * Waiting for the children is not itself interruptible, but cancellation reaches them. A
+ * scope's errors after the first are logged at CRL_LOG_WARN with the task's name. */
 int crl_scope_run(crl_body_fn *body, void *arg);
 
 /* Wait until every task spawned into s so far has ended (and any they spawn into s), for a
@@ -127,7 +144,8 @@ struct crl_spawn_opts {
 
 /* Start fn(arg) as a new task in scope s. The task runs later (it is queued, not run now).
  * Its result joins s: a negative result cancels s's other tasks and becomes s's result.
- * s must be a scope whose body or one of whose tasks is running. Returns 0 or -ENOMEM.
+ * s must be a scope whose body or one of whose tasks is running (spawning into a scope whose
+ * crl_scope_run returned aborts, naming the call). Returns 0 or -ENOMEM.
  * Not a cancellation point: spawning into a cancelled scope starts a cancelled task. */
 int crl_spawn_ex(struct crl_scope *s, crl_task_fn *fn, void *arg,
                  const struct crl_spawn_opts *opts);
@@ -139,23 +157,29 @@ int crl_spawn_named(struct crl_scope *s, crl_task_fn *fn, void *arg, const char 
 #define crl_spawn(s, fn, arg) crl_spawn_named((s), (fn), (arg), #fn)
 
 /* Cancel scope s: every task under it (its body, its children, their nested scopes, but not
- * below a shield) gets -ECANCELED from its current or next cancellation point. Idempotent.
- * The scope itself then returns 0 unless something failed. Never blocks. */
+ * below a shield) gets a cancellation error from its current or next cancellation point.
+ * Idempotent. The error is that of the outermost cancelled scope a task sees: -ECANCELED
+ * here, -ETIMEDOUT if that scope's deadline fired; so when both an inner deadline and an
+ * outer cancel apply, the outer one wins. s itself then returns 0 (it caught its own
+ * cancellation) unless something failed or an enclosing scope is cancelled too (see
+ * crl_scope_run). Never blocks. Aborts, naming the call, if s is not open any more. */
 void crl_scope_cancel(struct crl_scope *s);
 
 /* Set (or move, earlier or later) the absolute deadline of scope s; CRL_NO_DEADLINE removes
- * it. When it passes, s is cancelled as by crl_scope_cancel() but with -ETIMEDOUT, and
- * crl_scope_run() returns -ETIMEDOUT. A deadline that already fired cannot be taken back. */
+ * it; a deadline at or before now cancels s at once. When it passes, s is cancelled as by
+ * crl_scope_cancel() but with -ETIMEDOUT, and crl_scope_run() returns -ETIMEDOUT. A deadline
+ * that already fired cannot be taken back. */
 void crl_scope_set_deadline(struct crl_scope *s, int64_t deadline_ns);
 
-/* The deadline of scope s, or CRL_NO_DEADLINE. */
+/* The deadline of scope s as last set, or CRL_NO_DEADLINE. */
 int64_t crl_scope_deadline(const struct crl_scope *s);
 
 /* Shield scope s (on = true) from cancellation coming from outside it, so that cleanup code
  * in it can block; its own crl_scope_cancel() and deadline still apply. */
 void crl_scope_shield(struct crl_scope *s, bool on);
 
-/* True when scope s has been cancelled (by crl_scope_cancel, an error, or its deadline). */
+/* True when scope s has been cancelled (by crl_scope_cancel, an error, or its deadline),
+ * as Trio's cancel_called: also once its deadline has passed, before the runtime noticed. */
 bool crl_scope_cancelled(const struct crl_scope *s);
 
 /* Let other runnable tasks run; the caller is requeued behind them. A cancellation point:
@@ -163,7 +187,12 @@ bool crl_scope_cancelled(const struct crl_scope *s);
 int crl_yield(void);
 
 /* 0 if the calling task may continue, or -ECANCELED / -ETIMEDOUT if it is cancelled: an
- * explicit cancellation point for long computations. Never blocks. */
+ * explicit cancellation point for long computations. Never blocks and never switches, but
+ * looks outside the task as the runtime would between tasks: a deadline that has passed and a
+ * cancellation from another core (a crl_call caller's) are seen within about 20 us of the
+ * caller's work or 16 checkpoints, whichever is longer, though the loop does not run; timers
+ * found due fire (the tasks they wake run at the caller's next yield or block). A tight loop
+ * pays a clock read every 16 calls. */
 int crl_checkpoint(void);
 
 /* The calling task's name ("main" for the root task). */
@@ -195,20 +224,24 @@ int crl_try_join(struct crl_job *jobs, size_t n);
  * was cancelled from outside before any job ended, or -EINVAL when n is 0. */
 int crl_race(struct crl_job *jobs, size_t n);
 
-/* Run fn(arg) in the calling task inside a scope with the given absolute deadline. Returns
+/* Run fn(arg) in the calling task inside a scope with the given absolute deadline
+ * (CRL_NO_DEADLINE: none; one that has passed: fn's first cancellation point fails). Returns
  * fn's result, or -ETIMEDOUT if the deadline fired (fn's blocking calls then returned it). */
 int crl_with_deadline(int64_t deadline_ns, crl_task_fn *fn, void *arg);
 
-/* crl_with_deadline(crl_now_ns() + timeout_ns, fn, arg). */
+/* crl_with_deadline(crl_now_ns() + timeout_ns, fn, arg), saturated: a timeout at or below 0
+ * (-1 included) has expired, INT64_MAX does not overflow. */
 int crl_with_timeout(int64_t timeout_ns, crl_task_fn *fn, void *arg);
 
 /* ---- Timers ----------------------------------------------------------------------------- */
 
-/* Block the calling task until the absolute deadline. A cancellation point: returns 0 when
- * the deadline was reached, else the cancellation error. */
+/* Block the calling task until the absolute deadline (CRL_NO_DEADLINE or INT64_MAX: until
+ * cancelled; a deadline that has passed: returns after letting the others run). A
+ * cancellation point: returns 0 when the deadline was reached, else the cancellation error. */
 int crl_sleep_until(int64_t deadline_ns);
 
-/* crl_sleep_until(crl_now_ns() + ns). */
+/* crl_sleep_until(crl_now_ns() + ns), saturated: ns <= 0 has expired, INT64_MAX is "until
+ * cancelled". */
 int crl_sleep_ns(int64_t ns);
 
 /* ---- Same-core synchronization (no atomics; never share across cores) -------------------- */

@@ -134,7 +134,12 @@ struct crl_task {
 
 /* ---- Scopes ----------------------------------------------------------------------------- */
 
+/* In a scope from its opening to its return: a scope used after that (its record lies in a
+ * dead frame) is told apart, at best effort, from a live one. */
+#define CRL__SCOPE_LIVE 0x5c09e11aU
+
 struct crl_scope {
+    uint32_t magic;            /* CRL__SCOPE_LIVE while open, else anything */
     struct crl_scope *parent;  /* enclosing scope: cancellation flows down from it */
     struct crl_task *owner;    /* task running the body; NULL for the root scope */
     struct crl__list tasks;    /* live tasks spawned into it */
@@ -193,6 +198,13 @@ struct crl__core {
     unsigned budget; /* switches left before the loop must poll */
     struct crl__wheel wheel;
     int64_t now_ns; /* clock read once per loop iteration */
+    /* crl_checkpoint's look outside the running task (sched.c): every ckpt_stride calls it
+     * reads the clock, fires the due timers and runs checkpoint_hook; the stride adapts so
+     * that this happens every few microseconds of the caller's work, whatever a call costs. */
+    unsigned ckpt_left, ckpt_stride;
+    int64_t ckpt_ns; /* the clock at the last look */
+    /* Set by the cross-core layer: takes in cancellations of calls running on this core. */
+    void (*checkpoint_hook)(struct crl__core *c);
     struct crl__stack_pool stacks;
     struct crl_scope *root;
     size_t ntasks; /* live tasks, the root task included */
@@ -227,8 +239,26 @@ extern __thread struct crl__core *crl__cur __attribute__((tls_model("initial-exe
 _Noreturn void crl__panic(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void crl__logf(enum crl_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/* crl__logf through the sink and level of cfg (a config not yet running: NULL = stderr). */
+void crl__log_cfg(const struct crl_config *cfg, enum crl_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 static inline struct crl__core *crl__core(void) { return crl__cur; }
+
+/* The deadline timeout_ns after now, saturated: a timeout at or below 0 has expired (now),
+ * one beyond the end of the clock is INT64_MAX, the far future (corral.h's time rule). */
+static inline int64_t crl__deadline_after(int64_t now_ns, int64_t timeout_ns)
+{
+    if (timeout_ns <= 0)
+        return now_ns;
+    return timeout_ns > INT64_MAX - now_ns ? INT64_MAX : now_ns + timeout_ns;
+}
+
+/* A deadline as a time the clock can reach: CRL_NO_DEADLINE is the far future. */
+static inline int64_t crl__deadline_or_never(int64_t deadline_ns)
+{
+    return deadline_ns == CRL_NO_DEADLINE ? INT64_MAX : deadline_ns;
+}
 
 /* CLOCK_MONOTONIC as of the last scheduler tick (1-4 ms behind): a quarter of the cost of
  * crl_now_ns, for deadlines of timeouts counted in seconds. */
@@ -285,6 +315,8 @@ static inline int crl__cancel_status(struct crl_task *t)
     return t->cancel_hint ? crl__cancel_walk(t) : 0;
 }
 void crl__scope_init_root(struct crl_scope *s, struct crl__core *c);
+/* Abort, naming call, if s is not an open scope (or, with assertions, not this core's). */
+void crl__scope_check(const struct crl_scope *s, const char *call);
 void crl__scope_child_done(struct crl_scope *s, struct crl_task *t, int result);
 
 /* stack.c - a task record lives at the top of its own stack, and the pool keeps released

@@ -148,5 +148,5 @@ int crl_with_deadline(int64_t deadline_ns, crl_task_fn *fn, void *arg)
 
 int crl_with_timeout(int64_t timeout_ns, crl_task_fn *fn, void *arg)
 {
-    return crl_with_deadline(crl_now_ns() + timeout_ns, fn, arg);
+    return crl_with_deadline(crl__deadline_after(crl_now_ns(), timeout_ns), fn, arg);
 }

@@ -19,17 +19,19 @@ static void stderr_sink(void *ctx, enum crl_log_level level, const char *line)
     (void)unused;
 }
 
-static void vlog(enum crl_log_level level, const char *fmt, va_list ap)
+/* The sink and level of cfg (NULL: stderr, CRL_LOG_INFO). */
+static void vlog_with(const struct crl_config *cfg, enum crl_log_level level, const char *fmt,
+                      va_list ap)
 {
-    struct crl__core *c = crl__cur;
     crl_log_fn *sink = stderr_sink;
     void *ctx = NULL;
     enum crl_log_level max = CRL_LOG_INFO;
-    if (c) {
-        max = c->rt->cfg.log_level;
-        if (c->rt->cfg.log_fn) {
-            sink = c->rt->cfg.log_fn;
-            ctx = c->rt->cfg.log_ctx;
+    if (cfg) {
+        if (cfg->log_level != CRL_LOG_DEFAULT)
+            max = cfg->log_level;
+        if (cfg->log_fn) {
+            sink = cfg->log_fn;
+            ctx = cfg->log_ctx;
         }
     }
     if (level > max)
@@ -39,11 +41,25 @@ static void vlog(enum crl_log_level level, const char *fmt, va_list ap)
     sink(ctx, level, line);
 }
 
+static void vlog(enum crl_log_level level, const char *fmt, va_list ap)
+{
+    struct crl__core *c = crl__cur;
+    vlog_with(c ? &c->rt->cfg : NULL, level, fmt, ap);
+}
+
 void crl__logf(enum crl_log_level level, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vlog(level, fmt, ap);
+    va_end(ap);
+}
+
+void crl__log_cfg(const struct crl_config *cfg, enum crl_log_level level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog_with(cfg, level, fmt, ap);
     va_end(ap);
 }
 
@@ -55,11 +71,18 @@ void crl_log(enum crl_log_level level, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The message goes to the runtime's sink and, if that is not stderr, to stderr too: an abort
+ * must be explained where a developer looks, whatever the sink does with it. */
 _Noreturn void crl__panic(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vlog(CRL_LOG_ERROR, fmt, ap);
+    char line[1024];
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    struct crl__core *c = crl__cur;
+    if (c && c->rt->cfg.log_fn)
+        c->rt->cfg.log_fn(c->rt->cfg.log_ctx, CRL_LOG_ERROR, line);
+    stderr_sink(NULL, CRL_LOG_ERROR, line);
     abort();
 }

@@ -41,9 +41,20 @@ static unsigned default_cores(void)
     return n > 0 ? (unsigned)n : 1;
 }
 
+/* A config crl_run refuses: say why, through the config's own sink. */
+static int refuse(const struct crl_config *in, const char *why)
+{
+    crl__log_cfg(in, CRL_LOG_ERROR, "corral: crl_run: bad config: %s", why);
+    return -EINVAL;
+}
+
 static int config_resolve(const struct crl_config *in, struct crl_config *out)
 {
     *out = in ? *in : (struct crl_config){0};
+    if (out->log_level > CRL_LOG_DEBUG)
+        return refuse(in, "log_level is not an enum crl_log_level");
+    if ((unsigned)out->backend > CRL_BACKEND_EPOLL)
+        return refuse(in, "backend is not an enum crl_backend");
     if (out->cores == 0)
         out->cores = default_cores();
     if (out->stack_trim_ns == 0)
@@ -57,13 +68,11 @@ static int config_resolve(const struct crl_config *in, struct crl_config *out)
     if (out->stack_size == 0)
         out->stack_size = DEFAULT_STACK;
     if (out->stack_size < 16 * 1024 || out->stack_size > (size_t)1 << 30)
-        return -EINVAL;
+        return refuse(in, "stack_size is outside 16 KiB .. 1 GiB");
     size_t page = crl__page_size();
     out->stack_size = (out->stack_size + page - 1) & ~(page - 1);
     if (out->log_level == CRL_LOG_DEFAULT)
         out->log_level = CRL_LOG_INFO;
-    if (out->log_level > CRL_LOG_DEBUG || (unsigned)out->backend > CRL_BACKEND_EPOLL)
-        return -EINVAL;
     return 0;
 }
 
@@ -113,6 +122,8 @@ static int core_start(struct crl__core *c, struct crl__runtime *rt, struct crl_s
     loop_stack_bounds(&c->loop);
     c->now_ns = crl_now_ns();
     crl__wheel_init(&c->wheel, c->now_ns);
+    c->ckpt_stride = c->ckpt_left = 1;
+    c->ckpt_ns = c->now_ns;
     c->stacks.cls[0].size = rt->cfg.stack_size; /* the class of the spawn fast path */
     crl_event_init(&c->fd_freed);
     crl__scope_init_root(root, c);
@@ -280,8 +291,14 @@ static int runtime_init(struct run_state *st, const struct crl_config *cfg)
     if (rc)
         return rc;
     rt->ncores = rt->cfg.cores;
-    if (rt->ncores > 1 && (rc = pick_cpus(rt->ncores, st->cpus, &st->saved_mask)))
+    if (rt->ncores > 1 && (rc = pick_cpus(rt->ncores, st->cpus, &st->saved_mask))) {
+        if (rc == -EINVAL)
+            crl__log_cfg(cfg, CRL_LOG_ERROR,
+                         "corral: crl_run: bad config: cores = %u, more than the %d CPUs of "
+                         "the affinity mask",
+                         rt->ncores, CPU_COUNT(&st->saved_mask));
         return rc;
+    }
     rt->cores = calloc(rt->ncores, sizeof *rt->cores);
     if (!rt->cores)
         return -ENOMEM;

@@ -13,16 +13,20 @@
 #include <errno.h>
 #include <string.h>
 
+/* The outermost cancelled scope up to the nearest shield is the one whose cancellation the
+ * task sees (and the one that absorbs it, see scope_result): its reason wins. */
 int crl__cancel_walk(struct crl_task *t)
 {
+    int reason = 0;
     for (const struct crl_scope *s = t->scope; s; s = s->parent) {
         if (s->cancel_reason)
-            return -s->cancel_reason;
+            reason = s->cancel_reason;
         if (s->shield)
             break;
     }
-    t->cancel_hint = false;
-    return 0;
+    if (!reason)
+        t->cancel_hint = false;
+    return -reason;
 }
 
 /* ---- Cancellation: wake every cancellable waiter under a scope --------------------------- */
@@ -92,21 +96,30 @@ static void scope_cancel(struct crl_scope *s, int reason)
     propagate_cancel(s);
 }
 
-/* Record a failure in s. A cancellation error that s itself caused is absorbed. */
-static void scope_fail(struct crl_scope *s, int err)
+static bool is_cancellation(int err) { return err == -ECANCELED || err == -ETIMEDOUT; }
+
+/* Record a failure of task `who` in s: the first error cancels s and becomes its result; a
+ * cancellation error that s itself caused is absorbed; a later error is logged, since nothing
+ * else would ever see it. */
+static void scope_fail(struct crl_scope *s, int err, const char *who)
 {
-    if ((err == -ECANCELED || err == -ETIMEDOUT) && s->cancel_reason)
+    if (is_cancellation(err) && s->cancel_reason)
         return;
-    if (!s->error)
-        s->error = err;
+    if (s->error) {
+        crl__logf(CRL_LOG_WARN,
+                  "corral: task '%s' failed with %d (%s) in a scope that had already failed "
+                  "with %d (%s): this error is dropped",
+                  who, err, strerror(-err), s->error, strerror(-s->error));
+        return;
+    }
+    s->error = err;
     scope_cancel(s, ECANCELED);
 }
 
 void crl__scope_child_done(struct crl_scope *s, struct crl_task *t, int result)
 {
-    (void)t;
     if (result < 0)
-        scope_fail(s, result);
+        scope_fail(s, result, t->name);
     if (--s->nlive == 0 && s->joining)
         crl__wake(s->owner, 0);
 }
@@ -121,6 +134,7 @@ static void deadline_fire(struct crl__timer *tm)
 /* Field by field: a memset of the whole scope costs more than the rest of opening it. */
 static void scope_init(struct crl_scope *s, struct crl__core *c)
 {
+    s->magic = CRL__SCOPE_LIVE;
     s->parent = NULL;
     s->owner = NULL;
     crl__list_init(&s->tasks);
@@ -151,6 +165,7 @@ static void scope_open(struct crl_scope *s, struct crl_task *owner)
 
 static void scope_close(struct crl_scope *s)
 {
+    s->magic = 0;
     if (crl__timer_armed(&s->deadline))
         crl__timer_disarm(&s->core->wheel, &s->deadline);
     crl__list_del(&s->kid_link);
@@ -170,10 +185,45 @@ static void scope_wait_children(struct crl_scope *s)
 
 int crl_scope_join(struct crl_scope *s)
 {
+    crl__scope_check(s, "crl_scope_join");
     if (crl__self() != s->owner)
         crl__panic("corral: crl_scope_join from a task that does not own the scope");
     scope_wait_children(s);
     return s->error;
+}
+
+/* The cancellation reason of the outermost cancelled scope enclosing s that s can see (none
+ * if s is shielded), or 0. */
+static int outer_cancel_reason(const struct crl_scope *s)
+{
+    int reason = 0;
+    if (s->shield)
+        return 0;
+    for (const struct crl_scope *p = s->parent; p; p = p->parent) {
+        if (p->cancel_reason)
+            reason = p->cancel_reason;
+        if (p->shield)
+            break;
+    }
+    return reason;
+}
+
+/* What crl_scope_run returns for s, closed, whose body returned rc. As in Trio, the
+ * outermost cancelled scope catches a cancellation: a scope that ended cancelled (its own
+ * cancellation, or a child's or the body's cancellation error) while an enclosing scope is
+ * cancelled too passes that scope's cancellation on, so that the code after it is skipped. */
+static int scope_result(const struct crl_scope *s, int rc)
+{
+    if (s->error && !is_cancellation(s->error))
+        return s->error;
+    int outer = outer_cancel_reason(s);
+    if (outer && (s->error || s->cancel_reason || is_cancellation(rc)))
+        return -outer;
+    if (s->error)
+        return s->error;
+    if (s->cancel_reason == ETIMEDOUT)
+        return -ETIMEDOUT;
+    return rc < 0 ? 0 : rc;
 }
 
 int crl_scope_run(crl_body_fn *body, void *arg)
@@ -183,45 +233,45 @@ int crl_scope_run(crl_body_fn *body, void *arg)
     scope_open(&s, t);
     int rc = body(&s, arg);
     if (rc < 0)
-        scope_fail(&s, rc);
+        scope_fail(&s, rc, t->name);
     scope_wait_children(&s);
     scope_close(&s);
-    if (s.error)
-        return s.error;
-    if (s.cancel_reason == ETIMEDOUT)
-        return -ETIMEDOUT;
-    return rc < 0 ? 0 : rc;
+    return scope_result(&s, rc);
 }
 
 /* ---- Public controls -------------------------------------------------------------------- */
 
-/* A scope belongs to its core (checked where assertions are on). */
-#ifndef NDEBUG
-static void check_scope_owner(const struct crl_scope *s)
+/* A scope record that is not open (it returned: its record lies in a dead frame) is a misuse
+ * that would corrupt memory: abort naming the call. Best effort, a magic value. Also, where
+ * assertions are on, a scope belongs to its core. */
+void crl__scope_check(const struct crl_scope *s, const char *call)
 {
+    if (!s || s->magic != CRL__SCOPE_LIVE)
+        crl__panic("corral: %s on scope %p, which is not open (its crl_scope_run returned, or "
+                   "it is not a scope)",
+                   call, (const void *)s);
+#ifndef NDEBUG
     struct crl__core *c = crl__cur;
     if (c && s->core != c)
-        crl__panic("corral: scope %p belongs to core %u but was used from core %u", (const void *)s,
-                   s->core->id, c->id);
-}
-#else
-#define check_scope_owner(s) ((void)0)
+        crl__panic("corral: %s on scope %p, which belongs to core %u, from core %u", call,
+                   (const void *)s, s->core->id, c->id);
 #endif
+}
 
 void crl_scope_cancel(struct crl_scope *s)
 {
-    check_scope_owner(s);
+    crl__scope_check(s, "crl_scope_cancel");
     scope_cancel(s, ECANCELED);
 }
 
 void crl_scope_set_deadline(struct crl_scope *s, int64_t deadline_ns)
 {
-    check_scope_owner(s);
-    s->deadline_ns = deadline_ns < 0 ? CRL_NO_DEADLINE : deadline_ns;
+    crl__scope_check(s, "crl_scope_set_deadline");
+    s->deadline_ns = deadline_ns;
     if (s->cancel_reason)
         return;
     crl__timer_disarm(&s->core->wheel, &s->deadline);
-    if (deadline_ns < 0)
+    if (deadline_ns == CRL_NO_DEADLINE)
         return;
     if (deadline_ns <= crl_now_ns())
         scope_cancel(s, ETIMEDOUT);
@@ -229,27 +279,27 @@ void crl_scope_set_deadline(struct crl_scope *s, int64_t deadline_ns)
         crl__timer_arm(&s->core->wheel, &s->deadline, deadline_ns);
 }
 
-int64_t crl_scope_deadline(const struct crl_scope *s) { return s->deadline_ns; }
-
-static bool outer_cancelled(const struct crl_scope *s)
+int64_t crl_scope_deadline(const struct crl_scope *s)
 {
-    for (const struct crl_scope *p = s->parent; p; p = p->parent) {
-        if (p->cancel_reason)
-            return true;
-        if (p->shield)
-            break;
-    }
-    return false;
+    crl__scope_check(s, "crl_scope_deadline");
+    return s->deadline_ns;
 }
 
 void crl_scope_shield(struct crl_scope *s, bool on)
 {
-    check_scope_owner(s);
+    crl__scope_check(s, "crl_scope_shield");
     bool was = s->shield;
     s->shield = on;
     /* Lowering a shield delivers a cancellation that arrived while it was up. */
-    if (was && !on && outer_cancelled(s))
+    if (was && !on && outer_cancel_reason(s))
         propagate_cancel(s);
 }
 
-bool crl_scope_cancelled(const struct crl_scope *s) { return s->cancel_reason != 0; }
+/* As Trio's cancel_called: also true once the deadline has passed, before its timer fired. */
+bool crl_scope_cancelled(const struct crl_scope *s)
+{
+    crl__scope_check(s, "crl_scope_cancelled");
+    if (s->cancel_reason)
+        return true;
+    return s->deadline_ns != CRL_NO_DEADLINE && s->deadline_ns <= crl_now_ns();
+}

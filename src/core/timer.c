@@ -210,6 +210,8 @@ int64_t crl__wheel_next_ns(const struct crl__wheel *w)
     uint64_t next = next_event_tick(w);
     if (next == UINT64_MAX)
         return -1;
+    if (next >= (uint64_t)INT64_MAX >> TICK_SHIFT)
+        return INT64_MAX; /* the end of the clock */
     /* A timer fires once the wheel has passed its tick. */
     return (int64_t)((next + 1) << TICK_SHIFT);
 }
@@ -237,8 +239,8 @@ int crl_sleep_until(int64_t deadline_ns)
 {
     struct crl_task *t = crl__self();
     struct sleeper s = {.timer = {.fire = sleep_fire}, .task = t};
-    crl__timer_arm(&t->core->wheel, &s.timer, deadline_ns);
+    crl__timer_arm(&t->core->wheel, &s.timer, crl__deadline_or_never(deadline_ns));
     return crl__park(sleep_unpark, &s);
 }
 
-int crl_sleep_ns(int64_t ns) { return crl_sleep_until(crl_now_ns() + ns); }
+int crl_sleep_ns(int64_t ns) { return crl_sleep_until(crl__deadline_after(crl_now_ns(), ns)); }

@@ -628,8 +628,8 @@ int crl_http_client_request(struct crl_http_client *c, const struct crl_http_req
     if (rc < 0)
         return rc;
     c->busy = true;
-    rc = req->deadline_ns < 0 ? exchange_fn(&x)
-                              : crl_with_deadline(req->deadline_ns, exchange_fn, &x);
+    rc = req->deadline_ns == CRL_NO_DEADLINE ? exchange_fn(&x)
+                                             : crl_with_deadline(req->deadline_ns, exchange_fn, &x);
     c->busy = false;
     if (rc == 0)
         rc = take_response(c, out);

@@ -126,7 +126,8 @@ int crl_tcp_connect(const char *host_port, int64_t deadline_ns)
     cc.fd = new_socket(cc.addr.ss_family, SOCK_STREAM);
     if (cc.fd < 0)
         return cc.fd;
-    rc = deadline_ns < 0 ? connect_fn(&cc) : crl_with_deadline(deadline_ns, connect_fn, &cc);
+    rc = deadline_ns == CRL_NO_DEADLINE ? connect_fn(&cc)
+                                        : crl_with_deadline(deadline_ns, connect_fn, &cc);
     if (rc < 0)
         return fail_close(cc.fd, rc);
     return cc.fd;

@@ -81,6 +81,9 @@ int crl__smp_core_init(struct crl__core *c)
     atomic_init(&c->notes, NULL);
     atomic_init(&c->cancel_gen, 0);
     c->cancel_seen = 0;
+    /* A task computing between checkpoints keeps the loop from polling: its checkpoints take
+     * in what other cores sent meanwhile, a cancellation of the call it runs among them. */
+    c->checkpoint_hook = crl__smp_poll;
     pthread_mutex_init(&c->foreign_lock, NULL);
     c->foreign = NULL;
     c->foreign_closed = false;
@@ -445,7 +448,8 @@ static bool reply_in_place(struct crl__core *c, struct crl__call *call)
     int64_t poll_ns = c->rt->cfg.reply_poll_ns;
     if (c->runq_head || poll_ns <= 0)
         return false;
-    int64_t until = crl_now_ns() + poll_ns, timer = crl__wheel_next_ns(&c->wheel);
+    int64_t until = crl__deadline_after(crl_now_ns(), poll_ns),
+            timer = crl__wheel_next_ns(&c->wheel);
     if (timer >= 0 && timer < until)
         until = timer;
     while (spin_for_work(c, until)) {

@@ -237,3 +237,89 @@ TEST(cancellation_only_at_cancellation_points)
     CHECK_EQ(crl_scope_run(cancel_before_child_runs, &progress), 0);
     CHECK_EQ(progress, 1000);
 }
+
+/* Computes without blocking for up to 300 ms, a checkpoint after each step of step_ns. */
+static int compute_with_checkpoints(void *arg)
+{
+    int64_t step_ns = *(int64_t *)arg, end = crl_now_ns() + 300 * CRL_MSEC_NS;
+    while (crl_now_ns() < end) {
+        for (int64_t t = crl_now_ns() + step_ns; crl_now_ns() < t;) {
+        }
+        int rc = crl_checkpoint();
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+static void check_checkpoint_sees_deadline(int64_t step_ns)
+{
+    int64_t t0 = crl_now_ns();
+    CHECK_EQ(crl_with_timeout(10 * CRL_MSEC_NS, compute_with_checkpoints, &step_ns), -ETIMEDOUT);
+    int64_t took = crl_now_ns() - t0;
+    CHECK_GE(took, 10 * CRL_MSEC_NS);
+    CHECK_LT(took, 100 * CRL_MSEC_NS); /* not the whole 300 ms */
+}
+
+/* A CPU-bound loop's checkpoints see its deadline pass, though the loop never lets the runtime
+ * run its timers: tight steps (many checkpoints per clock read) and long ones (1 ms). */
+TEST(checkpoint_sees_a_deadline_pass_in_a_busy_loop)
+{
+    check_checkpoint_sees_deadline(0);
+    check_checkpoint_sees_deadline(200);
+    check_checkpoint_sees_deadline(CRL_MSEC_NS);
+}
+
+static int tight_then_long_steps(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 100000; i++) /* a tight loop grows the stride first */
+        CHECK_EQ(crl_checkpoint(), 0);
+    int64_t end = crl_now_ns() + 2 * CRL_SEC_NS; /* then steps of 5 ms, for up to 2 s */
+    while (crl_now_ns() < end) {
+        for (int64_t t = crl_now_ns() + 5 * CRL_MSEC_NS; crl_now_ns() < t;) {
+        }
+        int rc = crl_checkpoint();
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* A stride grown in a tight loop shrinks again when the work between checkpoints grows: the
+ * deadline is seen within 16 long steps (80 ms here), not after the stride's worth of them. */
+TEST(checkpoint_stride_shrinks_when_steps_grow)
+{
+    int64_t t0 = crl_now_ns();
+    CHECK_EQ(crl_with_timeout(50 * CRL_MSEC_NS, tight_then_long_steps, NULL), -ETIMEDOUT);
+    CHECK_LT(crl_now_ns() - t0, CRL_SEC_NS);
+}
+
+static int sleeper_counts(void *arg)
+{
+    *(int *)arg = crl_sleep_ns(CRL_MSEC_NS);
+    return 0;
+}
+
+static int compute_then_check_sleeper(struct crl_scope *s, void *arg)
+{
+    int *slept = arg;
+    CHECK_EQ(crl_spawn(s, sleeper_counts, slept), 0);
+    CHECK_EQ(crl_yield(), 0);
+    int64_t end = crl_now_ns() + 2 * CRL_MSEC_NS;
+    while (crl_now_ns() < end)
+        CHECK_EQ(crl_checkpoint(), 0);
+    for (int i = 0; i < 64; i++) /* a few looks after the sleep's deadline, however late */
+        CHECK_EQ(crl_checkpoint(), 0);
+    CHECK_EQ(*slept, 1); /* woken by the timer, not run yet: it runs when we yield */
+    CHECK_EQ(crl_yield(), 0);
+    CHECK_EQ(*slept, 0);
+    return 0;
+}
+
+/* Timers a checkpoint finds due fire there; the tasks they wake run at the next yield. */
+TEST(checkpoint_fires_due_timers_without_switching)
+{
+    int slept = 1;
+    CHECK_EQ(crl_scope_run(compute_then_check_sleeper, &slept), 0);
+}

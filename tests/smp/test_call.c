@@ -147,6 +147,43 @@ TEST_PLAIN(deadline_crosses_cores)
     CHECK_EQ(r.call_rc, -ETIMEDOUT);
 }
 
+/* Computes on core 1 for up to 2 s, a checkpoint every microsecond or so. */
+static int compute_remotely(void *arg)
+{
+    struct remote_sleep *r = arg;
+    int64_t end = crl_now_ns() + 2 * CRL_SEC_NS;
+    r->remote_rc = 0;
+    while (crl_now_ns() < end) {
+        r->remote_rc = crl_checkpoint();
+        if (r->remote_rc)
+            break;
+    }
+    return r->remote_rc;
+}
+
+static int call_computation(void *arg) { return crl_call(1, compute_remotely, arg); }
+
+static int run_deadline_on_computation(void *arg)
+{
+    struct remote_sleep *r = arg;
+    int64_t t0 = crl_now_ns();
+    r->call_rc = crl_with_timeout(10 * CRL_MSEC_NS, call_computation, r);
+    CHECK_LT(crl_now_ns() - t0, CRL_SEC_NS); /* not the remote loop's 2 s */
+    return 0;
+}
+
+/* A caller's cancellation reaches a task on another core that only computes and checkpoints,
+ * never letting its core's loop run. */
+TEST_PLAIN(cancel_reaches_a_computing_remote_task_at_its_checkpoint)
+{
+    TEST_NEED_CORES(2);
+    struct remote_sleep r = {1, 1};
+    struct crl_config cfg = {.cores = 2};
+    CHECK_EQ(crl_run(&cfg, run_deadline_on_computation, &r), 0);
+    CHECK_EQ(r.remote_rc, -ECANCELED);
+    CHECK_EQ(r.call_rc, -ETIMEDOUT);
+}
+
 static int local_key = -1;
 
 static int bump_local(void *arg)
