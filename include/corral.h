@@ -77,7 +77,8 @@ struct crl_config {
     /* Executors, on the first CPUs of the affinity mask, each pinned; 0 = CORRAL_CORES from
      * the environment, else one per CPU of the mask. */
     unsigned cores;
-    size_t stack_size;            /* default task stack in bytes; 0 = 64 KiB */
+    size_t stack_size;            /* default usable task stack in bytes; 0 = 64 KiB (see
+                                     "Task stacks" below) */
     enum crl_backend backend;     /* I/O backend; see enum crl_backend */
     crl_log_fn *log_fn;           /* NULL = one line per message on stderr */
     void *log_ctx;                /* passed to log_fn */
@@ -135,6 +136,13 @@ int crl_scope_run(crl_body_fn *body, void *arg);
  * body whose children borrow the body's own locals. Not interruptible (cancellation reaches
  * the children instead). Returns s's first error so far, or 0. */
 int crl_scope_join(struct crl_scope *s);
+
+/* Task stacks: each task runs on a stack of its own (cfg.stack_size, or the spawn's), with a
+ * 256 KiB guard below it that costs address space only: an access there aborts with a
+ * message naming the task. Compile code that runs in tasks with -fstack-clash-protection
+ * (as corral itself is): without it, a frame larger than a page moves the stack pointer past
+ * the guard in one step and writes wherever it lands; with it, each page is probed in turn
+ * and the guard catches any overflow. Frames beyond 256 KiB need the option to be caught. */
 
 /* Options for crl_spawn_ex(); zero fields take defaults. */
 struct crl_spawn_opts {

@@ -76,9 +76,16 @@ int64_t crl__wheel_next_ns(const struct crl__wheel *w);
 
 struct crl__slab;
 
+/* The guard below every task stack: address space no access may touch. Much wider than a
+ * page, because code built without -fstack-clash-protection moves the stack pointer by a
+ * whole frame before touching it: a 224 KB frame on a 64 KiB stack must land in the guard,
+ * not in the stack below. With MADV_GUARD_INSTALL it costs no mapping and no memory, only
+ * address space and its page-table entries. */
+enum { CRL__STACK_GUARD = 256 * 1024 };
+
 struct crl__stack {
-    char *base;             /* lowest address; the guard page starts here */
-    size_t size;            /* whole stack, guard included */
+    char *base;             /* lowest address; the guard (CRL__STACK_GUARD) starts here */
+    size_t size;            /* the whole region: guard and usable stack */
     struct crl__slab *slab; /* the mapping it was carved from, or NULL: a mapping of its own */
     uint32_t colour;        /* bytes the frames start below the top: spreads stacks over L1 sets */
     unsigned vg_id;         /* valgrind stack id */
@@ -321,7 +328,10 @@ void crl__scope_child_done(struct crl_scope *s, struct crl_task *t, int result);
 
 /* stack.c - a task record lives at the top of its own stack, and the pool keeps released
  * stacks as a LIFO of those records (linked by run_next), their ->stack still valid. */
-struct crl_task *crl__task_alloc(struct crl__core *c, size_t size, int *err);
+struct crl_task *crl__task_alloc(struct crl__core *c, size_t usable, int *err);
+/* The region of a stack with `usable` bytes (rounded up to the minimum and to pages): the
+ * guard below it included. */
+size_t crl__stack_region_size(size_t usable);
 void crl__task_free(struct crl__core *c, struct crl_task *t);
 
 /* The hot paths: a recycled stack of the default size, and giving one back. */

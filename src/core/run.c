@@ -85,9 +85,9 @@ static void loop_stack_bounds(struct crl_task *loop)
     if (pthread_getattr_np(pthread_self(), &attr) != 0)
         return;
     if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-        size_t page = crl__page_size();
-        loop->stack.base = (char *)addr - page; /* stack.base + page is the usable bottom */
-        loop->stack.size = size + page;
+        /* As a task's: stack.base + CRL__STACK_GUARD is the usable bottom. */
+        loop->stack.base = (char *)addr - CRL__STACK_GUARD;
+        loop->stack.size = size + CRL__STACK_GUARD;
     }
     pthread_attr_destroy(&attr);
 }
@@ -124,7 +124,8 @@ static int core_start(struct crl__core *c, struct crl__runtime *rt, struct crl_s
     crl__wheel_init(&c->wheel, c->now_ns);
     c->ckpt_stride = c->ckpt_left = 1;
     c->ckpt_ns = c->now_ns;
-    c->stacks.cls[0].size = rt->cfg.stack_size; /* the class of the spawn fast path */
+    /* the class of the spawn fast path */
+    c->stacks.cls[0].size = crl__stack_region_size(rt->cfg.stack_size);
     crl_event_init(&c->fd_freed);
     crl__scope_init_root(root, c);
     c->root = root;

@@ -83,9 +83,9 @@ static inline void tsan_switch(struct crl_task *to)
 static inline void asan_start(struct crl_task *from, struct crl_task *to, bool from_ends)
 {
 #ifdef CRL_ASAN
-    size_t page = crl__page_size();
-    __sanitizer_start_switch_fiber(from_ends ? NULL : &from->asan_fake_stack, to->stack.base + page,
-                                   to->stack.size - page);
+    __sanitizer_start_switch_fiber(from_ends ? NULL : &from->asan_fake_stack,
+                                   to->stack.base + CRL__STACK_GUARD,
+                                   to->stack.size - CRL__STACK_GUARD);
 #else
     (void)from, (void)to, (void)from_ends;
 #endif

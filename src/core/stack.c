@@ -70,12 +70,12 @@ static bool page_is_guarded(const char *p)
     return guarded;
 }
 
-static int guard_with_madvise(char *base, size_t page)
+static int guard_with_madvise(char *base)
 {
-    if (madvise(base, page, MADV_GUARD_INSTALL) != 0)
+    if (madvise(base, CRL__STACK_GUARD, MADV_GUARD_INSTALL) != 0)
         return errno == EINVAL ? -EINVAL : -errno;
     if (atomic_load_explicit(&guard_mode, memory_order_relaxed) == GUARD_UNKNOWN) {
-        if (!page_is_guarded(base))
+        if (!page_is_guarded(base) || !page_is_guarded(base + CRL__STACK_GUARD - 1))
             return -EINVAL;
         atomic_store_explicit(&guard_mode, GUARD_MADVISE, memory_order_relaxed);
     }
@@ -84,15 +84,14 @@ static int guard_with_madvise(char *base, size_t page)
 
 static int install_guard(char *base)
 {
-    size_t page = crl__page_size();
     if (atomic_load_explicit(&guard_mode, memory_order_relaxed) != GUARD_MPROTECT) {
-        int rc = guard_with_madvise(base, page);
+        int rc = guard_with_madvise(base);
         if (rc != -EINVAL)
             return rc;
         atomic_store_explicit(&guard_mode, GUARD_MPROTECT, memory_order_relaxed);
         crl__logf(CRL_LOG_DEBUG, "corral: MADV_GUARD_INSTALL unsupported, guarding with mprotect");
     }
-    return mprotect(base, page, PROT_NONE) == 0 ? 0 : -errno;
+    return mprotect(base, CRL__STACK_GUARD, PROT_NONE) == 0 ? 0 : -errno;
 }
 
 bool crl__stack_guard_adds_no_mapping(void)
@@ -171,10 +170,8 @@ static void stack_give_back(const struct crl__stack *s)
         munmap(s->base, s->size);
         return;
     }
-    if (s->slab->held > 1) { /* the last one's slab goes whole */
-        size_t page = crl__page_size();
-        madvise(s->base + page, s->size - page, MADV_DONTNEED);
-    }
+    if (s->slab->held > 1) /* the last one's slab goes whole; the guard stays installed */
+        madvise(s->base + CRL__STACK_GUARD, s->size - CRL__STACK_GUARD, MADV_DONTNEED);
     slab_put(s->slab, 1);
 }
 
@@ -205,7 +202,7 @@ static int stack_new(struct crl__stack_pool *p, struct crl__stack_class *cls, si
         return rc;
     }
 #ifdef CRL_VALGRIND
-    out->vg_id = VALGRIND_STACK_REGISTER(out->base + crl__page_size(), out->base + size);
+    out->vg_id = VALGRIND_STACK_REGISTER(out->base + CRL__STACK_GUARD, out->base + size);
 #endif
     return 0;
 }
@@ -225,12 +222,17 @@ static struct crl_task *record_of(const struct crl__stack *st)
     return (struct crl_task *)((top - sizeof(struct crl_task)) & ~(uintptr_t)63);
 }
 
-struct crl_task *crl__task_alloc(struct crl__core *c, size_t size, int *err)
+size_t crl__stack_region_size(size_t usable)
 {
     size_t page = crl__page_size();
-    if (size < MIN_STACK)
-        size = MIN_STACK;
-    size = (size + page - 1) & ~(page - 1);
+    if (usable < MIN_STACK)
+        usable = MIN_STACK;
+    return CRL__STACK_GUARD + ((usable + page - 1) & ~(page - 1));
+}
+
+struct crl_task *crl__task_alloc(struct crl__core *c, size_t usable, int *err)
+{
+    size_t size = crl__stack_region_size(usable);
     struct crl__stack_class *cls = class_for(&c->stacks, size, true);
     struct crl_task *t = cls ? cls->free : NULL;
     if (t) {
@@ -250,7 +252,7 @@ struct crl_task *crl__task_alloc(struct crl__core *c, size_t size, int *err)
     }
 #ifdef CRL_ASAN_POISON
     /* Frames of a task that ended by switching away were never unwound: clear their marks. */
-    ASAN_UNPOISON_MEMORY_REGION(t->stack.base + page, t->stack.size - page);
+    ASAN_UNPOISON_MEMORY_REGION(t->stack.base + CRL__STACK_GUARD, t->stack.size - CRL__STACK_GUARD);
 #endif
     return t;
 }
@@ -363,7 +365,7 @@ static _Noreturn void report_overflow(const struct crl_task *t)
     size_t n = append(msg, 0, sizeof msg, "corral: stack overflow in task '");
     n = append(msg, n, sizeof msg, t->name);
     n = append(msg, n, sizeof msg, "' (stack of ");
-    n = append_num(msg, n, sizeof msg, t->stack.size);
+    n = append_num(msg, n, sizeof msg, t->stack.size - CRL__STACK_GUARD);
     n = append(msg, n, sizeof msg, " bytes)\n");
     ssize_t unused = write(STDERR_FILENO, msg, n);
     (void)unused;
@@ -376,7 +378,7 @@ static void on_segv(int sig, siginfo_t *si, void *uc)
     if (c && c->cur && c->cur != &c->loop) {
         const struct crl__stack *s = &c->cur->stack;
         char *addr = si->si_addr;
-        if (addr >= s->base && addr < s->base + crl__page_size())
+        if (addr >= s->base && addr < s->base + CRL__STACK_GUARD)
             report_overflow(c->cur);
     }
     /* Not ours: hand it to whoever was there before, or die of it the default way. */

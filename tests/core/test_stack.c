@@ -1,6 +1,7 @@
 /* Stacks: overflow is reported naming the task, guards add no mappings, reuse is LIFO. */
 #define _GNU_SOURCE
 #include "../test.h"
+#include "big_frame.h"
 #include "core.h"
 
 #include <errno.h>
@@ -44,6 +45,42 @@ static void run_overflow(void *arg)
 {
     (void)arg;
     crl_run(NULL, overflow_main, NULL);
+}
+
+static int big_frame_task(void *arg)
+{
+    (void)arg;
+    return test_big_frame(7);
+}
+
+static int spawn_big_frame(struct crl_scope *s, void *arg)
+{
+    (void)arg;
+    return crl_spawn(s, big_frame_task, NULL);
+}
+
+static int big_frame_main(void *arg)
+{
+    (void)arg;
+    return crl_scope_run(spawn_big_frame, NULL);
+}
+
+static void run_big_frame(void *arg)
+{
+    (void)arg;
+    crl_run(&(struct crl_config){.cores = 1, .stack_size = 64 * 1024}, big_frame_main, NULL);
+}
+
+/* A 224 KB frame on a 64 KiB stack, in code built without -fstack-clash-protection, jumps
+ * over a one-page guard into the stack below; the guard is wide enough to catch it, so the
+ * task is named instead of a neighbour being corrupted. */
+TEST_PLAIN(frame_larger_than_the_stack_lands_in_the_guard)
+{
+    struct child_result r;
+    test_in_child(run_big_frame, NULL, &r);
+    if (!WIFSIGNALED(r.status) || WTERMSIG(r.status) != SIGABRT ||
+        !strstr(r.err, "stack overflow in task 'big_frame_task'"))
+        test_fail(__FILE__, __LINE__, "child status %#x, stderr:\n%s", r.status, r.err);
 }
 
 /* A stack overflow aborts with a message naming the task. */
@@ -245,7 +282,7 @@ TEST(stacks_released_in_any_order_split_no_mapping)
     }
     /* An even stack well inside those made last: the cache is full before it is freed, and
      * its slab is carved whole. */
-    const char *late = tasks[ALTERNATING - 3 * 64]->stack.base + crl__page_size();
+    const char *late = tasks[ALTERNATING - 3 * 64]->stack.base + CRL__STACK_GUARD;
     int before = count_maps();
     for (int i = 0; i < ALTERNATING; i += 2) /* the cache takes the first, the rest go */
         crl__task_free(c, tasks[i]);
