@@ -502,6 +502,15 @@ static void expect_status(const char *input, const struct crl_http_limits *lim, 
     mem_free(&m);
 }
 
+/* The request line's parts are split by one SP each (RFC 9112 3): llhttp took a run of them
+ * (found by tests/http/diff_h11.py). */
+TEST_PLAIN(request_line_with_a_run_of_spaces_is_rejected)
+{
+    expect_status("GET  / HTTP/1.1\r\nHost: a\r\n\r\n", NULL, 400);
+    expect_status("GET /  HTTP/1.1\r\nHost: a\r\n\r\n", NULL, 400);
+    expect_status("GET /a/b   HTTP/1.1\r\nHost: a\r\n\r\n", NULL, 400);
+}
+
 /* A request line over max_request_line gets 414, even split over many reads. */
 TEST_PLAIN(long_request_line_gets_414)
 {
