@@ -309,7 +309,7 @@ CORRAL_REJECTS = {
     "cl-ows": "RFC 9110 5.5: OWS around a value is not part of it; llhttp rejects a "
               "Content-Length with a trailing HTAB (stricter than the RFC)",
     "host": "RFC 9112 3.2: a Host value that is not uri-host [':' port] MUST get 400 (h11 "
-            "does not check it; pending, issue 17 item 11)",
+            "does not check it: an h11 bug; corral's check is pending, issue 17 item 11)",
     "chunk-line": "RFC 9112 7.1: a chunk line with whitespace after the size, or an extension "
                   "outside RFC 9112 7.1.1's grammar (h11 takes anything after ';')",
     "chunk-ext-llhttp": "RFC 9112 7.1.1 allows several extensions and quoted-pairs in a quoted "
@@ -345,7 +345,8 @@ LLHTTP_METHODS = set(b"DELETE GET HEAD POST PUT CONNECT OPTIONS TRACE COPY LOCK 
                      b"CHECKOUT MERGE M-SEARCH NOTIFY SUBSCRIBE UNSUBSCRIBE PATCH PURGE "
                      b"MKCALENDAR LINK UNLINK SOURCE".split())
 TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
-HOST = re.compile(rb"([-._~!$&'()*+,;=0-9A-Za-z]|%[0-9A-Fa-f]{2})*(:[0-9]*)?|\[[0-9A-Fa-f:.]+\](:[0-9]*)?")
+# A plain host name or address and port: corral may reject any other (issue 17 item 11)
+HOST = re.compile(rb"[-.0-9A-Za-z]*(:[0-9]{1,5})?")
 CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 CHUNK_OK = re.compile(rb"[0-9A-Fa-f]+(;[-!#$%&'*+.^_`|~0-9a-zA-Z]+(=([-!#$%&'*+.^_`|~0-9a-zA-Z]+|"
                       rb'"([\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"))?)*')
@@ -462,25 +463,50 @@ def closes_features(rest):
     return {"upgrade"} if b"upgrade" in [t.strip() for t in conn.split(b",")] else set()
 
 
-def same(h, c):
-    """Equal results; reject statuses are not compared (h11's are hints)."""
-    return h.msgs == c.msgs and h.end[0] == c.end[0] and (h.end[0] == "reject" or h.end == c.end)
+# Messages both accept but report differently, when corral changes as issue 17 item 11 plans.
+PENDING = {
+    "version-1x": "RFC 9110 2.5: an HTTP/1.x request with x > 1 may be served as 1.1 (pending, "
+                  "issue 17 item 11; h11 reports the version as sent)",
+    "absolute-form": "RFC 9112 3.2.2: a server MUST accept absolute-form; corral may report "
+                     "the target or its path (pending, issue 17 item 11)",
+}
+
+
+def msg_match(hm, cm):
+    """"" when h11's message hm and corral's cm are equal, the name of the PENDING rule that
+    makes them so, or None."""
+    if hm == cm:
+        return ""
+    why = ""
+    if isinstance(hm[2], str) and re.fullmatch(r"1\.[2-9]", hm[2]) and cm[2] == 11:
+        hm, why = hm[:2] + (11,) + hm[3:], "version-1x"
+    m = re.fullmatch(rb"(?i)https?://[^/?#]*([/?].*)?", hm[1])
+    if m and cm[1] in (hm[1], m.group(1) or b"/"):
+        hm, why = hm[:1] + (cm[1],) + hm[2:], "absolute-form"
+    return why if hm == cm else None
+
+
+def same_end(h, c):
+    """Reject statuses are not compared (h11's are hints)."""
+    return h.end[0] == c.end[0] and (h.end[0] == "reject" or h.end == c.end)
 
 
 def classify(data, h, c):
     """None if h and c agree, else the name of the rule that explains their first difference,
     or "UNEXPLAINED"."""
-    if same(h, c):
-        return None
-    k = 0
-    while k < min(len(h.msgs), len(c.msgs)) and h.msgs[k] == c.msgs[k]:
+    k, pending = 0, set()
+    while k < min(len(h.msgs), len(c.msgs)) and msg_match(h.msgs[k], c.msgs[k]) is not None:
+        pending.add(msg_match(h.msgs[k], c.msgs[k]))
         k += 1
+    pending.discard("")
+    if k == len(h.msgs) == len(c.msgs) and same_end(h, c):
+        return min(pending) if pending else None
     start = h.offsets[k - 1] if k else 0
     rest = data[start:]
     f = features(rest)
     h_has, c_has = k < len(h.msgs), k < len(c.msgs)
-    if h_has and c_has and h.msgs[k][:4] == c.msgs[k][:4]:  # the same message, closes or not
-        why = closes_features(rest) if c.msgs[k][4] else set()
+    if h_has and c_has and msg_match(h.msgs[k][:4] + (0,), c.msgs[k][:4] + (0,)) is not None:
+        why = closes_features(rest) if c.msgs[k][4] else set()  # the same message, closes or not
         return min(why) if why else "UNEXPLAINED"
     if c.end[0] == "reject" and not c_has:  # corral rejects what h11 accepts, reads or waits for
         if (h.end[0] == "eof" and h.end[1] or h.end[0] == "truncated") and len(h.msgs) == k:
