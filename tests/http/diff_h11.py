@@ -111,7 +111,7 @@ def h11_run(data):
             conn.receive_data(data[at:])
         elif isinstance(ev, h11.ConnectionClosed):
             return Result(msgs, ("eof", len(data) - start), offsets)
-        elif ev is h11.PAUSED:  # a CONNECT accepted by our 200: nothing more is HTTP
+        elif ev is h11.PAUSED:  # not expected: each message has a connection of its own
             return Result(msgs, ("closed",), offsets)
 
 
@@ -519,11 +519,31 @@ def classify(data, h, c):
         why = f & CORRAL_REJECTS.keys()
         return min(why) if why else "UNEXPLAINED"
     if h.end[0] == "reject" and not h_has:  # h11 rejects what corral accepts or waits for
-        why = f & H11_REJECTS.keys()
         if c.end[0] == "eof" and re.fullmatch(rb"[\r\n]+", rest):
-            why.add("empty-line-cr")  # corral waits for a request line after them
-        return min(why) if why else "UNEXPLAINED"
+            return "empty-line-cr"  # corral waits for a request line after them
+        # The risky direction: rewrite the forms h11 rejects into ones it takes, which must
+        # make h11 agree with corral on the rest of the stream.
+        rewritten = data[:start] + h11_rewrite(rest, f)
+        if rewritten == data:
+            return "UNEXPLAINED"
+        why = classify(rewritten, h11_run(rewritten), c)
+        return why or min(f & H11_REJECTS.keys())
     return "UNEXPLAINED"
+
+
+def h11_rewrite(rest, f):
+    """rest with the forms of H11_REJECTS found in it (f) written as h11 takes them."""
+    if "chunk-size-digits" in f:  # keep 20 digits of a chunk-size's leading zeros
+        rest = re.sub(rb"(?m)^0+(?=[0-9A-Fa-f]{20})(?=[0-9A-Fa-f]+(;|\r\n))", b"", rest)
+    if "te-list" in f:  # one line "Transfer-Encoding: chunked" for the ones of the head
+        head, body = split_head(rest)
+        at = rest.index(head) + len(head)
+        lines = re.split(rb"(?<=\n)", head)
+        keep = [ln for ln in lines if not ln.lower().startswith(b"transfer-encoding:")]
+        if len(keep) < len(lines):
+            head = b"".join(keep).rstrip(b"\r\n") + b"\r\nTransfer-Encoding: chunked"
+        rest = rest[:rest.index(lines[0])] + head + rest[at:]
+    return rest
 
 
 def main():
