@@ -96,13 +96,15 @@ def h11_run(data):
         elif isinstance(ev, h11.Data):
             cur[3] += ev.data
         elif isinstance(ev, h11.EndOfMessage):
+            at = len(data) - len(conn.trailing_data[0])
+            offsets.append(at)
+            # After the response: a request proposing an upgrade leaves h11's state open
+            # until the response declines it.
+            conn.send(h11.Response(status_code=200, headers=[(b"content-length", b"0")]))
+            conn.send(h11.EndOfMessage())
             closes = conn.their_state is h11.MUST_CLOSE and not persists10
             msgs.append(tuple(cur) + (int(closes),))
             cur = None
-            at = len(data) - len(conn.trailing_data[0])
-            offsets.append(at)
-            conn.send(h11.Response(status_code=200, headers=[(b"content-length", b"0")]))
-            conn.send(h11.EndOfMessage())
             if closes:
                 return Result(msgs, ("closed",), offsets)
             start, eof = at, False
