@@ -36,7 +36,7 @@ static void put_hex(FILE *f, const void *p, size_t n)
 static int record_handler(crl_http_req *req, crl_http_res *res, void *ctx)
 {
     struct record *r = ctx;
-    static char body[MAX_BODY];
+    static char body[MAX_BODY + 1]; /* room for the read that finds the end */
     size_t len = 0;
     ssize_t n;
     while ((n = crl_http_req_read(req, body + len, sizeof body - len)) > 0)
