@@ -1,7 +1,9 @@
 # corral: the two commands of the README, and a few conveniences.
 #   make run    install what is missing, build, run corral-httpd on 127.0.0.1:8080
 #   make test   install what is missing, build and run every test stage (scripts/test.sh)
-.PHONY: all deps build run test bench clean
+#   make diff-long  the differential framing test against h11 (tests/http/diff_h11.py) on
+#               DIFF_SEEDS x DIFF_COUNT streams (meson test runs it on 20 000)
+.PHONY: all deps build run test bench clean diff-long
 
 all: build
 
@@ -17,6 +19,12 @@ run: build
 
 test: deps
 	scripts/test.sh
+
+DIFF_SEEDS ?= 1 2 3 4 5 6 7 8 9 10
+DIFF_COUNT ?= 100000
+diff-long: build
+	for s in $(DIFF_SEEDS); do /usr/bin/python3 tests/http/diff_h11.py \
+	    --oracle build/tests/http/frame_oracle --seed $$s --count $(DIFF_COUNT) || exit 1; done
 
 bench: build
 	./build/bench/bench-core

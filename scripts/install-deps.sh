@@ -5,9 +5,10 @@
 #   scripts/install-deps.sh --cross  also the aarch64 cross compiler and qemu-user
 set -euo pipefail
 
-# node-llhttp is for the HTTP server; clang and libclang-rt-14-dev join with its fuzzer.
+# node-llhttp is for the HTTP server; clang and libclang-rt-14-dev join with its fuzzer;
+# python3-h11 is the other parser of the differential framing test (tests/http/diff_h11.py).
 pkgs=(build-essential meson ninja-build pkg-config liburing-dev node-llhttp valgrind clang-format
-      clang libclang-rt-14-dev)
+      clang libclang-rt-14-dev python3-h11)
 if [[ "${1:-}" == --cross ]]; then
     pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
 fi

@@ -65,7 +65,7 @@ for s in $STAGES; do
             # one core unless a test asks for more: valgrind 3.19 stalls threads while one
             # waits in io_uring_enter
             CORRAL_CORES=1 timeout 900 meson test -C build --num-processes "$JOBS" --print-errorlogs \
-                --wrapper 'valgrind -q --error-exitcode=9' 2>&1 | tee "$log"
+                --no-suite diff --wrapper 'valgrind -q --error-exitcode=9' 2>&1 | tee "$log"
             [[ ${PIPESTATUS[0]} == 0 ]] || status=1
             count "$log"
         else

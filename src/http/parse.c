@@ -35,10 +35,23 @@ static int on_line_piece(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* llhttp skips any CR and LF before a request line; RFC 9112 2.2 lets empty lines go, but a
+ * bare CR is invalid wherever it is. */
+static int on_method(llhttp_t *p, const char *at, size_t len)
+{
+    struct crl__http_conn *c = conn_of(p);
+    for (const char *s = c->in + c->msg; s < at; s++)
+        if (*s == '\r' && (s + 1 == at || s[1] != '\n'))
+            return fail(c, 400);
+    return on_line_piece(p, at, len);
+}
+
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     struct crl__http_conn *c = conn_of(p);
     uint32_t off = (uint32_t)(at - (c->in + c->msg));
+    if (c->req.target_len == 0 && at[-2] == ' ')
+        return fail(c, 400); /* see on_version */
     if (c->req.target_len == 0)
         c->req.target = off;
     c->req.target_len = off + (uint32_t)len - c->req.target; /* pieces are contiguous */
@@ -52,9 +65,13 @@ static int on_version_complete(llhttp_t *p)
     return 0;
 }
 
+/* One SP between the request line's parts (RFC 9112 3): llhttp lets a run of them through,
+ * which a parser splitting on whitespace may read otherwise. */
 static int on_version(llhttp_t *p, const char *at, size_t len)
 {
     struct crl__http_conn *c = conn_of(p);
+    if (crl__http_at(c, c->req.target + c->req.target_len)[1] == ' ')
+        return fail(c, 400);
     c->ps.line_end = end_off(c, at, len);
     return on_line_piece(p, at, len);
 }
@@ -122,9 +139,11 @@ static bool name_is(const struct crl__http_conn *c, const struct crl__http_hdr *
     return h->name_len == len && token_ieq(crl__http_at(c, h->name), name, len);
 }
 
-/* Every coding listed in a Transfer-Encoding value must be "chunked" (we know no other). */
-static bool only_chunked(const char *v, size_t len)
+/* The number of codings listed in a Transfer-Encoding value, -1 if one is not "chunked" (we
+ * know no other). */
+static int chunked_codings(const char *v, size_t len)
 {
+    int n = 0;
     size_t i = 0;
     while (i < len) {
         while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
@@ -132,10 +151,13 @@ static bool only_chunked(const char *v, size_t len)
         size_t start = i;
         while (i < len && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
             i++;
-        if (i > start && (i - start != 7 || strncasecmp(v + start, "chunked", 7) != 0))
-            return false;
+        if (i == start)
+            continue;
+        if (i - start != 7 || strncasecmp(v + start, "chunked", 7) != 0)
+            return -1;
+        n++;
     }
-    return true;
+    return n;
 }
 
 static int on_header_value_complete(llhttp_t *p)
@@ -161,8 +183,9 @@ static int on_header_value_complete(llhttp_t *p)
         c->ps.cls++;
     } else if (name_is(c, h, "transfer-encoding", 17)) {
         c->ps.te = true;
-        if (!only_chunked(v, h->value_len))
-            return fail(c, 501);
+        int n = chunked_codings(v, h->value_len);
+        if (n <= 0) /* an empty one: another parser may frame by what else there is */
+            return fail(c, n < 0 ? 501 : 400);
     } else if (name_is(c, h, "expect", 6)) {
         size_t n = h->value_len;
         while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
@@ -255,7 +278,7 @@ static int on_message_complete(llhttp_t *p)
 }
 
 static const llhttp_settings_t settings = {
-    .on_method = on_line_piece,
+    .on_method = on_method,
     .on_url = on_url,
     .on_version = on_version,
     .on_version_complete = on_version_complete,

@@ -430,6 +430,63 @@ TEST_PLAIN(bad_input_is_rejected_and_nothing_after_it_parsed)
     }
 }
 
+/* A Transfer-Encoding without chunked as its final coding, even an empty one, leaves the body's
+ * length unknown (RFC 9112 6.3): 400, also next to a Content-Length another parser would frame
+ * by (found by tests/http/diff_h11.py). */
+TEST_PLAIN(empty_transfer_encoding_is_rejected)
+{
+    static const char *heads[] = {
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\nContent-Length: 3\r\n\r\nabc",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: \r\n\r\nabc",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\nTransfer-Encoding: chunked\r\n\r\n"
+        "0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding:\r\n\r\n"
+        "0\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof heads / sizeof *heads; i++) {
+        char in0[512];
+        snprintf(in0, sizeof in0, "%s%s", heads[i], smuggled);
+        const char *in[] = {in0, NULL};
+        struct mem_io m = {.pieces = in};
+        struct seen s;
+        serve(&m, NULL, echo, &s);
+        if (strncmp(m.out, "HTTP/1.1 400 ", 13) != 0 || s.calls != 0)
+            test_fail(__FILE__, __LINE__, "%s: %d handler calls, got:\n%s", heads[i], s.calls,
+                      m.out);
+        mem_free(&m);
+    }
+}
+
+/* Empty lines (CRLF) before a request line are skipped (RFC 9112 2.2), a bare CR is not: it
+ * is invalid wherever it appears (found by tests/http/diff_h11.py). */
+TEST_PLAIN(bare_cr_before_the_request_line_is_rejected)
+{
+    static const char *ins[] = {
+        "\rGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\n\r\r\rGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n\r\n\r\n\rGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof ins / sizeof *ins; i++) {
+        const char *in[] = {ins[i], NULL};
+        struct mem_io m = {.pieces = in};
+        struct seen s;
+        serve(&m, NULL, echo, &s);
+        if (!strstr(m.out, "HTTP/1.1 400 ") || strcmp(s.target, "/smuggled") == 0)
+            test_fail(__FILE__, __LINE__, "case %zu: %d handler calls, got:\n%s", i, s.calls,
+                      m.out);
+        mem_free(&m);
+    }
+    const char *ok[] = {"\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", NULL};
+    struct mem_io m = {.pieces = ok};
+    struct seen s;
+    serve(&m, NULL, echo, &s);
+    CHECK_EQ(s.calls, 1);
+    CHECK_STR(m.out, "HTTP/1.1 200 ");
+    mem_free(&m);
+}
+
 /* ---- Limits ----------------------------------------------------------------------------- */
 
 static void expect_status(const char *input, const struct crl_http_limits *lim, int status)
@@ -443,6 +500,15 @@ static void expect_status(const char *input, const struct crl_http_limits *lim, 
     if (strncmp(m.out, want, strlen(want)) != 0 || !strstr(m.out, "Connection: close\r\n"))
         test_fail(__FILE__, __LINE__, "want %d for:\n%s\ngot:\n%s", status, input, m.out);
     mem_free(&m);
+}
+
+/* The request line's parts are split by one SP each (RFC 9112 3): llhttp took a run of them
+ * (found by tests/http/diff_h11.py). */
+TEST_PLAIN(request_line_with_a_run_of_spaces_is_rejected)
+{
+    expect_status("GET  / HTTP/1.1\r\nHost: a\r\n\r\n", NULL, 400);
+    expect_status("GET /  HTTP/1.1\r\nHost: a\r\n\r\n", NULL, 400);
+    expect_status("GET /a/b   HTTP/1.1\r\nHost: a\r\n\r\n", NULL, 400);
 }
 
 /* A request line over max_request_line gets 414, even split over many reads. */
