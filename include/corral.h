@@ -523,7 +523,12 @@ void crl_conn_set_idle(struct crl_conn *conn, bool idle);
  * in its connection's task: the handler is plain blocking code that may do I/O, open scopes
  * and call other cores, and borrows ctx (crl_http_serve does not return before every
  * connection has ended). Bad input gets its status (400, 408, 413, 414, 431, 501, 505) with
- * "Connection: close" and the connection closes: nothing after a rejected request is parsed. */
+ * "Connection: close" and the connection closes: nothing after a rejected request is parsed.
+ * A connection closing with input unread (a body not read, a rejected request) half-closes
+ * and reads and drops what the client still sends, for up to 30 s in all and 5 s of silence
+ * (nginx's lingering bounds), so that a client writing its whole body before it reads gets
+ * the answer instead of a reset; it counts against max_conns meanwhile and ends at once
+ * when the server stops. */
 
 typedef struct crl_http_req crl_http_req; /* opaque; valid during the handler call */
 typedef struct crl_http_res crl_http_res; /* opaque; valid during the handler call */

@@ -199,6 +199,10 @@ static inline const char *crl__http_at(const struct crl__http_conn *c, uint32_t 
  * own accept loop). Returns 0 or a negative errno. */
 int crl__http_serve_fd(int fd, struct crl_conn *conn, const struct crl_http_limits *lim,
                        crl_http_handler_fn *handler, void *ctx);
+/* server.c: how long a connection closing with input unread drains it: in all, and for each
+ * read (nginx's lingering_time and lingering_timeout). Variables only so that tests can
+ * shorten them. */
+extern int64_t crl__http_linger_ns, crl__http_linger_read_ns;
 /* server.c: reason phrases */
 struct crl__http_reason {
     const char *text; /* "" for a status without one here */
