@@ -320,6 +320,14 @@ static const char *value_of(const struct crl__http_conn *c, const struct crl__ht
     return h->value == UINT32_MAX ? "" : crl__http_at(c, h->value);
 }
 
+const char *crl_http_req_host(const crl_http_req *req)
+{
+    const struct crl__http_conn *c = req_conn(req);
+    if (req->authority) /* RFC 9112 3.2.2: the target's authority, not Host */
+        return crl__http_at(c, req->authority);
+    return req->host_hdr ? value_of(c, &c->hdrs[req->host_hdr - 1]) : NULL;
+}
+
 const char *crl_http_req_header(const crl_http_req *req, const char *name)
 {
     const struct crl__http_conn *c = req_conn(req);
