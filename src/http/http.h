@@ -93,6 +93,9 @@ struct crl__http_parse {
     const char *feed, *feed_end; /* the bytes being fed */
     uint8_t hosts, cls;          /* Host and Content-Length headers seen */
     bool te;                     /* Transfer-Encoding seen */
+    bool te_chunked;             /* its last coding so far is chunked */
+    bool te_other;               /* it lists a coding other than chunked */
+    bool end_checked;            /* the head's end was checked for CRLF CRLF */
     int status; /* the error status a callback chose (400, 413, 414, 431, 501, 503, 505) */
 };
 

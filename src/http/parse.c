@@ -155,20 +155,35 @@ static bool name_is(const struct crl__http_conn *c, const struct crl__http_hdr *
     return h->name_len == len && token_ieq(crl__http_at(c, h->name), name, len);
 }
 
-/* Every coding listed in a Transfer-Encoding value must be "chunked" (we know no other). */
-static bool only_chunked(const char *v, size_t len)
+static size_t trimmed_len(const char *v, size_t n)
 {
-    size_t i = 0;
-    while (i < len) {
-        while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
+    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    return n;
+}
+
+/* Take the transfer codings of a Transfer-Encoding line (RFC 9112 6.1, 7): chunked must be
+ * the last one, and only once (else the body's length is unknown: 400); any other coding is
+ * one we do not know (501, at the head's end). Empty list elements are ignored. */
+static int te_codings(struct crl__http_conn *c, const char *v, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
         size_t start = i;
-        while (i < len && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+        while (i < len && v[i] != ',')
             i++;
-        if (i > start && (i - start != 7 || strncasecmp(v + start, "chunked", 7) != 0))
-            return false;
+        while (start < i && (v[start] == ' ' || v[start] == '\t'))
+            start++;
+        size_t n = trimmed_len(v + start, i - start);
+        if (n == 0)
+            continue;
+        if (c->ps.te_chunked)
+            return fail(c, 400); /* a coding after chunked */
+        if (n == 7 && strncasecmp(v + start, "chunked", 7) == 0)
+            c->ps.te_chunked = true;
+        else
+            c->ps.te_other = true;
     }
-    return true;
+    return 0;
 }
 
 /* ---- Authorities (RFC 3986 3.2.2, 3.2.3) ------------------------------------------------- */
@@ -176,6 +191,13 @@ static bool only_chunked(const char *v, size_t len)
 static bool is_hex(char ch)
 {
     return (ch >= '0' && ch <= '9') || ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f');
+}
+
+/* RFC 9110 5.6.2 token characters */
+static bool is_tchar(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
 /* unreserved / sub-delims */
@@ -269,13 +291,6 @@ static bool line_folded(const struct crl__http_conn *c, const struct crl__http_h
     return p < end && (*p == ' ' || *p == '\t');
 }
 
-static size_t trimmed_len(const char *v, size_t n)
-{
-    while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-        n--;
-    return n;
-}
-
 static int on_header_value_complete(llhttp_t *p)
 {
     struct crl__http_conn *c = conn_of(p);
@@ -302,8 +317,7 @@ static int on_header_value_complete(llhttp_t *p)
         c->ps.cls++;
     } else if (name_is(c, h, "transfer-encoding", 17)) {
         c->ps.te = true;
-        if (!only_chunked(v, h->value_len))
-            return fail(c, 501);
+        return te_codings(c, v, h->value_len);
     } else if (name_is(c, h, "expect", 6)) {
         size_t n = trimmed_len(v, h->value_len);
         c->req.expect_100 = n == 12 && strncasecmp(v, "100-continue", 12) == 0;
@@ -394,6 +408,10 @@ static int head_status(struct crl__http_conn *c)
         return 400;
     if (c->ps.te && p->http_minor == 0)
         return 400; /* RFC 9112 6.1: a 1.0 message with Transfer-Encoding is faulty */
+    if (c->ps.te && (!c->ps.te_chunked || !(p->flags & F_CHUNKED)))
+        return 400; /* RFC 9112 6.3: chunked is not the final coding (llhttp agrees) */
+    if (c->ps.te_other)
+        return 501;
     if (p->method == HTTP_CONNECT)
         return 501;
     int st = target_status(c);
@@ -481,20 +499,47 @@ void crl__http_parse_begin(struct crl__http_conn *c)
     c->req = (struct crl_http_req){.body_deadline_ns = CRL_NO_DEADLINE};
 }
 
+/* The message starts with a token and a space (past any empty lines before it). */
+static bool method_is_token(const struct crl__http_conn *c)
+{
+    const char *p = c->in + c->msg, *end = c->in + c->in_len;
+    while (p < end && (*p == '\r' || *p == '\n'))
+        p++;
+    const char *start = p;
+    while (p < end && is_tchar(*p))
+        p++;
+    return p > start && p < end && *p == ' ';
+}
+
+/* A head, and a chunked message (past the last chunk or the trailers), end with CRLF CRLF:
+ * llhttp 8.1 takes "\r\n\n" too, a bare LF that another parser may read otherwise. used: the bytes
+ * of this feed the message took. */
+static bool crlf_ended(const struct crl__http_conn *c, ptrdiff_t used)
+{
+    if (fed_byte(c, used - 1) != '\n' || fed_byte(c, used - 2) != '\r')
+        return false;
+    return used < 2 || fed_byte(c, used - 3) == '\n'; /* (further back: gone, unchecked) */
+}
+
 int crl__http_parse_feed(struct crl__http_conn *c, size_t n)
 {
     const char *start = c->in + c->in_parsed;
     c->ps.feed = start;
     c->ps.feed_end = start + n;
     llhttp_errno_t err = llhttp_execute(&c->ps.llh, start, n);
-    if (n)
-        c->ps.fed_last = start[n - 1]; /* (past a pause: only the next message looks at it) */
     if (err == HPE_OK) {
         c->in_parsed += n;
+        c->ps.fed_last = n ? start[n - 1] : c->ps.fed_last;
         return 0;
     }
     if (err == HPE_PAUSED) {
-        c->in_parsed += (size_t)(llhttp_get_error_pos(&c->ps.llh) - start);
+        ptrdiff_t used = llhttp_get_error_pos(&c->ps.llh) - start;
+        bool head_end = !c->ps.end_checked; /* the first pause: the head is complete */
+        if ((head_end || (c->ps.msg_done && (c->ps.llh.flags & F_CHUNKED))) && !crlf_ended(c, used))
+            return 400;
+        c->ps.end_checked = true;
+        c->in_parsed += (size_t)used;
+        c->ps.fed_last = used ? start[used - 1] : c->ps.fed_last;
         llhttp_resume(&c->ps.llh);
         return 1;
     }
@@ -502,5 +547,7 @@ int crl__http_parse_feed(struct crl__http_conn *c, size_t n)
         return c->ps.status;
     if (err == HPE_PAUSED_UPGRADE)
         return 400; /* never asked for: on_headers_complete does not return 2 */
+    if (err == HPE_INVALID_METHOD && method_is_token(c))
+        return 501; /* RFC 9110 9.1: a method we do not know, not a malformed one */
     return 400;     /* llhttp's own errors (a malformed version too: any HTTP/d.d passes it) */
 }
