@@ -61,7 +61,7 @@ TEST_PLAIN(rfc9110_5_6_1_empty_list_elements_are_ignored)
 {
     EXPECT_REJECTED("GET / HTTP/1.1\r\nHost: a\r\nConnection: , close\r\n\r\n", 200);
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     EXPECT_SERVED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , ,chunked\r\n\r\n"
                   "2\r\nab\r\n0\r\n\r\n",
                   1, &a, &m);
@@ -83,7 +83,7 @@ TEST_PLAIN(rfc9110_5_6_2_field_names_are_tokens)
 TEST_PLAIN(rfc9110_6_4_1_some_responses_have_no_content)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     exchange(&m,
              "HEAD /x HTTP/1.1\r\nHost: a\r\n\r\nHEAD /stream HTTP/1.1\r\nHost: a\r\n\r\n"
              "GET /204 HTTP/1.1\r\nHost: a\r\n\r\nGET /304 HTTP/1.1\r\nHost: a\r\n\r\n",
@@ -119,7 +119,7 @@ TEST_PLAIN(rfc9110_6_6_1_date_is_in_every_response)
                           "GET / HTTP/2.0\r\nHost: a\r\n\r\n"};
     for (size_t i = 0; i < sizeof reqs / sizeof *reqs; i++) {
         struct mem_io m;
-        struct app a;
+        struct app a = {0};
         exchange(&m, reqs[i], 0, &a);
         const char *d = strstr(m.out, "\r\nDate: ");
         CHECK(d != NULL);
@@ -138,7 +138,7 @@ TEST_PLAIN(rfc9110_7_2_host_is_required_and_given_to_the_handler)
     EXPECT_REJECTED("GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n", 400);
     EXPECT_REJECTED("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400);
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     exchange(&m, "GET / HTTP/1.1\r\nHost: [::1]:8080\r\n\r\n", 0, &a);
     CHECK(strcmp(a.host, "[::1]:8080") == 0);
     mem_free(&m);
@@ -180,7 +180,7 @@ TEST_PLAIN(rfc9110_8_6_content_length_is_the_servers_own)
     CHECK_STR(m.out, "Content-Length: 3\r\n\r\nabc");
     CHECK_NO_STR(m.out, "Transfer-Encoding");
     mem_free(&m);
-    struct app a;
+    struct app a = {0};
     exchange(&m, "GET /stream HTTP/1.1\r\nHost: a\r\n\r\n", 0, &a);
     CHECK_STR(m.out, "Transfer-Encoding: chunked\r\n");
     CHECK_NO_STR(m.out, "Content-Length");
@@ -193,7 +193,7 @@ TEST_PLAIN(rfc9110_8_6_content_length_is_the_servers_own)
 TEST_PLAIN(rfc9110_9_3_1_get_with_content_is_framed)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     EXPECT_SERVED("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nGET /", 1, &a, &m);
     mem_free(&m);
     EXPECT_SERVED("GET / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -206,7 +206,7 @@ TEST_PLAIN(rfc9110_9_3_1_get_with_content_is_framed)
 TEST_PLAIN(rfc9110_9_3_2_head_gets_gets_fields_without_content)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     exchange(&m, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n", 0, &a);
     const char *get_fields = strstr(m.out, "Content-Type");
     char want[256];
@@ -230,7 +230,7 @@ TEST_PLAIN(rfc9110_10_1_1_continue_then_a_final_status)
                         "Expect: 100-continue\r\n\r\n",
                         "ab", NULL};
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     exchange_pieces(&m, in, &a, NULL);
     CHECK(strncmp(m.out, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n", 42) == 0);
     CHECK_STR(m.out, "ok:ab");
@@ -276,7 +276,7 @@ TEST_PLAIN(rfc9110_15_2_handlers_send_no_1xx)
 TEST_PLAIN(rfc9110_15_3_5_and_15_4_5_204_and_304_end_at_the_header)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     EXPECT_SERVED("GET /x HTTP/1.1\r\nHost: a\r\n\r\n", 1, &a, &m);
     mem_free(&m);
     exchange(&m, "GET /204 HTTP/1.1\r\nHost: a\r\n\r\nGET /304 HTTP/1.1\r\nHost: a\r\n\r\n", 0, &a);
@@ -292,7 +292,7 @@ TEST_PLAIN(rfc9110_15_5_server_errors_are_complete_responses)
     struct crl_http_limits lim = {.max_body = 1};
     const char *in[] = {"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nab", NULL};
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     exchange_pieces(&m, in, &a, &lim);
     CHECK(strncmp(m.out, "HTTP/1.1 413 Content Too Large\r\n", 32) == 0);
     CHECK_STR(m.out, "Content-Length: 0\r\nConnection: close\r\n\r\n");
@@ -310,7 +310,7 @@ TEST_PLAIN(rfc9110_15_5_9_incomplete_head_gets_408)
 {
     const char *in[] = {"GET / HTTP/1.1\r\nHost:", NULL};
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     app_reset(&a);
     m = (struct mem_io){.pieces = in, .timeout_at_end = true};
     CHECK_EQ(mem_serve(&m, NULL, app_handler, &a), 0);

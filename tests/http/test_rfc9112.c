@@ -27,7 +27,7 @@ TEST_PLAIN(rfc9112_2_2_whitespace_before_the_first_field_is_rejected)
 TEST_PLAIN(rfc9112_2_2_empty_lines_before_the_request_line_are_ignored)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     EXPECT_SERVED("\r\nGET /1 HTTP/1.1\r\nHost: a\r\n\r\n\r\n", 1, &a, &m);
     mem_free(&m);
 }
@@ -36,7 +36,7 @@ TEST_PLAIN(rfc9112_2_2_empty_lines_before_the_request_line_are_ignored)
 TEST_PLAIN(rfc9112_2_3_response_version_is_1_1)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     exchange(&m, "GET / HTTP/1.0\r\n\r\n", 0, &a);
     CHECK(strncmp(m.out, "HTTP/1.1 200 OK\r\n", 17) == 0);
     CHECK_EQ(a.version, 10);
@@ -48,7 +48,7 @@ TEST_PLAIN(rfc9112_2_3_response_version_is_1_1)
 TEST_PLAIN(rfc9112_2_3_versions_are_checked)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     EXPECT_SERVED("GET / HTTP/1.7\r\nHost: a\r\n\r\n", 1, &a, &m);
     CHECK_EQ(a.version, 11);
     mem_free(&m);
@@ -113,7 +113,7 @@ TEST_PLAIN(rfc9112_3_2_host_missing_repeated_or_invalid_gets_400)
 TEST_PLAIN(rfc9112_3_2_1_origin_form_gives_path_and_query)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     exchange(&m, "GET /a/b?c=d HTTP/1.1\r\nHost: h:1\r\n\r\n", 0, &a);
     CHECK(strcmp(a.target, "/a/b?c=d") == 0);
     CHECK(strcmp(a.path, "/a/b") == 0);
@@ -126,7 +126,7 @@ TEST_PLAIN(rfc9112_3_2_1_origin_form_gives_path_and_query)
 TEST_PLAIN(rfc9112_3_2_2_absolute_form_is_accepted_and_host_ignored)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     EXPECT_SERVED("GET http://example.org:81/p/q?r HTTP/1.1\r\nHost: other\r\n\r\n", 1, &a, &m);
     mem_free(&m);
     exchange(&m, "GET http://example.org:81/p/q?r HTTP/1.1\r\nHost: other\r\n\r\n", 0, &a);
@@ -154,7 +154,7 @@ TEST_PLAIN(rfc9112_3_2_3_authority_form_is_for_connect_only)
 TEST_PLAIN(rfc9112_3_2_4_asterisk_form_is_for_options_only)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     exchange(&m, "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 0, &a);
     CHECK_EQ(first_status(m.out), 200);
     CHECK(strcmp(a.target, "*") == 0);
@@ -169,7 +169,7 @@ TEST_PLAIN(rfc9112_3_2_4_asterisk_form_is_for_options_only)
 TEST_PLAIN(rfc9112_4_status_line_is_version_code_and_reason)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     exchange(&m, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 0, &a);
     CHECK(strncmp(m.out, "HTTP/1.1 200 OK\r\n", 17) == 0);
     mem_free(&m);
@@ -247,7 +247,7 @@ TEST_PLAIN(rfc9112_6_1_transfer_encoding_in_1_0_is_faulty_framing)
 TEST_PLAIN(rfc9112_6_1_no_transfer_encoding_in_204_or_to_1_0)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     exchange(&m, "GET /stream204 HTTP/1.1\r\nHost: a\r\n\r\n", 0, &a);
     CHECK(strncmp(m.out, "HTTP/1.1 204 ", 13) == 0);
     CHECK_NO_STR(m.out, "Transfer-Encoding");
@@ -264,7 +264,7 @@ TEST_PLAIN(rfc9112_6_1_no_transfer_encoding_in_204_or_to_1_0)
 TEST_PLAIN(rfc9112_6_2_content_length_only_where_allowed)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     exchange(&m, "GET /204 HTTP/1.1\r\nHost: a\r\n\r\nGET /304 HTTP/1.1\r\nHost: a\r\n\r\n", 0, &a);
     CHECK_EQ(count_str(m.out, "HTTP/1.1 "), 2);
     CHECK_NO_STR(m.out, "Content-Length");
@@ -318,7 +318,7 @@ TEST_PLAIN(rfc9112_6_3_invalid_content_length_gets_400)
 TEST_PLAIN(rfc9112_6_3_request_without_length_has_no_body)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     EXPECT_SERVED("POST / HTTP/1.1\r\nHost: a\r\n\r\n", 1, &a, &m);
     mem_free(&m);
     EXPECT_SERVED("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 003\r\n\r\nabc", 1, &a, &m);
@@ -330,7 +330,7 @@ TEST_PLAIN(rfc9112_6_3_request_without_length_has_no_body)
 TEST_PLAIN(rfc9112_6_3_incomplete_body_is_not_served)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     exchange(&m, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc", 0, &a);
     CHECK(a.body_len < 0);
     CHECK_NO_STR(m.out, "200 OK");
@@ -343,7 +343,7 @@ TEST_PLAIN(rfc9112_6_3_incomplete_body_is_not_served)
 TEST_PLAIN(rfc9112_7_1_chunked_is_decoded)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     EXPECT_SERVED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                   "0A\r\n0123456789\r\n00a\r\nabcdefghij\r\n000\r\n\r\n",
                   1, &a, &m);
@@ -377,7 +377,7 @@ TEST_PLAIN(rfc9112_7_1_bad_chunk_size_gets_400)
 TEST_PLAIN(rfc9112_7_1_1_unknown_chunk_extensions_are_ignored)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     EXPECT_SERVED("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
                   "3;c;a=b\r\nabc\r\n0;last=\"x y\"\r\n\r\n",
                   1, &a, &m);
@@ -415,7 +415,7 @@ TEST_PLAIN(rfc9112_9_3_close_option_ends_the_connection)
 TEST_PLAIN(rfc9112_9_3_persistence_follows_version)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     EXPECT_SERVED("GET / HTTP/1.1\r\nHost: a\r\n\r\n", 1, &a, &m);
     mem_free(&m);
     EXPECT_SERVED("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 1, &a, &m);
@@ -428,7 +428,7 @@ TEST_PLAIN(rfc9112_9_3_persistence_follows_version)
 TEST_PLAIN(rfc9112_9_3_2_pipelined_responses_keep_their_order)
 {
     struct mem_io m;
-    struct app a;
+    struct app a = {0};
     exchange(&m,
              "POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\n\r\nA"
              "POST /2 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nB\r\n0\r\n\r\n"
