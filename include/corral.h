@@ -564,7 +564,12 @@ void crl_conn_set_idle(struct crl_conn *conn, bool idle);
  * in its connection's task: the handler is plain blocking code that may do I/O, open scopes
  * and call other cores, and borrows ctx (crl_http_serve does not return before every
  * connection has ended). Bad input gets its status (400, 408, 413, 414, 431, 501, 505) with
- * "Connection: close" and the connection closes: nothing after a rejected request is parsed. */
+ * "Connection: close" and the connection closes: nothing after a rejected request is parsed.
+ * A connection closing with input unread (a body not read, a rejected request) half-closes
+ * and reads and drops what the client still sends, for up to 30 s in all and 5 s of silence
+ * (nginx's lingering bounds), so that a client writing its whole body before it reads gets
+ * the answer instead of a reset; it counts against max_conns meanwhile and ends at once
+ * when the server stops. */
 
 typedef struct crl_http_req crl_http_req; /* opaque; valid during the handler call */
 typedef struct crl_http_res crl_http_res; /* opaque; valid during the handler call */
@@ -604,10 +609,19 @@ int crl_http_serve(const char *host_port, const struct crl_http_server_opts *opt
 
 /* The request. Strings are NUL-terminated and valid until the handler returns. */
 const char *crl_http_req_method(const crl_http_req *req); /* "GET", "POST", ... */
-const char *crl_http_req_target(const crl_http_req *req); /* as sent, e.g. "/a/b?x=1" */
-const char *crl_http_req_path(const crl_http_req *req);   /* target up to '?' (not decoded) */
-const char *crl_http_req_query(const crl_http_req *req);  /* after '?', or NULL */
-int crl_http_req_version(const crl_http_req *req);        /* 10 or 11 */
+/* The target in origin form: as sent ("/a/b?x=1"), "*" (OPTIONS only), or for an
+ * absolute-form target ("http://host/a/b?x=1", RFC 9112 3.2.2) its path and query as if sent
+ * in origin form ("/a/b?x=1"; "/" for an empty path). Only http and https targets are
+ * accepted (400 otherwise). */
+const char *crl_http_req_target(const crl_http_req *req);
+const char *crl_http_req_path(const crl_http_req *req);  /* target up to '?' (not decoded) */
+const char *crl_http_req_query(const crl_http_req *req); /* after '?', or NULL */
+/* The authority the request is for, "host" or "host:port" as sent (not lowercased): an
+ * absolute-form target's authority (a Host header is then ignored, RFC 9112 3.2.2), else the
+ * Host header's value ("" if empty). NULL for an HTTP/1.0 request without Host (1.1 requires
+ * one). Always a valid RFC 3986 authority without userinfo: anything else got 400. */
+const char *crl_http_req_host(const crl_http_req *req);
+int crl_http_req_version(const crl_http_req *req); /* 10 or 11 (a higher 1.x minor is 11) */
 /* The first value of header name (case-insensitive), trimmed of surrounding whitespace, or
  * NULL if absent. */
 const char *crl_http_req_header(const crl_http_req *req, const char *name);

@@ -169,6 +169,11 @@ static int serve_file(crl_http_req *req, crl_http_res *res, const struct crl__st
     int rc = add_validators(res, etag, mtime);
     if (rc)
         return rc;
+    /* RFC 9110 13.2.2: If-Match, If-Unmodified-Since, If-None-Match, If-Modified-Since, If-Range */
+    if (crl__static_precondition_failed(crl_http_req_header(req, "If-Match"),
+                                        crl_http_req_header(req, "If-Unmodified-Since"), etag,
+                                        mtime))
+        return send_text(res, 412, "Precondition Failed\n");
     if (crl__static_not_modified(crl_http_req_header(req, "If-None-Match"),
                                  crl_http_req_header(req, "If-Modified-Since"), etag, mtime))
         return crl_http_res_send(res, 304, NULL, NULL, 0);

@@ -311,20 +311,36 @@ static bool next_etag(const char **p, const char **tag, size_t *len, bool *weak)
     return true;
 }
 
-bool crl__static_etag_match(const char *list, const char *etag)
+/* Whether list ("*" or entity tags) matches etag: by the weak comparison, or the strong one
+ * (neither tag weak). */
+static bool list_match(const char *list, const char *etag, bool strong)
 {
     const char *p = skip_ows(list);
     if (p[0] == '*' && *skip_ows(p + 1) == '\0')
         return true;
     const char *ours, *tag;
     size_t ours_len, len;
-    bool weak;
-    if (!next_etag(&etag, &ours, &ours_len, &weak))
+    bool weak, ours_weak;
+    if (!next_etag(&etag, &ours, &ours_len, &ours_weak))
         return false;
     while (next_etag(&p, &tag, &len, &weak))
-        if (len == ours_len && memcmp(tag, ours, len) == 0)
+        if (len == ours_len && memcmp(tag, ours, len) == 0 && !(strong && (weak || ours_weak)))
             return true;
     return false;
+}
+
+bool crl__static_etag_match(const char *list, const char *etag)
+{
+    return list_match(list, etag, false);
+}
+
+bool crl__static_precondition_failed(const char *if_match, const char *if_unmodified_since,
+                                     const char *etag, time_t mtime)
+{
+    if (if_match)
+        return !list_match(if_match, etag, true);
+    time_t t;
+    return if_unmodified_since && crl__static_parse_date(if_unmodified_since, &t) == 0 && mtime > t;
 }
 
 bool crl__static_not_modified(const char *if_none_match, const char *if_modified_since,

@@ -58,6 +58,13 @@ int crl__static_parse_date(const char *s, time_t *t);
  * weak comparison. A malformed list matches nothing past the fault. */
 bool crl__static_etag_match(const char *list, const char *etag);
 
+/* True when the request fails with 412 Precondition Failed (RFC 9110 13.1.1, 13.1.4): an
+ * If-Match ("*" or entity tags) that does not match etag by the strong comparison, or
+ * without If-Match, an If-Unmodified-Since that is a valid date earlier than mtime. Either
+ * header may be NULL. */
+bool crl__static_precondition_failed(const char *if_match, const char *if_unmodified_since,
+                                     const char *etag, time_t mtime);
+
 /* True when a GET or HEAD for a file with this etag and mtime is answered 304 Not Modified:
  * If-None-Match when present (If-Modified-Since is then ignored), else If-Modified-Since
  * when it is a valid date no earlier than mtime. Either header may be NULL. */

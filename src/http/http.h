@@ -50,10 +50,12 @@ struct crl__http_hdr {
 enum crl__res_state { CRL__RES_NONE, CRL__RES_STREAM, CRL__RES_DONE };
 
 struct crl_http_req {
-    int version;            /* 10 or 11 */
-    int64_t content_length; /* -1 chunked, 0 none */
-    uint32_t target, target_len;
-    const char *path; /* NUL-terminated copy made on demand when there is a query */
+    int version;                 /* 10 or 11 */
+    int64_t content_length;      /* -1 chunked, 0 none */
+    uint32_t target, target_len; /* in origin form (absolute-form is rewritten in place) */
+    uint32_t authority;          /* absolute-form: its authority (NUL-terminated), else 0 */
+    uint32_t host_hdr;           /* 1 + the index of the Host header, 0 if none */
+    const char *path;            /* NUL-terminated copy made on demand when there is a query */
     size_t nhdrs;
     bool keep_alive;    /* as the request asked (version and Connection) */
     bool expect_100;    /* Expect: 100-continue */
@@ -79,15 +81,22 @@ struct crl__http_parse {
     llhttp_t llh;
     char *sink; /* the first field reset per message; body bytes go here (NULL: discarded) */
     size_t sink_len;
-    uint32_t line_end;  /* offset just past the version (the request line's length) */
-    bool line_done;     /* the request line is complete */
-    bool head_done;     /* on_headers_complete ran */
-    bool msg_done;      /* on_message_complete ran */
-    bool in_value;      /* the last header piece was a value */
-    bool folded;        /* a value continued on another line (obs-fold) */
-    uint8_t hosts, cls; /* Host and Content-Length headers seen */
-    bool te;            /* Transfer-Encoding seen */
-    int status;         /* the error status a callback chose (400, 413, 414, 431, 501, 503, 505) */
+    uint32_t line_end;           /* offset just past the version (the request line's length) */
+    bool line_done;              /* the request line is complete */
+    bool head_done;              /* on_headers_complete ran */
+    bool msg_done;               /* on_message_complete ran */
+    bool in_value;               /* the last header piece was a value */
+    bool folded;                 /* a value continued on another line (obs-fold) */
+    bool t_in_value;             /* a trailer's value has begun */
+    bool t_at_end;               /* the last trailer value piece ended with the bytes fed */
+    char fed_last;               /* the last byte of the previous feed */
+    const char *feed, *feed_end; /* the bytes being fed */
+    uint8_t hosts, cls;          /* Host and Content-Length headers seen */
+    bool te;                     /* Transfer-Encoding seen */
+    bool te_chunked;             /* its last coding so far is chunked */
+    bool te_other;               /* it lists a coding other than chunked */
+    bool end_checked;            /* the head's end was checked for CRLF CRLF */
+    int status; /* the error status a callback chose (400, 413, 414, 431, 501, 503, 505) */
 };
 
 /* The connection's first buffers live inside it (and it lives in its task's frame): a
@@ -199,6 +208,10 @@ static inline const char *crl__http_at(const struct crl__http_conn *c, uint32_t 
  * own accept loop). Returns 0 or a negative errno. */
 int crl__http_serve_fd(int fd, struct crl_conn *conn, const struct crl_http_limits *lim,
                        crl_http_handler_fn *handler, void *ctx);
+/* server.c: how long a connection closing with input unread drains it: in all, and for each
+ * read (nginx's lingering_time and lingering_timeout). Variables only so that tests can
+ * shorten them. */
+extern int64_t crl__http_linger_ns, crl__http_linger_read_ns;
 /* server.c: reason phrases */
 struct crl__http_reason {
     const char *text; /* "" for a status without one here */

@@ -35,8 +35,8 @@ struct sock {
     bool replied; /* bytes went out since the last read: the peer's answer takes a trip */
 };
 
-enum { LINGER_BYTES = 256 * 1024 };
-#define LINGER_NS (500 * CRL_MSEC_NS)
+int64_t crl__http_linger_ns = 30 * CRL_SEC_NS;
+int64_t crl__http_linger_read_ns = 5 * CRL_SEC_NS;
 
 static void sock_timer_fire(struct crl__timer *t)
 {
@@ -181,20 +181,22 @@ static bool sock_draining(void *ctx)
 
 /* Closing with input unread would make the kernel answer with a reset, which can destroy our
  * last response before the client reads it: send FIN first and read what the client still
- * sends, briefly. */
+ * sends, with nginx's bounds (lingering_time, lingering_timeout) and no byte cap, so that a
+ * client that writes its whole body before it reads still gets the answer. The connection
+ * counts against max_conns meanwhile; marked idle, it ends at once when the server stops. */
 static void sock_linger(void *ctx)
 {
     struct sock *s = ctx;
     if (crl_shutdown(s->fd, SHUT_WR) < 0)
         return;
-    sock_set_idle(s, true); /* a stopping server need not wait for this */
-    int64_t deadline = crl_now_ns() + LINGER_NS;
-    char buf[4096];
-    for (size_t total = 0; total < LINGER_BYTES;) {
-        ssize_t n = sock_read(s, buf, sizeof buf, deadline);
+    sock_set_idle(s, true);
+    int64_t end = crl_now_ns() + crl__http_linger_ns;
+    char buf[8192];
+    for (;;) {
+        int64_t deadline = crl_now_ns() + crl__http_linger_read_ns;
+        ssize_t n = sock_read(s, buf, sizeof buf, deadline < end ? deadline : end);
         if (n <= 0)
             break;
-        total += (size_t)n;
     }
 }
 
@@ -316,6 +318,14 @@ int crl_http_req_version(const crl_http_req *req) { return req->version; }
 static const char *value_of(const struct crl__http_conn *c, const struct crl__http_hdr *h)
 {
     return h->value == UINT32_MAX ? "" : crl__http_at(c, h->value);
+}
+
+const char *crl_http_req_host(const crl_http_req *req)
+{
+    const struct crl__http_conn *c = req_conn(req);
+    if (req->authority) /* RFC 9112 3.2.2: the target's authority, not Host */
+        return crl__http_at(c, req->authority);
+    return req->host_hdr ? value_of(c, &c->hdrs[req->host_hdr - 1]) : NULL;
 }
 
 const char *crl_http_req_header(const crl_http_req *req, const char *name)

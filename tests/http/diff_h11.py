@@ -294,11 +294,13 @@ CORRAL_REJECTS = {
     "request-line": "RFC 9112 3: a request-line with other whitespace than single SPs is "
                     "invalid (a server MAY split on whitespace)",
     "method": "RFC 9110 9.1: a method corral does not know (llhttp's list; methods are "
-              "case-sensitive) SHOULD get 501; corral answers 400",
+              "case-sensitive) SHOULD get 501, as corral answers (400 for a non-token)",
     "target-form": "RFC 9112 3.2: a target that is not origin-form or '*' (absolute-form: "
                    "pending, issue 17 item 11)",
+    "fragment": "RFC 9112 3.2: a request-target has no fragment ('#' is in none of its "
+                "forms); corral rejects it (400), h11 keeps it in the target",
     "version": "RFC 9110 6.2 / 15.6.6: a version other than 1.0 and 1.1 may get 505 "
-               "(HTTP/1.2 as 1.1: pending, issue 17 item 11)",
+               "(HTTP/1.2 as 1.1: issue 17 item 11)",
     "ctl-in-value": "RFC 9110 5.5: a field value with a CTL is invalid (h11 keeps them, as "
                     "RFC 9110 5.5 allows)",
     "ctl-in-name": "RFC 9110 5.1: a field name is a token",
@@ -311,7 +313,7 @@ CORRAL_REJECTS = {
     "cl-ows": "RFC 9110 5.5: OWS around a value is not part of it; llhttp rejects a "
               "Content-Length with a trailing HTAB (stricter than the RFC)",
     "host": "RFC 9112 3.2: a Host value that is not uri-host [':' port] MUST get 400 (h11 "
-            "does not check it: an h11 bug; corral's check is pending, issue 17 item 11)",
+            "does not check it: an h11 bug; corral checks it)",
     "chunk-line": "RFC 9112 7.1: a chunk line with whitespace after the size, or an extension "
                   "outside RFC 9112 7.1.1's grammar (h11 takes anything after ';')",
     "chunk-ext-llhttp": "RFC 9112 7.1.1 allows several extensions and quoted-pairs in a quoted "
@@ -380,6 +382,8 @@ def chunk_faults(body):
         i += n + 2
     while True:  # the trailer section
         j = body.find(b"\r\n", i)
+        if b"\n" in (body[i:j] if j >= 0 else body[i:]):
+            return f | {"bare-lf"}  # a trailer line or the final line ended by a bare LF
         if j <= i:
             return f
         m = re.fullmatch(rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+):[ \t]*([^\x00-\x1f\x7f]*)", body[i:j])
@@ -422,6 +426,8 @@ def features(rest):
             f.add("connect")
         if not target.startswith(b"/") and target != b"*":
             f.add("target-form")
+        if b"#" in target:
+            f.add("fragment")
         if version not in (b"HTTP/1.0", b"HTTP/1.1"):
             f.add("version")
     hdrs = []
@@ -470,7 +476,7 @@ PENDING = {
     "version-1x": "RFC 9110 2.5: an HTTP/1.x request with x > 1 may be served as 1.1 (pending, "
                   "issue 17 item 11; h11 reports the version as sent)",
     "absolute-form": "RFC 9112 3.2.2: a server MUST accept absolute-form; corral may report "
-                     "the target or its path (pending, issue 17 item 11)",
+                     "the target or its path (issue 17 item 11)",
 }
 
 

@@ -15,7 +15,7 @@ struct seen {
     char body[4096];
     ssize_t body_len;
     ssize_t body_err;
-    char target[256], path[256], query[256], host[64];
+    char target[256], path[256], query[256], host[64], authority[64];
     int version;
     int64_t content_length;
 };
@@ -30,6 +30,8 @@ static int echo(crl_http_req *req, crl_http_res *res, void *ctx)
     const char *q = crl_http_req_query(req), *host = crl_http_req_header(req, "HOST");
     snprintf(s->query, sizeof s->query, "%s", q ? q : "(null)");
     snprintf(s->host, sizeof s->host, "%s", host ? host : "(null)");
+    const char *authority = crl_http_req_host(req);
+    snprintf(s->authority, sizeof s->authority, "%s", authority ? authority : "(null)");
     s->version = crl_http_req_version(req);
     s->content_length = crl_http_req_content_length(req);
     s->body_len = 0;
@@ -107,6 +109,70 @@ TEST_PLAIN(query_splits_at_the_first_question_mark_at_any_length)
             mem_free(&m);
         }
     }
+}
+
+/* Serve one request with echo and check what the handler saw. */
+static void expect_seen(const char *request, const char *target, const char *path,
+                        const char *query, const char *authority)
+{
+    const char *in[] = {request, NULL};
+    struct mem_io m = {.pieces = in};
+    struct seen s;
+    serve(&m, NULL, echo, &s);
+    if (s.calls != 1 || strcmp(s.target, target) || strcmp(s.path, path) ||
+        strcmp(s.query, query) || strcmp(s.authority, authority))
+        test_fail(__FILE__, __LINE__, "%s: target %s path %s query %s host %s; got:\n%s", request,
+                  s.target, s.path, s.query, s.authority, m.out);
+    mem_free(&m);
+}
+
+/* An absolute-form target (RFC 9112 3.2.2) is served: the handler sees its path and query as
+ * if sent in origin form, and its authority (not the Host header) as the host. */
+TEST_PLAIN(absolute_form_target_is_routed_by_its_path)
+{
+    expect_seen("GET http://example.com:8080/a/b?x=1 HTTP/1.1\r\nHost: other\r\n\r\n", "/a/b?x=1",
+                "/a/b", "x=1", "example.com:8080");
+    expect_seen("GET HTTPS://Example.COM HTTP/1.1\r\nHost: x\r\n\r\n", "/", "/", "(null)",
+                "Example.COM");
+    expect_seen("GET http://h?q=1 HTTP/1.1\r\nHost: h\r\n\r\n", "/?q=1", "/", "q=1", "h");
+    expect_seen("GET http://h:80?q HTTP/1.1\r\nHost: h\r\n\r\n", "/?q", "/", "q", "h:80");
+    expect_seen("GET http://[::1]:8080//x/ HTTP/1.1\r\nHost: h\r\n\r\n", "//x/", "//x/", "(null)",
+                "[::1]:8080");
+    expect_seen("POST http://a.b/c HTTP/1.0\r\n\r\n", "/c", "/c", "(null)", "a.b");
+}
+
+/* Without an absolute-form target the host is the Host header's value, as sent: any valid
+ * RFC 3986 authority (reg-name, IPv4, IPv6, IPvFuture, a port, or empty), NULL in a 1.0
+ * request without one. */
+TEST_PLAIN(req_host_is_the_host_header_for_origin_form)
+{
+    expect_seen("GET /p HTTP/1.1\r\nHost: Example.com:80 \r\n\r\n", "/p", "/p", "(null)",
+                "Example.com:80");
+    expect_seen("GET / HTTP/1.1\r\nHost: 10.0.0.1\r\n\r\n", "/", "/", "(null)", "10.0.0.1");
+    expect_seen("GET / HTTP/1.1\r\nHost: [fe80::1:2]:1\r\n\r\n", "/", "/", "(null)",
+                "[fe80::1:2]:1");
+    expect_seen("GET / HTTP/1.1\r\nHost: [v7.a:b]\r\n\r\n", "/", "/", "(null)", "[v7.a:b]");
+    expect_seen("GET / HTTP/1.1\r\nHost: a-b_c~d%41!$&'()*+,;=\r\n\r\n", "/", "/", "(null)",
+                "a-b_c~d%41!$&'()*+,;=");
+    expect_seen("GET / HTTP/1.1\r\nHost: h:\r\n\r\n", "/", "/", "(null)", "h:");
+    expect_seen("GET / HTTP/1.1\r\nHost:\r\n\r\n", "/", "/", "(null)", "");
+    expect_seen("GET / HTTP/1.0\r\n\r\n", "/", "/", "(null)", "(null)");
+    expect_seen("OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n", "*", "*", "(null)", "h");
+}
+
+/* A higher minor version of HTTP/1 is served as 1.1 (RFC 9110 2.5), the connection kept. */
+TEST_PLAIN(higher_minor_version_is_served_as_1_1)
+{
+    const char *in[] = {"GET /1 HTTP/1.2\r\nHost: a\r\n\r\nGET /2 HTTP/1.9\r\nHost: a\r\n\r\n",
+                        NULL};
+    struct mem_io m = {.pieces = in};
+    struct seen s;
+    serve(&m, NULL, echo, &s);
+    CHECK_EQ(s.calls, 2);
+    CHECK_EQ(s.version, 11);
+    CHECK_EQ(count_str(m.out, "HTTP/1.1 200 OK\r\n"), 2);
+    CHECK_NO_STR(m.out, "Connection: close");
+    mem_free(&m);
 }
 
 /* HTTP/1.1 keeps the connection: requests arriving in separate reads are all answered. */
@@ -389,17 +455,55 @@ static const struct bad_case bad_cases[] = {
      "POST / HTTP/1.1\r\nHost: a\r\nCONTENT-LENGTH: 1\r\ncontent-Length: 1\r\n\r\nx", 0, 400},
     {"repeated Host, cases differ", "GET / HTTP/1.1\r\nHOST: a\r\nhost: b\r\n\r\n", 0, 400},
     {"TE gzip, upper case", "POST / HTTP/1.1\r\nHost: a\r\nTRANSFER-ENCODING: gzip\r\n\r\n", 0,
-     501},
+     400},
     {"TE in 1.0", "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 0, 400},
-    {"TE gzip", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 0, 501},
+    {"TE gzip (chunked not last)", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+     0, 400},
     {"TE gzip, chunked",
      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
      "0\r\n\r\n",
      0, 501},
     {"CONNECT", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n", 0, 501},
     {"HTTP/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 0, 505},
-    {"HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 0, 505},
+    {"HTTP/3.0", "GET / HTTP/3.0\r\nHost: a\r\n\r\n", 0, 505},
     {"HTTP/0.9", "GET / HTTP/0.9\r\n\r\n", 0, 505},
+    {"no version (HTTP/0.9 style)", "GET /\r\n\r\n", 0, 400},
+    {"two-digit minor", "GET / HTTP/1.10\r\nHost: a\r\n\r\n", 0, 400},
+    {"space after the version", "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 0, 400},
+    {"two spaces before the target", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
+    /* obs-fold in every position, framing headers too (RFC 9112 5.2) */
+    {"obs-fold before the value", "GET / HTTP/1.1\r\nHost: a\r\nX:\r\n 2\r\n\r\n", 0, 400},
+    {"obs-fold, empty continuation", "GET / HTTP/1.1\r\nHost: a\r\nX: 1\r\n \r\n\r\n", 0, 400},
+    {"obs-fold, empty value and continuation", "GET / HTTP/1.1\r\nHost: a\r\nX:\r\n\t\r\n\r\n", 0,
+     400},
+    {"folded Transfer-Encoding",
+     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n", 0, 400},
+    {"folded Content-Length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length:\r\n 1\r\n\r\nx", 0,
+     400},
+    {"folded Host", "GET / HTTP/1.1\r\nHost:\r\n a\r\n\r\n", 0, 400},
+    {"obs-fold in a trailer",
+     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: 1\r\n 2\r\n\r\n", 0,
+     400},
+    {"obs-fold before a trailer's value",
+     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX:\r\n 2\r\n\r\n", 0,
+     400},
+    {"obs-fold after an empty trailer value",
+     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX:\r\n \r\n\r\n", 0,
+     400},
+    /* The target and the authority (RFC 9112 3.2, RFC 3986 3.2) */
+    {"Host with a space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 0, 400},
+    {"Host with userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 0, 400},
+    {"Host with a bad port", "GET / HTTP/1.1\r\nHost: a:8x\r\n\r\n", 0, 400},
+    {"Host with a path", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 0, 400},
+    {"Host with a bad IPv6 literal", "GET / HTTP/1.1\r\nHost: [::g]\r\n\r\n", 0, 400},
+    {"Host with a bad percent-encoding", "GET / HTTP/1.1\r\nHost: a%2\r\n\r\n", 0, 400},
+    {"Host in 1.0, invalid", "GET / HTTP/1.0\r\nHost: a<b\r\n\r\n", 0, 400},
+    {"absolute-form, other scheme", "GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
+    {"absolute-form, userinfo", "GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
+    {"absolute-form, empty host", "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
+    {"absolute-form, no Host", "GET http://a/ HTTP/1.1\r\n\r\n", 0, 400},
+    {"asterisk-form for GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
+    {"fragment in the target", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n", 0, 400},
 };
 
 static const char smuggled[] = "GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
@@ -411,7 +515,7 @@ TEST_PLAIN(bad_input_is_rejected_and_nothing_after_it_parsed)
     for (size_t i = 0; i < sizeof bad_cases / sizeof *bad_cases; i++) {
         const struct bad_case *b = &bad_cases[i];
         size_t len = b->len ? b->len : strlen(b->head);
-        char in0[512];
+        char in0[1024];
         memcpy(in0, b->head, len);
         memcpy(in0 + len, smuggled, sizeof smuggled);
         const char *in[] = {in0, NULL};

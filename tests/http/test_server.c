@@ -11,6 +11,8 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 /* ---- A server in the test's scope ------------------------------------------------------- */
@@ -515,6 +517,135 @@ TEST(oversize_body_gets_413_intact)
 {
     struct srv s = {.opts.limits.max_body = 1000};
     with_server(&s, oversize_client);
+}
+
+/* ---- Lingering: an early answer reaches a client that is still sending ------------------ */
+
+enum { HUGE_BODY = 50 * 1024 * 1024 };
+
+struct blocking_post {
+    const char *addr;
+    int write_err; /* 0, or the errno that stopped the body */
+    char reply[4096];
+};
+
+/* In a pool thread, as a plain blocking client (Node's http, Python's http.client) does it:
+ * the whole 50 MB body goes out before the first read. */
+static int blocking_post(void *arg)
+{
+    struct blocking_post *b = arg;
+    struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    in.sin_port = htons((uint16_t)atoi(strchr(b->addr, ':') + 1));
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&in, sizeof in) < 0)
+        return -errno;
+    char head[128];
+    int n = snprintf(head, sizeof head,
+                     "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n", HUGE_BODY);
+    static char chunk[1 << 20];
+    if (send(fd, head, (size_t)n, MSG_NOSIGNAL) != n)
+        b->write_err = errno;
+    for (size_t sent = 0; !b->write_err && sent < HUGE_BODY;) {
+        ssize_t w = send(fd, chunk, sizeof chunk, MSG_NOSIGNAL);
+        if (w < 0)
+            b->write_err = errno;
+        else
+            sent += (size_t)w;
+    }
+    size_t len = 0;
+    for (ssize_t r; len < sizeof b->reply - 1 &&
+                    (r = recv(fd, b->reply + len, sizeof b->reply - 1 - len, 0)) > 0;)
+        len += (size_t)r;
+    b->reply[len] = '\0';
+    close(fd);
+    return 0;
+}
+
+static int blocking_post_client(struct srv *s)
+{
+    struct blocking_post b = {.addr = s->addr};
+    CHECK_EQ(crl_offload(blocking_post, &b), 0);
+    CHECK_EQ(b.write_err, 0); /* no reset while the body was on its way */
+    CHECK(strncmp(b.reply, "HTTP/1.1 413 ", 13) == 0);
+    CHECK_STR(b.reply, "Connection: close\r\n");
+    return 0;
+}
+
+/* A client that writes its whole body (50 MB, over max_body) before it reads gets the 413
+ * intact: the server reads and drops the body instead of closing on it (a reset). */
+TEST(early_413_reaches_a_client_that_writes_its_whole_body_first)
+{
+    struct srv s = {0};
+    with_server(&s, blocking_post_client);
+    CHECK_EQ(s.calls, 0);
+}
+
+static const char oversize_head[] =
+    "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000000\r\n\r\n";
+
+/* Send an oversize request and read its 413 and the server's FIN: the server lingers. */
+static int dial_lingering(struct srv *s)
+{
+    char buf[4096];
+    int fd = dial(s);
+    send_str(fd, oversize_head);
+    send_str(fd, "some of the body");
+    read_until(fd, buf, sizeof buf, NULL, 0);
+    CHECK(strncmp(buf, "HTTP/1.1 413 ", 13) == 0);
+    return fd;
+}
+
+static int lingering_client(struct srv *s)
+{
+    s->file_fd = dial_lingering(s); /* the test body closes it after the server stopped */
+    crl_sleep_ns(20 * CRL_MSEC_NS);
+    s->big_len = (size_t)crl_now_ns(); /* when the server is told to stop */
+    return 0;
+}
+
+/* A lingering connection (the client still connected, silent) ends at once when the server
+ * stops: it does not hold the drain for its read timeout. */
+TEST(lingering_connection_ends_at_once_when_the_server_stops)
+{
+    struct srv s = {0};
+    with_server(&s, lingering_client);
+    CHECK_LT(crl_now_ns() - (int64_t)s.big_len, 500 * CRL_MSEC_NS);
+    CHECK_EQ(crl_close(s.file_fd), 0);
+}
+
+/* Whether the server has closed fd's connection: a byte sent to a closed socket draws a
+ * reset, and the send after it fails. */
+static bool peer_closed(int fd)
+{
+    if (crl_send(fd, "x", 1, 0) < 0)
+        return true;
+    crl_sleep_ns(20 * CRL_MSEC_NS);
+    return crl_send(fd, "x", 1, 0) < 0;
+}
+
+static int silent_lingering_client(struct srv *s)
+{
+    int fd = dial_lingering(s);
+    for (int i = 0; i < 12; i++) { /* 600 ms of trickle, more than one read timeout */
+        crl_sleep_ns(50 * CRL_MSEC_NS);
+        CHECK_EQ(crl_send(fd, "y", 1, 0), 1);
+    }
+    CHECK(!peer_closed(fd)); /* still lingering: the client kept sending */
+    crl_sleep_ns(400 * CRL_MSEC_NS);
+    CHECK(peer_closed(fd)); /* silent for longer than the read timeout */
+    CHECK_EQ(crl_close(fd), 0);
+    return 0;
+}
+
+/* A lingering connection reads for as long as the client keeps sending (up to its total
+ * bound) and ends once the client is silent for the read timeout. */
+TEST(linger_ends_after_the_read_timeout_of_silence)
+{
+    int64_t total = crl__http_linger_ns, per_read = crl__http_linger_read_ns;
+    crl__http_linger_read_ns = 200 * CRL_MSEC_NS;
+    struct srv s = {0};
+    with_server(&s, silent_lingering_client);
+    crl__http_linger_ns = total, crl__http_linger_read_ns = per_read;
 }
 
 struct stop_check {

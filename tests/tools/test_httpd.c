@@ -632,6 +632,151 @@ TEST_PLAIN(demo_site_is_served)
     server_stop(&s);
 }
 
+/* ---- RFC 9110 13: conditional requests on the static-file route ------------------------- */
+
+/* The file's validators, from a plain GET. */
+static void validators(const struct server *s, char *etag, size_t etag_cap, char *modified,
+                       size_t modified_cap)
+{
+    struct reply r;
+    get(s, "/files/hello.txt", NULL, &r);
+    CHECK_EQ(r.status, 200);
+    snprintf(etag, etag_cap, "%s", header(&r, "ETag"));
+    snprintf(modified, modified_cap, "%s", header(&r, "Last-Modified"));
+    reply_free(&r);
+}
+
+/* GET /files/hello.txt with one extra header line built from fmt and arg; the status. */
+static int conditional_get(const struct server *s, const char *method, const char *line)
+{
+    struct reply r;
+    request(s, method, "/files/hello.txt", line, NULL, 0, &r);
+    int status = r.status;
+    if (status == 200 && strcmp(method, "GET") == 0)
+        CHECK_STR(r.body, "hello world\n");
+    reply_free(&r);
+    return status;
+}
+
+/* 13.1.1: an If-Match that does not match (strongly) gets 412 and not the method; one that
+ * matches, or "*", gets the file. A weak tag never matches If-Match. */
+TEST_PLAIN(rfc9110_13_1_1_if_match_false_gets_412)
+{
+    struct server s;
+    char etag[128], modified[64], line[512];
+    server_start(&s, NULL);
+    validators(&s, etag, sizeof etag, modified, sizeof modified);
+    CHECK_EQ(conditional_get(&s, "GET", "If-Match: \"other\"\r\n"), 412);
+    CHECK_EQ(conditional_get(&s, "HEAD", "If-Match: \"other\"\r\n"), 412);
+    snprintf(line, sizeof line, "If-Match: W/%s\r\n", etag);
+    CHECK_EQ(conditional_get(&s, "GET", line), 412);
+    snprintf(line, sizeof line, "If-Match: \"other\", %s\r\n", etag);
+    CHECK_EQ(conditional_get(&s, "GET", line), 200);
+    CHECK_EQ(conditional_get(&s, "GET", "If-Match: *\r\n"), 200);
+    server_stop(&s);
+}
+
+/* 13.1.2: If-None-Match matching by the weak comparison gets 304 for GET and HEAD, with the
+ * ETag and Date a 200 would carry (15.4.5) and no content; "*" matches too. */
+TEST_PLAIN(rfc9110_13_1_2_if_none_match_uses_the_weak_comparison_and_gets_304)
+{
+    struct server s;
+    char etag[128], modified[64], line[512];
+    server_start(&s, NULL);
+    validators(&s, etag, sizeof etag, modified, sizeof modified);
+    snprintf(line, sizeof line, "If-None-Match: W/%s\r\n", etag);
+    struct reply r;
+    get(&s, "/files/hello.txt", line, &r);
+    CHECK_EQ(r.status, 304);
+    CHECK_EQ(r.body_len, 0);
+    CHECK_STR(header(&r, "ETag"), etag);
+    CHECK(header(&r, "Date") != NULL);
+    CHECK(header(&r, "Content-Length") == NULL); /* 8.6: none unless it equals the 200's */
+    reply_free(&r);
+    CHECK_EQ(conditional_get(&s, "HEAD", line), 304);
+    CHECK_EQ(conditional_get(&s, "GET", "If-None-Match: *\r\n"), 304);
+    server_stop(&s);
+}
+
+/* 13.1.3: If-Modified-Since is ignored with If-None-Match present, and when it is not a valid
+ * HTTP-date. */
+TEST_PLAIN(rfc9110_13_1_3_if_modified_since_is_ignored_when_it_must_be)
+{
+    struct server s;
+    char etag[128], modified[64], line[512];
+    server_start(&s, NULL);
+    validators(&s, etag, sizeof etag, modified, sizeof modified);
+    snprintf(line, sizeof line, "If-None-Match: \"other\"\r\nIf-Modified-Since: %s\r\n", modified);
+    CHECK_EQ(conditional_get(&s, "GET", line), 200);
+    CHECK_EQ(conditional_get(&s, "GET", "If-Modified-Since: yesterday\r\n"), 200);
+    snprintf(line, sizeof line, "If-Modified-Since: %s, %s\r\n", modified, modified);
+    CHECK_EQ(conditional_get(&s, "GET", line), 200); /* more than one member */
+    snprintf(line, sizeof line, "If-Modified-Since: %s\r\n", modified);
+    CHECK_EQ(conditional_get(&s, "GET", line), 304);
+    server_stop(&s);
+}
+
+/* 13.1.4: If-Unmodified-Since older than the file gets 412; it is ignored with If-Match
+ * present and when it is not a valid date. */
+TEST_PLAIN(rfc9110_13_1_4_if_unmodified_since_older_than_the_file_gets_412)
+{
+    struct server s;
+    char etag[128], modified[64], line[512];
+    server_start(&s, NULL);
+    validators(&s, etag, sizeof etag, modified, sizeof modified);
+    const char *old = "If-Unmodified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n";
+    CHECK_EQ(conditional_get(&s, "GET", old), 412);
+    snprintf(line, sizeof line, "If-Unmodified-Since: %s\r\n", modified);
+    CHECK_EQ(conditional_get(&s, "GET", line), 200);
+    snprintf(line, sizeof line, "If-Match: %s\r\n%s", etag, old);
+    CHECK_EQ(conditional_get(&s, "GET", line), 200);
+    CHECK_EQ(conditional_get(&s, "GET", "If-Unmodified-Since: never\r\n"), 200);
+    server_stop(&s);
+}
+
+/* 13.1.5: If-Range without Range is ignored; a weak or different validator makes the server
+ * ignore Range (the whole file, 200); a matching one gives the range. */
+TEST_PLAIN(rfc9110_13_1_5_if_range_needs_a_strong_match_and_a_range)
+{
+    struct server s;
+    char etag[128], modified[64], line[512];
+    server_start(&s, NULL);
+    validators(&s, etag, sizeof etag, modified, sizeof modified);
+    snprintf(line, sizeof line, "If-Range: %s\r\n", etag);
+    CHECK_EQ(conditional_get(&s, "GET", line), 200);
+    snprintf(line, sizeof line, "If-Range: W/%s\r\nRange: bytes=0-4\r\n", etag);
+    CHECK_EQ(conditional_get(&s, "GET", line), 200);
+    CHECK_EQ(conditional_get(&s, "GET", "If-Range: \"other\"\r\nRange: bytes=0-4\r\n"), 200);
+    snprintf(line, sizeof line, "If-Range: %s\r\nRange: bytes=0-4\r\n", etag);
+    struct reply r;
+    get(&s, "/files/hello.txt", line, &r);
+    CHECK_EQ(r.status, 206);
+    CHECK_STR(r.body, "hello");
+    CHECK_STR(header(&r, "Content-Range"), "bytes 0-4/12"); /* 15.3.7 */
+    CHECK_STR(header(&r, "ETag"), etag);
+    reply_free(&r);
+    server_stop(&s);
+}
+
+/* 13.2.1: preconditions are not evaluated when the response would not be 2xx or 412: a
+ * missing file is 404 whatever If-Match says. 13.2.2: If-Match is evaluated first. */
+TEST_PLAIN(rfc9110_13_2_preconditions_follow_their_order_and_only_for_2xx)
+{
+    struct server s;
+    char etag[128], modified[64], line[512];
+    server_start(&s, NULL);
+    validators(&s, etag, sizeof etag, modified, sizeof modified);
+    struct reply r;
+    get(&s, "/files/missing.txt", "If-Match: \"x\"\r\n", &r);
+    CHECK_EQ(r.status, 404);
+    reply_free(&r);
+    snprintf(line, sizeof line, "If-Match: \"other\"\r\nIf-None-Match: %s\r\n", etag);
+    CHECK_EQ(conditional_get(&s, "GET", line), 412);
+    snprintf(line, sizeof line, "If-Match: %s\r\nIf-None-Match: %s\r\n", etag, etag);
+    CHECK_EQ(conditional_get(&s, "GET", line), 304);
+    server_stop(&s);
+}
+
 /* ---- Start-up, flags and stopping ------------------------------------------------------- */
 
 /* Run corral-httpd with args to its end; its exit status, stdout and stderr. */
