@@ -623,9 +623,13 @@ int crl_http_res_send_file(crl_http_res *res, int status, const char *content_ty
  * connection to one server, dialled when first needed and reused while the server keeps it
  * alive; it serves one request at a time and belongs to the tasks of one core. Responses are
  * parsed strictly (llhttp) and held to size limits; bodies may be Content-Length, chunked or
- * close-delimited. A kept-alive connection the server closed before answering (end of
- * stream or reset before the first response byte) is redialled once and the request sent
- * again, if it is GET or HEAD or none of it had been sent. */
+ * close-delimited. Before a request goes on a kept-alive connection, a non-blocking peek
+ * checks what happened while it sat idle: if the server closed or reset it (as nginx does at
+ * keepalive_timeout) or sent bytes no request asked for, it is dropped and the request, of
+ * any method, goes on a new connection. A kept-alive connection that ends (end of stream or
+ * reset before the first response byte) once the request is on its way is redialled once
+ * and the request sent again only if it is GET or HEAD or none of it had been sent: the
+ * server may have acted on it. */
 struct crl_http_client;
 
 /* Options of crl_http_client_open(); zero fields take defaults. */

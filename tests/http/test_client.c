@@ -7,25 +7,39 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { MAX_EX = 6, GOT = 160 * 1024 };
 
+/* What the server does to a kept-alive connection once it has sat idle for a while. */
+enum idle_end {
+    IDLE_KEEP,    /* nothing */
+    IDLE_CLOSE,   /* close it (FIN), as nginx does at keepalive_timeout */
+    IDLE_RESET,   /* abort it (RST: SO_LINGER 0) */
+    IDLE_GARBAGE, /* send bytes no request asked for (here a whole bogus response) */
+};
+
 /* One request the server expects and what it does about it. */
 struct exch {
     const char *reply;
-    bool close_after; /* close the connection after replying */
-    bool hang;        /* never reply: read until the client closes */
+    bool close_after;  /* close the connection after replying */
+    bool hang;         /* never reply: read until the client closes */
+    enum idle_end end; /* after replying: wait IDLE_NS, then this */
 };
+
+enum { IDLE_NS = 20 * CRL_MSEC_NS };
 
 struct script {
     int lfd;
     char addr[64];
     struct exch ex[MAX_EX];
     int nex;
-    int accepts; /* connections the server accepted */
-    int served;  /* exchanges done */
+    int accepts;  /* connections the server accepted */
+    int served;   /* exchanges done */
+    bool idled;   /* the idle end of an exchange has happened */
+    size_t extra; /* bytes the server received after the script's last request */
     int (*client)(struct script *s);
     char got[MAX_EX][GOT]; /* each request as received */
     size_t got_len[MAX_EX];
@@ -70,13 +84,36 @@ static void read_request(struct script *s, int *fd, int i)
     s->got_len[i] = len;
 }
 
-/* Read and drop until the client closes fd, then close it. */
-static void linger(int fd)
+/* Read and drop until the client closes fd, then close it; returns the bytes dropped. */
+static size_t linger(int fd)
 {
     char buf[256];
-    while (crl_read(fd, buf, sizeof buf) > 0)
-        ;
+    size_t total = 0;
+    ssize_t n;
+    while ((n = crl_read(fd, buf, sizeof buf)) > 0)
+        total += (size_t)n;
     CHECK_EQ(crl_close(fd), 0);
+    return total;
+}
+
+static const char bogus[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nbogus";
+
+/* After an idle while, end (or spoil) kept-alive connection *fd as e says. */
+static void idle_end(struct script *s, int *fd, enum idle_end e)
+{
+    if (e == IDLE_KEEP)
+        return;
+    CHECK_EQ(crl_sleep_ns(IDLE_NS), 0);
+    if (e == IDLE_GARBAGE) {
+        CHECK_EQ(crl_write_all(*fd, bogus, strlen(bogus)), strlen(bogus));
+    } else {
+        struct linger abort = {.l_onoff = 1, .l_linger = 0};
+        if (e == IDLE_RESET)
+            CHECK_EQ(setsockopt(*fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort), 0);
+        CHECK_EQ(crl_close(*fd), 0);
+        *fd = -1;
+    }
+    s->idled = true;
 }
 
 static struct exch reply(const char *r) { return (struct exch){.reply = r}; }
@@ -101,12 +138,14 @@ static int server(void *arg)
             if (s->ex[i].close_after) {
                 CHECK_EQ(crl_close(fd), 0);
                 fd = -1;
+            } else {
+                idle_end(s, &fd, s->ex[i].end);
             }
         }
         s->served++;
     }
     if (fd >= 0)
-        linger(fd); /* ends only once the client closed its end */
+        s->extra = linger(fd); /* ends only once the client closed its end */
     return 0;
 }
 
@@ -656,8 +695,7 @@ static int stale_get_client(struct script *s)
     return 0;
 }
 
-/* A GET on a kept-alive connection the server has since closed is sent again, once, on a
- * new connection. */
+/* A GET on a kept-alive connection the server has since closed goes on a new connection. */
 TEST(stale_connection_is_redialled_for_get)
 {
     struct script *s = new_script();
@@ -670,31 +708,126 @@ TEST(stale_connection_is_redialled_for_get)
     free(s);
 }
 
-static int stale_post_client(struct script *s)
+static int unanswered_get_client(struct script *s)
 {
     struct crl_http_client *c;
     CHECK_EQ(crl_http_client_open(&c, s->addr, NULL), 0);
     struct crl_http_response r;
     CHECK_EQ(get(c, "/one", &r), 0);
     crl_http_response_fini(&r);
-    CHECK_EQ(crl_sleep_ns(5 * CRL_MSEC_NS), 0);
-    struct crl_http_request req = {
-        .method = "POST", .target = "/pay", .body = "1", .body_len = 1, .deadline_ns = soon()};
+    CHECK_EQ(get(c, "/two", &r), 0);
+    CHECK(strcmp(r.body, "second!") == 0);
+    crl_http_response_fini(&r);
+    crl_http_client_close(c);
+    return 0;
+}
+
+/* A GET that a kept-alive connection took but closed without a response byte (the server
+ * gave up on the connection as the request arrived) is sent again, once, on a new one. */
+TEST(unanswered_get_on_a_reused_connection_is_sent_again)
+{
+    struct script *s = new_script();
+    s->ex[0] = reply("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+    s->ex[1] = reply_close(""); /* reads the GET, closes */
+    s->ex[2] = reply("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nsecond!");
+    s->nex = 3;
+    run_script(s, unanswered_get_client);
+    CHECK_EQ(s->accepts, 2);
+    expect_get(s, 1, "/two");
+    expect_get(s, 2, "/two");
+    free(s);
+}
+
+static const struct crl_http_request pay = {
+    .method = "POST", .target = "/pay", .body = "amount=1", .body_len = 8};
+
+static int unanswered_post_client(struct script *s)
+{
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, s->addr, NULL), 0);
+    struct crl_http_response r;
+    CHECK_EQ(get(c, "/one", &r), 0);
+    crl_http_response_fini(&r);
+    struct crl_http_request req = pay;
+    req.deadline_ns = soon();
     CHECK_EQ(crl_http_client_request(c, &req, &r), -ECONNRESET);
     crl_http_client_close(c);
     return 0;
 }
 
-/* A POST that was sent on such a connection is not sent again: the server may have acted
- * on it. The caller gets -ECONNRESET. */
-TEST(stale_connection_is_not_redialled_for_post)
+/* A POST that went out on a kept-alive connection which then closed unanswered is not sent
+ * again: the server may have acted on it. The caller gets -ECONNRESET. */
+TEST(unanswered_post_on_a_reused_connection_is_not_sent_again)
 {
     struct script *s = new_script();
-    s->ex[0] = reply_close("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
-    s->nex = 1;
-    run_script(s, stale_post_client);
+    s->ex[0] = reply("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+    s->ex[1] = reply_close(""); /* reads the POST, closes */
+    s->nex = 2;
+    run_script(s, unanswered_post_client);
     CHECK_EQ(s->accepts, 1);
     free(s);
+}
+
+/* GET, wait until the server has ended (or spoiled) the idle connection, then POST. */
+static int post_after_idle_client(struct script *s)
+{
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, s->addr, NULL), 0);
+    struct crl_http_response r;
+    CHECK_EQ(get(c, "/one", &r), 0);
+    CHECK(strcmp(r.body, "first") == 0);
+    crl_http_response_fini(&r);
+    while (!s->idled)
+        CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0);
+    CHECK_EQ(crl_sleep_ns(5 * CRL_MSEC_NS), 0); /* the FIN, RST or bytes arrive */
+    struct crl_http_request req = pay;
+    req.deadline_ns = soon();
+    CHECK_EQ(crl_http_client_request(c, &req, &r), 0);
+    CHECK_EQ(r.status, 200);
+    CHECK(strcmp(r.body, "paid") == 0);
+    crl_http_response_fini(&r);
+    crl_http_client_close(c);
+    return 0;
+}
+
+/* The POST reaches the server once, whole, on a second connection. */
+static void post_after_idle(enum idle_end e)
+{
+    struct script *s = new_script();
+    s->ex[0] = reply("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+    s->ex[0].end = e;
+    s->ex[1] = reply("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\npaid");
+    s->nex = 2;
+    run_script(s, post_after_idle_client);
+    CHECK_EQ(s->accepts, 2);
+    char want[256];
+    snprintf(want, sizeof want,
+             "POST /pay HTTP/1.1\r\nHost: %s\r\nContent-Length: 8\r\n\r\namount=1", s->addr);
+    if (strcmp(s->got[1], want) != 0)
+        test_fail(__FILE__, __LINE__, "got \"%s\", want \"%s\"", s->got[1], want);
+    CHECK_EQ(s->extra, 0); /* no second POST */
+    free(s);
+}
+
+/* A kept-alive connection the server closed while it sat idle (nginx's keepalive_timeout)
+ * is seen to be closed before a request is risked on it: a POST goes on a new connection
+ * instead of failing with -ECONNRESET. */
+TEST(post_after_the_server_closed_an_idle_connection_goes_on_a_new_one)
+{
+    post_after_idle(IDLE_CLOSE);
+}
+
+/* The same when the server aborted the idle connection with a reset. */
+TEST(post_after_the_server_reset_an_idle_connection_goes_on_a_new_one)
+{
+    post_after_idle(IDLE_RESET);
+}
+
+/* Bytes that arrived on an idle connection answer no request: they are not taken for the
+ * next request's response, and the connection is not used again. */
+TEST(bytes_sent_on_an_idle_connection_are_not_taken_for_the_response)
+{
+    post_after_idle(IDLE_GARBAGE);
 }
 
 /* A fresh connection closed before any response byte is not retried: -ECONNRESET. */
