@@ -691,9 +691,10 @@ void crl_http_client_close(struct crl_http_client *c);
  * request (method, target, a field with CR/LF or a framing field); -EBUSY while another
  * task's request is in progress on c; -ETIMEDOUT when req->deadline_ns or the connect
  * timeout passed; -EMSGSIZE when the response's head, header count or body is over c's
- * limits; -EPROTO for a malformed response; -ECONNRESET when the server closed the
- * connection before answering; or a socket error (-ECONNREFUSED, ...). After an error *out
- * is empty (crl_http_response_fini() on it is harmless) and the connection is closed. */
+ * limits; -EPROTO for a malformed response (or one of a version other than HTTP/1.0 and
+ * 1.1); -ECONNRESET when the server closed the connection before answering; or a socket
+ * error (-ECONNREFUSED, ...). After an error *out is empty (crl_http_response_fini() on it
+ * is harmless) and the connection is closed. */
 int crl_http_client_request(struct crl_http_client *c, const struct crl_http_request *req,
                             struct crl_http_response *out);
 

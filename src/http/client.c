@@ -4,6 +4,8 @@
  * server can make us hold; a kept-alive connection is checked before it is reused, and a
  * stale one is redialled once when that is safe. */
 #define _GNU_SOURCE
+#include "client.h"
+
 #include "../core/core.h"
 
 #include "corral.h"
@@ -253,6 +255,13 @@ static int trailer(llhttp_t *parser, size_t n)
     return c->p.trailer_len > c->opts.max_head_bytes ? fail(parser, -EMSGSIZE) : 0;
 }
 
+/* llhttp takes "HTTP/2.0" and "HTTP/0.9" status lines too; this client speaks 1.0 and 1.1. */
+static int on_version_complete(llhttp_t *parser)
+{
+    bool ok = llhttp_get_http_major(parser) == 1 && llhttp_get_http_minor(parser) <= 1;
+    return ok ? 0 : fail(parser, -EPROTO);
+}
+
 static int on_header_field(llhttp_t *parser, const char *at, size_t n)
 {
     struct crl_http_client *c = of(parser);
@@ -374,6 +383,7 @@ static int on_message_complete(llhttp_t *parser)
 }
 
 static const llhttp_settings_t settings = {
+    .on_version_complete = on_version_complete,
     .on_header_field = on_header_field,
     .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
@@ -592,6 +602,12 @@ void crl_http_client_close(struct crl_http_client *c)
     free(c->out);
     free(c->host_port);
     free(c);
+}
+
+void crl__http_client_adopt(struct crl_http_client *c, int fd)
+{
+    drop_conn(c);
+    c->fd = fd;
 }
 
 /* The stand-in for Rust's Send: a client belongs to the first core that used it. */

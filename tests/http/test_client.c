@@ -4,10 +4,13 @@
  * the wire. */
 #define _GNU_SOURCE
 #include "../test.h"
+#include "http/client.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -926,6 +929,71 @@ TEST(cancelled_request_is_ecanceled)
     s->nex = 1;
     run_script(s, cancel_client);
     free(s);
+}
+
+/* ---- A handed-in connection (as the fuzzer drives the client) ------------------------- */
+
+/* Answer a request with bytes given beforehand, cut into records of piece bytes: one end of
+ * a SOCK_SEQPACKET socketpair holds them (each read of the client returns one record), the
+ * other is handed to the client as its connection. Returns the request's result. */
+static int answer_in_pieces(const char *method, const char *bytes, size_t len, size_t piece,
+                            const struct crl_http_client_opts *o, struct crl_http_response *r)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    for (size_t off = 0; off < len; off += piece) {
+        size_t n = len - off < piece ? len - off : piece;
+        CHECK_EQ(send(sv[1], bytes + off, n, MSG_DONTWAIT), n);
+    }
+    CHECK_EQ(shutdown(sv[1], SHUT_WR), 0);
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, "127.0.0.1:9", o), 0); /* never dialled */
+    crl__http_client_adopt(c, sv[0]);
+    struct crl_http_request req = {.method = method, .target = "/", .deadline_ns = soon()};
+    int rc = crl_http_client_request(c, &req, r);
+    crl_http_client_close(c);
+    CHECK_EQ(fcntl(sv[0], F_GETFD), -1); /* the client closed its connection */
+    CHECK_EQ(close(sv[1]), 0);
+    return rc;
+}
+
+/* A response read one byte at a time, or in any other cut, is the same response: interim
+ * responses, chunk extensions and trailers included. */
+TEST(response_cut_anywhere_is_parsed_the_same)
+{
+    static const char bytes[] = "HTTP/1.1 100 Continue\r\n\r\n"
+                                "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "5;ext=1\r\nhello\r\n1\r\n!\r\n0\r\nX-T: 1\r\n\r\n";
+    for (size_t piece = 1; piece <= sizeof bytes; piece++) {
+        struct crl_http_response r;
+        CHECK_EQ(answer_in_pieces("GET", bytes, sizeof bytes - 1, piece, NULL, &r), 0);
+        CHECK_EQ(r.status, 200);
+        CHECK_EQ(r.header_count, 2);
+        CHECK(strcmp(crl_http_response_header(&r, "x-a"), "b") == 0);
+        CHECK_EQ(r.body_len, 6);
+        CHECK(strcmp(r.body, "hello!") == 0);
+        crl_http_response_fini(&r);
+    }
+}
+
+/* A status line of a version this client does not speak (llhttp accepts "HTTP/2.0") is
+ * malformed, not a response of version 20 (found by fuzz_client). */
+TEST(response_of_a_version_other_than_1_0_or_1_1_is_eproto)
+{
+    static const char *const heads[] = {"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+                                        "HTTP/0.9 200 OK\r\nContent-Length: 0\r\n\r\n",
+                                        "HTTP/1.2 200 OK\r\nContent-Length: 0\r\n\r\n",
+                                        "HTTP/3.0 200 OK\r\nContent-Length: 0\r\n\r\n"};
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+        struct crl_http_response r;
+        CHECK_EQ(answer_in_pieces("GET", heads[i], strlen(heads[i]), 100, NULL, &r), -EPROTO);
+        crl_http_response_fini(&r);
+    }
+    static const char ok10[] = "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    struct crl_http_response r;
+    CHECK_EQ(answer_in_pieces("GET", ok10, strlen(ok10), 100, NULL, &r), 0);
+    CHECK_EQ(r.version, 10);
+    crl_http_response_fini(&r);
 }
 
 /* ---- Against corral's own HTTP server --------------------------------------------------- */
