@@ -6,6 +6,8 @@
 set -euo pipefail
 
 # node-llhttp is for the HTTP server; clang and libclang-rt-14-dev join with its fuzzer.
+# Not installed here: nginx, for one end-to-end test of the HTTP client, skipped without it
+# (apt-get install nginx would also start the system service, which the test does not use).
 pkgs=(build-essential meson ninja-build pkg-config liburing-dev node-llhttp valgrind clang-format
       clang libclang-rt-14-dev)
 if [[ "${1:-}" == --cross ]]; then

@@ -9,7 +9,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1092,4 +1097,124 @@ TEST(client_and_server_echo_a_post)
     CHECK_EQ(crl_scope_run(served_body, &sv), 0);
     CHECK_EQ(sv.serve_rc, 0);
     CHECK_EQ(test_count_fds(), before);
+}
+
+/* ---- Against a real nginx (skipped when it is not installed) ---------------------------- */
+
+/* nginx's path: on PATH or in /usr/sbin (Debian's place, often off a user's PATH). */
+static bool find_nginx(char *out, size_t cap)
+{
+    const char *path = getenv("PATH");
+    char dirs[4096];
+    snprintf(dirs, sizeof dirs, "%s:/usr/sbin", path ? path : "");
+    for (char *save, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        snprintf(out, cap, "%s/nginx", d);
+        if (access(out, X_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+struct nginx {
+    char prefix[512]; /* its own directory, under the working directory (the build dir) */
+    char addr[64];
+    pid_t pid;
+};
+
+/* Write the configuration: one process in the foreground, on addr, keepalive_timeout 1s,
+ * every path under the prefix, and a 200 for any request. */
+static void nginx_conf(const struct nginx *n)
+{
+    char file[600];
+    snprintf(file, sizeof file, "%s/nginx.conf", n->prefix);
+    FILE *f = fopen(file, "w");
+    CHECK(f != NULL);
+    fprintf(f,
+            "daemon off; master_process off; worker_processes 1;\n"
+            "pid %1$s/nginx.pid; error_log %1$s/error.log;\n"
+            "events { worker_connections 64; }\n"
+            "http {\n"
+            "  access_log off; keepalive_timeout 1s;\n"
+            "  client_body_temp_path %1$s/body; proxy_temp_path %1$s/proxy;\n"
+            "  fastcgi_temp_path %1$s/fastcgi; uwsgi_temp_path %1$s/uwsgi;\n"
+            "  scgi_temp_path %1$s/scgi;\n"
+            "  server { listen %2$s; location / { return 200 \"ok\\n\"; } }\n"
+            "}\n",
+            n->prefix, n->addr);
+    CHECK_EQ(fclose(f), 0);
+}
+
+/* Start nginx on a free loopback port and wait until it accepts connections. */
+static void nginx_start(struct nginx *n, const char *bin)
+{
+    char cwd[256];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    snprintf(n->prefix, sizeof n->prefix, "%s/nginx-client-test-XXXXXX", cwd);
+    CHECK(mkdtemp(n->prefix) != NULL);
+    CHECK_EQ(crl_close(test_listen_loopback(n->addr, sizeof n->addr)), 0); /* a free port */
+    nginx_conf(n);
+    char conf[600], err[600];
+    snprintf(conf, sizeof conf, "%s/nginx.conf", n->prefix);
+    snprintf(err, sizeof err, "%s/error.log", n->prefix);
+    char *argv[] = {(char *)bin, "-p", n->prefix, "-c", conf, "-e", err, NULL};
+    pid_t parent = getpid();
+    n->pid = fork();
+    CHECK(n->pid >= 0);
+    if (n->pid == 0) { /* dies with the test, even one that failed; holds none of its pipes */
+        int null = open("/dev/null", O_RDWR);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent || null < 0 ||
+            dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+            _exit(127);
+        execv(bin, argv);
+        _exit(127);
+    }
+    for (int i = 0;; i++) {
+        int fd = crl_tcp_connect(n->addr, crl_now_ns() + CRL_SEC_NS);
+        if (fd >= 0) {
+            CHECK_EQ(crl_close(fd), 0);
+            return;
+        }
+        CHECK(i < 100); /* 5 s */
+        CHECK_EQ(crl_sleep_ns(50 * CRL_MSEC_NS), 0);
+    }
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void nginx_stop(struct nginx *n)
+{
+    int status;
+    CHECK_EQ(kill(n->pid, SIGTERM), 0);
+    CHECK_EQ(waitpid(n->pid, &status, 0), n->pid);
+    CHECK_EQ(nftw(n->prefix, remove_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+/* nginx closes a kept-alive connection after keepalive_timeout (1 s here) idle: a POST
+ * after 1.3 s goes on a new connection and succeeds. */
+TEST(post_after_nginx_keepalive_timeout_succeeds)
+{
+    char bin[512];
+    if (!find_nginx(bin, sizeof bin))
+        TEST_SKIP("nginx is not installed");
+    struct nginx n;
+    nginx_start(&n, bin);
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, n.addr, NULL), 0);
+    struct crl_http_response r;
+    CHECK_EQ(get(c, "/", &r), 0);
+    CHECK_EQ(r.status, 200);
+    CHECK(strcmp(crl_http_response_header(&r, "connection"), "keep-alive") == 0);
+    crl_http_response_fini(&r);
+    CHECK_EQ(crl_sleep_ns(1300 * CRL_MSEC_NS), 0);
+    struct crl_http_request req = pay;
+    req.deadline_ns = soon();
+    CHECK_EQ(crl_http_client_request(c, &req, &r), 0);
+    CHECK_EQ(r.status, 200);
+    CHECK(strcmp(r.body, "ok\n") == 0);
+    crl_http_response_fini(&r);
+    crl_http_client_close(c);
+    nginx_stop(&n);
 }
