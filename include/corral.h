@@ -678,9 +678,13 @@ int crl_http_res_send_file(crl_http_res *res, int status, const char *content_ty
  * connection to one server, dialled when first needed and reused while the server keeps it
  * alive; it serves one request at a time and belongs to the tasks of one core. Responses are
  * parsed strictly (llhttp) and held to size limits; bodies may be Content-Length, chunked or
- * close-delimited. A kept-alive connection the server closed before answering (end of
- * stream or reset before the first response byte) is redialled once and the request sent
- * again, if it is GET or HEAD or none of it had been sent. */
+ * close-delimited. Before a request goes on a kept-alive connection, a non-blocking peek
+ * checks what happened while it sat idle: if the server closed or reset it (as nginx does at
+ * keepalive_timeout) or sent bytes no request asked for, it is dropped and the request, of
+ * any method, goes on a new connection. A kept-alive connection that ends (end of stream or
+ * reset before the first response byte) once the request is on its way is redialled once
+ * and the request sent again only if it is GET or HEAD or none of it had been sent: the
+ * server may have acted on it. */
 struct crl_http_client;
 
 /* Options of crl_http_client_open(); zero fields take defaults. */
@@ -742,9 +746,10 @@ void crl_http_client_close(struct crl_http_client *c);
  * request (method, target, a field with CR/LF or a framing field); -EBUSY while another
  * task's request is in progress on c; -ETIMEDOUT when req->deadline_ns or the connect
  * timeout passed; -EMSGSIZE when the response's head, header count or body is over c's
- * limits; -EPROTO for a malformed response; -ECONNRESET when the server closed the
- * connection before answering; or a socket error (-ECONNREFUSED, ...). After an error *out
- * is empty (crl_http_response_fini() on it is harmless) and the connection is closed. */
+ * limits; -EPROTO for a malformed response (or one of a version other than HTTP/1.0 and
+ * 1.1); -ECONNRESET when the server closed the connection before answering; or a socket
+ * error (-ECONNREFUSED, ...). After an error *out is empty (crl_http_response_fini() on it
+ * is harmless) and the connection is closed. */
 int crl_http_client_request(struct crl_http_client *c, const struct crl_http_request *req,
                             struct crl_http_response *out);
 

@@ -7,6 +7,8 @@ set -euo pipefail
 
 # node-llhttp is for the HTTP server; clang and libclang-rt-14-dev join with its fuzzer;
 # python3-h11 is the other parser of the differential framing test (tests/http/diff_h11.py).
+# Not installed here: nginx, for one end-to-end test of the HTTP client, skipped without it
+# (apt-get install nginx would also start the system service, which the test does not use).
 pkgs=(build-essential meson ninja-build pkg-config liburing-dev node-llhttp valgrind clang-format
       clang libclang-rt-14-dev python3-h11)
 if [[ "${1:-}" == --cross ]]; then

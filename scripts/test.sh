@@ -6,7 +6,8 @@
 #   tsan         meson test in build-tsan/ (ThreadSanitizer, fibers annotated)
 #   valgrind     the release build's tests again under valgrind (memcheck, errors fail)
 #   aarch64      the core tests cross-compiled for aarch64 and run under qemu-user
-#   fuzz         tests/http/fuzz_conn (libFuzzer, clang, ASan+UBSan) for 60 s on tests/http/corpus
+#   fuzz         the libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS (40) each:
+#                tests/http/fuzz_conn on tests/http/corpus, fuzz_client on corpus_client
 # STAGES="release asan" picks stages. Prints "N passed, N failed" over all stages at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -82,19 +83,26 @@ for s in $STAGES; do
         ;;
     fuzz)
         if command -v clang >/dev/null; then
-            echo "== stage fuzz (build-fuzz/, 60 s of fuzzing)"
+            secs="${FUZZ_SECONDS:-40}"
+            echo "== stage fuzz (build-fuzz/, ${secs} s of fuzzing per target)"
             fuzz_ok=0
             if [[ -f build-fuzz/build.ninja ]] ||
                 CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
                     -Db_lundef=false -Db_lto=false -Dbench=false >/tmp/corral-setup-fuzz.log 2>&1; then
-                if timeout 600 ninja -C build-fuzz tests/http/fuzz_conn >/tmp/corral-build-fuzz.log 2>&1; then
-                    # New inputs go to a scratch copy: the seed corpus in the tree stays small.
-                    corpus=$(mktemp -d)
-                    cp tests/http/corpus/* "$corpus"/
-                    (cd "$corpus" && timeout 180 "$OLDPWD/build-fuzz/tests/http/fuzz_conn" \
-                        -max_total_time=60 -artifact_prefix=/tmp/corral-fuzz- "$corpus" 2>&1 | tail -15) &&
-                        fuzz_ok=1
-                    rm -rf "$corpus"
+                if timeout 600 ninja -C build-fuzz tests/http/fuzz_conn tests/http/fuzz_client \
+                    >/tmp/corral-build-fuzz.log 2>&1; then
+                    fuzz_ok=1
+                    for target in conn:corpus client:corpus_client; do
+                        # New inputs go to a scratch copy: the seed corpus in the tree stays small.
+                        corpus=$(mktemp -d)
+                        cp "tests/http/${target#*:}"/* "$corpus"/
+                        echo "-- fuzz_${target%%:*}"
+                        (cd "$corpus" && timeout $((secs + 120)) \
+                            "$OLDPWD/build-fuzz/tests/http/fuzz_${target%%:*}" -max_total_time="$secs" \
+                            -artifact_prefix="/tmp/corral-fuzz-${target%%:*}-" "$corpus" 2>&1 | tail -15) ||
+                            fuzz_ok=0
+                        rm -rf "$corpus"
+                    done
                 else
                     tail -40 /tmp/corral-build-fuzz.log
                 fi

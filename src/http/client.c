@@ -1,9 +1,11 @@
 /* client.c - a minimal HTTP/1.1 client, so a task can call another service: one kept-alive
  * connection to one server, reused while the server allows, with the response parsed by
  * llhttp (strict, HTTP_RESPONSE mode) into storage the response owns. Limits bound what a
- * server can make us hold; a stale kept-alive connection is redialled once when that is
- * safe. */
+ * server can make us hold; a kept-alive connection is checked before it is reused, and a
+ * stale one is redialled once when that is safe. */
 #define _GNU_SOURCE
+#include "client.h"
+
 #include "../core/core.h"
 
 #include "corral.h"
@@ -15,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 
 #define DEFAULT_CONNECT_TIMEOUT_NS (5 * CRL_SEC_NS)
 #define DEFAULT_MAX_HEAD (16 * 1024)
@@ -48,6 +51,7 @@ struct crl_http_client {
     struct crl_http_client_opts opts;
     struct crl__core *core; /* the owner: the first core to use it */
     int fd;                 /* the connection, or -1 */
+    bool kept;              /* fd was kept alive after a response (it may have gone stale) */
     bool busy;              /* a request is in progress */
     llhttp_t parser;
     struct parse p;
@@ -251,6 +255,13 @@ static int trailer(llhttp_t *parser, size_t n)
     return c->p.trailer_len > c->opts.max_head_bytes ? fail(parser, -EMSGSIZE) : 0;
 }
 
+/* llhttp takes "HTTP/2.0" and "HTTP/0.9" status lines too; this client speaks 1.0 and 1.1. */
+static int on_version_complete(llhttp_t *parser)
+{
+    bool ok = llhttp_get_http_major(parser) == 1 && llhttp_get_http_minor(parser) <= 1;
+    return ok ? 0 : fail(parser, -EPROTO);
+}
+
 static int on_header_field(llhttp_t *parser, const char *at, size_t n)
 {
     struct crl_http_client *c = of(parser);
@@ -372,6 +383,7 @@ static int on_message_complete(llhttp_t *parser)
 }
 
 static const llhttp_settings_t settings = {
+    .on_version_complete = on_version_complete,
     .on_header_field = on_header_field,
     .on_header_field_complete = on_header_field_complete,
     .on_header_value = on_header_value,
@@ -458,6 +470,17 @@ static void drop_conn(struct crl_http_client *c)
     if (c->fd >= 0)
         crl_close(c->fd);
     c->fd = -1;
+    c->kept = false;
+}
+
+/* Whether an idle kept-alive connection may carry a request: not if the server closed or
+ * reset it meanwhile (nginx at keepalive_timeout), nor if it sent bytes no request asked
+ * for. A non-blocking peek tells, before a byte of the request is risked on it. */
+static bool idle_conn_usable(int fd)
+{
+    char byte;
+    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 static int dial(struct crl_http_client *c, int64_t deadline_ns)
@@ -495,16 +518,21 @@ static int send_parts(struct crl_http_client *c, const struct exchange *x, size_
     return 0;
 }
 
-/* One try: dial if not connected, send, read the response. *retry says whether a failure
- * was a kept-alive connection the server had closed, with the request safe to send again:
- * idempotent, or not a byte of it sent. */
+/* One try: dial if not connected (or the kept connection went stale while idle), send,
+ * read the response. *retry says whether a failure was a kept-alive connection the server
+ * closed as the request went out, with the request safe to send again: idempotent, or not
+ * a byte of it sent (else the server may have read it and acted). */
 static int attempt(struct exchange *x, bool *retry)
 {
     struct crl_http_client *c = x->c;
-    bool reused = c->fd >= 0;
+    bool reused = c->kept;
     *retry = false;
     parse_start(c, !strcmp(x->req->method, "HEAD"));
-    if (!reused) {
+    if (reused && !idle_conn_usable(c->fd)) {
+        drop_conn(c);
+        reused = false;
+    }
+    if (c->fd < 0) {
         int rc = dial(c, x->req->deadline_ns);
         if (rc < 0)
             return rc;
@@ -576,6 +604,12 @@ void crl_http_client_close(struct crl_http_client *c)
     free(c);
 }
 
+void crl__http_client_adopt(struct crl_http_client *c, int fd)
+{
+    drop_conn(c);
+    c->fd = fd;
+}
+
 /* The stand-in for Rust's Send: a client belongs to the first core that used it. */
 static void check_owner(struct crl_http_client *c)
 {
@@ -636,6 +670,8 @@ int crl_http_client_request(struct crl_http_client *c, const struct crl_http_req
     /* After a failure the connection's state is unknown (a half-read response, say). */
     if (rc < 0 || !c->p.keep_alive || x.close_after)
         drop_conn(c);
+    else
+        c->kept = true;
     parse_clear(&c->p);
     return rc < 0 ? rc : 0;
 }

@@ -4,28 +4,50 @@
  * the wire. */
 #define _GNU_SOURCE
 #include "../test.h"
+#include "http/client.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum { MAX_EX = 6, GOT = 160 * 1024 };
 
+/* What the server does to a kept-alive connection once it has sat idle for a while. */
+enum idle_end {
+    IDLE_KEEP,    /* nothing */
+    IDLE_CLOSE,   /* close it (FIN), as nginx does at keepalive_timeout */
+    IDLE_RESET,   /* abort it (RST: SO_LINGER 0) */
+    IDLE_GARBAGE, /* send bytes no request asked for (here a whole bogus response) */
+};
+
 /* One request the server expects and what it does about it. */
 struct exch {
     const char *reply;
-    bool close_after; /* close the connection after replying */
-    bool hang;        /* never reply: read until the client closes */
+    bool close_after;  /* close the connection after replying */
+    bool hang;         /* never reply: read until the client closes */
+    enum idle_end end; /* after replying: wait IDLE_NS, then this */
 };
+
+enum { IDLE_NS = 20 * CRL_MSEC_NS };
 
 struct script {
     int lfd;
     char addr[64];
     struct exch ex[MAX_EX];
     int nex;
-    int accepts; /* connections the server accepted */
-    int served;  /* exchanges done */
+    int accepts;  /* connections the server accepted */
+    int served;   /* exchanges done */
+    bool idled;   /* the idle end of an exchange has happened */
+    size_t extra; /* bytes the server received after the script's last request */
     int (*client)(struct script *s);
     char got[MAX_EX][GOT]; /* each request as received */
     size_t got_len[MAX_EX];
@@ -70,13 +92,36 @@ static void read_request(struct script *s, int *fd, int i)
     s->got_len[i] = len;
 }
 
-/* Read and drop until the client closes fd, then close it. */
-static void linger(int fd)
+/* Read and drop until the client closes fd, then close it; returns the bytes dropped. */
+static size_t linger(int fd)
 {
     char buf[256];
-    while (crl_read(fd, buf, sizeof buf) > 0)
-        ;
+    size_t total = 0;
+    ssize_t n;
+    while ((n = crl_read(fd, buf, sizeof buf)) > 0)
+        total += (size_t)n;
     CHECK_EQ(crl_close(fd), 0);
+    return total;
+}
+
+static const char bogus[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nbogus";
+
+/* After an idle while, end (or spoil) kept-alive connection *fd as e says. */
+static void idle_end(struct script *s, int *fd, enum idle_end e)
+{
+    if (e == IDLE_KEEP)
+        return;
+    CHECK_EQ(crl_sleep_ns(IDLE_NS), 0);
+    if (e == IDLE_GARBAGE) {
+        CHECK_EQ(crl_write_all(*fd, bogus, strlen(bogus)), strlen(bogus));
+    } else {
+        struct linger abort = {.l_onoff = 1, .l_linger = 0};
+        if (e == IDLE_RESET)
+            CHECK_EQ(setsockopt(*fd, SOL_SOCKET, SO_LINGER, &abort, sizeof abort), 0);
+        CHECK_EQ(crl_close(*fd), 0);
+        *fd = -1;
+    }
+    s->idled = true;
 }
 
 static struct exch reply(const char *r) { return (struct exch){.reply = r}; }
@@ -101,12 +146,14 @@ static int server(void *arg)
             if (s->ex[i].close_after) {
                 CHECK_EQ(crl_close(fd), 0);
                 fd = -1;
+            } else {
+                idle_end(s, &fd, s->ex[i].end);
             }
         }
         s->served++;
     }
     if (fd >= 0)
-        linger(fd); /* ends only once the client closed its end */
+        s->extra = linger(fd); /* ends only once the client closed its end */
     return 0;
 }
 
@@ -656,8 +703,7 @@ static int stale_get_client(struct script *s)
     return 0;
 }
 
-/* A GET on a kept-alive connection the server has since closed is sent again, once, on a
- * new connection. */
+/* A GET on a kept-alive connection the server has since closed goes on a new connection. */
 TEST(stale_connection_is_redialled_for_get)
 {
     struct script *s = new_script();
@@ -670,31 +716,126 @@ TEST(stale_connection_is_redialled_for_get)
     free(s);
 }
 
-static int stale_post_client(struct script *s)
+static int unanswered_get_client(struct script *s)
 {
     struct crl_http_client *c;
     CHECK_EQ(crl_http_client_open(&c, s->addr, NULL), 0);
     struct crl_http_response r;
     CHECK_EQ(get(c, "/one", &r), 0);
     crl_http_response_fini(&r);
-    CHECK_EQ(crl_sleep_ns(5 * CRL_MSEC_NS), 0);
-    struct crl_http_request req = {
-        .method = "POST", .target = "/pay", .body = "1", .body_len = 1, .deadline_ns = soon()};
+    CHECK_EQ(get(c, "/two", &r), 0);
+    CHECK(strcmp(r.body, "second!") == 0);
+    crl_http_response_fini(&r);
+    crl_http_client_close(c);
+    return 0;
+}
+
+/* A GET that a kept-alive connection took but closed without a response byte (the server
+ * gave up on the connection as the request arrived) is sent again, once, on a new one. */
+TEST(unanswered_get_on_a_reused_connection_is_sent_again)
+{
+    struct script *s = new_script();
+    s->ex[0] = reply("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+    s->ex[1] = reply_close(""); /* reads the GET, closes */
+    s->ex[2] = reply("HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nsecond!");
+    s->nex = 3;
+    run_script(s, unanswered_get_client);
+    CHECK_EQ(s->accepts, 2);
+    expect_get(s, 1, "/two");
+    expect_get(s, 2, "/two");
+    free(s);
+}
+
+static const struct crl_http_request pay = {
+    .method = "POST", .target = "/pay", .body = "amount=1", .body_len = 8};
+
+static int unanswered_post_client(struct script *s)
+{
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, s->addr, NULL), 0);
+    struct crl_http_response r;
+    CHECK_EQ(get(c, "/one", &r), 0);
+    crl_http_response_fini(&r);
+    struct crl_http_request req = pay;
+    req.deadline_ns = soon();
     CHECK_EQ(crl_http_client_request(c, &req, &r), -ECONNRESET);
     crl_http_client_close(c);
     return 0;
 }
 
-/* A POST that was sent on such a connection is not sent again: the server may have acted
- * on it. The caller gets -ECONNRESET. */
-TEST(stale_connection_is_not_redialled_for_post)
+/* A POST that went out on a kept-alive connection which then closed unanswered is not sent
+ * again: the server may have acted on it. The caller gets -ECONNRESET. */
+TEST(unanswered_post_on_a_reused_connection_is_not_sent_again)
 {
     struct script *s = new_script();
-    s->ex[0] = reply_close("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
-    s->nex = 1;
-    run_script(s, stale_post_client);
+    s->ex[0] = reply("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+    s->ex[1] = reply_close(""); /* reads the POST, closes */
+    s->nex = 2;
+    run_script(s, unanswered_post_client);
     CHECK_EQ(s->accepts, 1);
     free(s);
+}
+
+/* GET, wait until the server has ended (or spoiled) the idle connection, then POST. */
+static int post_after_idle_client(struct script *s)
+{
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, s->addr, NULL), 0);
+    struct crl_http_response r;
+    CHECK_EQ(get(c, "/one", &r), 0);
+    CHECK(strcmp(r.body, "first") == 0);
+    crl_http_response_fini(&r);
+    while (!s->idled)
+        CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0);
+    CHECK_EQ(crl_sleep_ns(5 * CRL_MSEC_NS), 0); /* the FIN, RST or bytes arrive */
+    struct crl_http_request req = pay;
+    req.deadline_ns = soon();
+    CHECK_EQ(crl_http_client_request(c, &req, &r), 0);
+    CHECK_EQ(r.status, 200);
+    CHECK(strcmp(r.body, "paid") == 0);
+    crl_http_response_fini(&r);
+    crl_http_client_close(c);
+    return 0;
+}
+
+/* The POST reaches the server once, whole, on a second connection. */
+static void post_after_idle(enum idle_end e)
+{
+    struct script *s = new_script();
+    s->ex[0] = reply("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst");
+    s->ex[0].end = e;
+    s->ex[1] = reply("HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\npaid");
+    s->nex = 2;
+    run_script(s, post_after_idle_client);
+    CHECK_EQ(s->accepts, 2);
+    char want[256];
+    snprintf(want, sizeof want,
+             "POST /pay HTTP/1.1\r\nHost: %s\r\nContent-Length: 8\r\n\r\namount=1", s->addr);
+    if (strcmp(s->got[1], want) != 0)
+        test_fail(__FILE__, __LINE__, "got \"%s\", want \"%s\"", s->got[1], want);
+    CHECK_EQ(s->extra, 0); /* no second POST */
+    free(s);
+}
+
+/* A kept-alive connection the server closed while it sat idle (nginx's keepalive_timeout)
+ * is seen to be closed before a request is risked on it: a POST goes on a new connection
+ * instead of failing with -ECONNRESET. */
+TEST(post_after_the_server_closed_an_idle_connection_goes_on_a_new_one)
+{
+    post_after_idle(IDLE_CLOSE);
+}
+
+/* The same when the server aborted the idle connection with a reset. */
+TEST(post_after_the_server_reset_an_idle_connection_goes_on_a_new_one)
+{
+    post_after_idle(IDLE_RESET);
+}
+
+/* Bytes that arrived on an idle connection answer no request: they are not taken for the
+ * next request's response, and the connection is not used again. */
+TEST(bytes_sent_on_an_idle_connection_are_not_taken_for_the_response)
+{
+    post_after_idle(IDLE_GARBAGE);
 }
 
 /* A fresh connection closed before any response byte is not retried: -ECONNRESET. */
@@ -795,6 +936,71 @@ TEST(cancelled_request_is_ecanceled)
     free(s);
 }
 
+/* ---- A handed-in connection (as the fuzzer drives the client) ------------------------- */
+
+/* Answer a request with bytes given beforehand, cut into records of piece bytes: one end of
+ * a SOCK_SEQPACKET socketpair holds them (each read of the client returns one record), the
+ * other is handed to the client as its connection. Returns the request's result. */
+static int answer_in_pieces(const char *method, const char *bytes, size_t len, size_t piece,
+                            const struct crl_http_client_opts *o, struct crl_http_response *r)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    for (size_t off = 0; off < len; off += piece) {
+        size_t n = len - off < piece ? len - off : piece;
+        CHECK_EQ(send(sv[1], bytes + off, n, MSG_DONTWAIT), n);
+    }
+    CHECK_EQ(shutdown(sv[1], SHUT_WR), 0);
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, "127.0.0.1:9", o), 0); /* never dialled */
+    crl__http_client_adopt(c, sv[0]);
+    struct crl_http_request req = {.method = method, .target = "/", .deadline_ns = soon()};
+    int rc = crl_http_client_request(c, &req, r);
+    crl_http_client_close(c);
+    CHECK_EQ(fcntl(sv[0], F_GETFD), -1); /* the client closed its connection */
+    CHECK_EQ(close(sv[1]), 0);
+    return rc;
+}
+
+/* A response read one byte at a time, or in any other cut, is the same response: interim
+ * responses, chunk extensions and trailers included. */
+TEST(response_cut_anywhere_is_parsed_the_same)
+{
+    static const char bytes[] = "HTTP/1.1 100 Continue\r\n\r\n"
+                                "HTTP/1.1 200 OK\r\nX-A: b\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "5;ext=1\r\nhello\r\n1\r\n!\r\n0\r\nX-T: 1\r\n\r\n";
+    for (size_t piece = 1; piece <= sizeof bytes; piece++) {
+        struct crl_http_response r;
+        CHECK_EQ(answer_in_pieces("GET", bytes, sizeof bytes - 1, piece, NULL, &r), 0);
+        CHECK_EQ(r.status, 200);
+        CHECK_EQ(r.header_count, 2);
+        CHECK(strcmp(crl_http_response_header(&r, "x-a"), "b") == 0);
+        CHECK_EQ(r.body_len, 6);
+        CHECK(strcmp(r.body, "hello!") == 0);
+        crl_http_response_fini(&r);
+    }
+}
+
+/* A status line of a version this client does not speak (llhttp accepts "HTTP/2.0") is
+ * malformed, not a response of version 20 (found by fuzz_client). */
+TEST(response_of_a_version_other_than_1_0_or_1_1_is_eproto)
+{
+    static const char *const heads[] = {"HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+                                        "HTTP/0.9 200 OK\r\nContent-Length: 0\r\n\r\n",
+                                        "HTTP/1.2 200 OK\r\nContent-Length: 0\r\n\r\n",
+                                        "HTTP/3.0 200 OK\r\nContent-Length: 0\r\n\r\n"};
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+        struct crl_http_response r;
+        CHECK_EQ(answer_in_pieces("GET", heads[i], strlen(heads[i]), 100, NULL, &r), -EPROTO);
+        crl_http_response_fini(&r);
+    }
+    static const char ok10[] = "HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    struct crl_http_response r;
+    CHECK_EQ(answer_in_pieces("GET", ok10, strlen(ok10), 100, NULL, &r), 0);
+    CHECK_EQ(r.version, 10);
+    crl_http_response_fini(&r);
+}
+
 /* ---- Against corral's own HTTP server --------------------------------------------------- */
 
 struct served {
@@ -891,4 +1097,124 @@ TEST(client_and_server_echo_a_post)
     CHECK_EQ(crl_scope_run(served_body, &sv), 0);
     CHECK_EQ(sv.serve_rc, 0);
     CHECK_EQ(test_count_fds(), before);
+}
+
+/* ---- Against a real nginx (skipped when it is not installed) ---------------------------- */
+
+/* nginx's path: on PATH or in /usr/sbin (Debian's place, often off a user's PATH). */
+static bool find_nginx(char *out, size_t cap)
+{
+    const char *path = getenv("PATH");
+    char dirs[4096];
+    snprintf(dirs, sizeof dirs, "%s:/usr/sbin", path ? path : "");
+    for (char *save, *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        snprintf(out, cap, "%s/nginx", d);
+        if (access(out, X_OK) == 0)
+            return true;
+    }
+    return false;
+}
+
+struct nginx {
+    char prefix[512]; /* its own directory, under the working directory (the build dir) */
+    char addr[64];
+    pid_t pid;
+};
+
+/* Write the configuration: one process in the foreground, on addr, keepalive_timeout 1s,
+ * every path under the prefix, and a 200 for any request. */
+static void nginx_conf(const struct nginx *n)
+{
+    char file[600];
+    snprintf(file, sizeof file, "%s/nginx.conf", n->prefix);
+    FILE *f = fopen(file, "w");
+    CHECK(f != NULL);
+    fprintf(f,
+            "daemon off; master_process off; worker_processes 1;\n"
+            "pid %1$s/nginx.pid; error_log %1$s/error.log;\n"
+            "events { worker_connections 64; }\n"
+            "http {\n"
+            "  access_log off; keepalive_timeout 1s;\n"
+            "  client_body_temp_path %1$s/body; proxy_temp_path %1$s/proxy;\n"
+            "  fastcgi_temp_path %1$s/fastcgi; uwsgi_temp_path %1$s/uwsgi;\n"
+            "  scgi_temp_path %1$s/scgi;\n"
+            "  server { listen %2$s; location / { return 200 \"ok\\n\"; } }\n"
+            "}\n",
+            n->prefix, n->addr);
+    CHECK_EQ(fclose(f), 0);
+}
+
+/* Start nginx on a free loopback port and wait until it accepts connections. */
+static void nginx_start(struct nginx *n, const char *bin)
+{
+    char cwd[256];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    snprintf(n->prefix, sizeof n->prefix, "%s/nginx-client-test-XXXXXX", cwd);
+    CHECK(mkdtemp(n->prefix) != NULL);
+    CHECK_EQ(crl_close(test_listen_loopback(n->addr, sizeof n->addr)), 0); /* a free port */
+    nginx_conf(n);
+    char conf[600], err[600];
+    snprintf(conf, sizeof conf, "%s/nginx.conf", n->prefix);
+    snprintf(err, sizeof err, "%s/error.log", n->prefix);
+    char *argv[] = {(char *)bin, "-p", n->prefix, "-c", conf, "-e", err, NULL};
+    pid_t parent = getpid();
+    n->pid = fork();
+    CHECK(n->pid >= 0);
+    if (n->pid == 0) { /* dies with the test, even one that failed; holds none of its pipes */
+        int null = open("/dev/null", O_RDWR);
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent || null < 0 ||
+            dup2(null, 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
+            _exit(127);
+        execv(bin, argv);
+        _exit(127);
+    }
+    for (int i = 0;; i++) {
+        int fd = crl_tcp_connect(n->addr, crl_now_ns() + CRL_SEC_NS);
+        if (fd >= 0) {
+            CHECK_EQ(crl_close(fd), 0);
+            return;
+        }
+        CHECK(i < 100); /* 5 s */
+        CHECK_EQ(crl_sleep_ns(50 * CRL_MSEC_NS), 0);
+    }
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    return remove(path);
+}
+
+static void nginx_stop(struct nginx *n)
+{
+    int status;
+    CHECK_EQ(kill(n->pid, SIGTERM), 0);
+    CHECK_EQ(waitpid(n->pid, &status, 0), n->pid);
+    CHECK_EQ(nftw(n->prefix, remove_entry, 8, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+/* nginx closes a kept-alive connection after keepalive_timeout (1 s here) idle: a POST
+ * after 1.3 s goes on a new connection and succeeds. */
+TEST(post_after_nginx_keepalive_timeout_succeeds)
+{
+    char bin[512];
+    if (!find_nginx(bin, sizeof bin))
+        TEST_SKIP("nginx is not installed");
+    struct nginx n;
+    nginx_start(&n, bin);
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, n.addr, NULL), 0);
+    struct crl_http_response r;
+    CHECK_EQ(get(c, "/", &r), 0);
+    CHECK_EQ(r.status, 200);
+    CHECK(strcmp(crl_http_response_header(&r, "connection"), "keep-alive") == 0);
+    crl_http_response_fini(&r);
+    CHECK_EQ(crl_sleep_ns(1300 * CRL_MSEC_NS), 0);
+    struct crl_http_request req = pay;
+    req.deadline_ns = soon();
+    CHECK_EQ(crl_http_client_request(c, &req, &r), 0);
+    CHECK_EQ(r.status, 200);
+    CHECK(strcmp(r.body, "ok\n") == 0);
+    crl_http_response_fini(&r);
+    crl_http_client_close(c);
+    nginx_stop(&n);
 }
