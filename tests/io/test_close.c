@@ -1,0 +1,238 @@
+/* Closing an fd with tasks blocked on it: every blocking call on it ends with -EBADF (not a
+ * cancellation: the task's scope goes on), and the file is really closed (the peer sees the
+ * end of the stream, a closed listener refuses connections). */
+#define _GNU_SOURCE
+#include "../test.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+enum call { READ, READV, RECV, RECVFROM, POLL, WRITE, SEND, ACCEPT, LISTENER_ACCEPT };
+
+struct blocked {
+    enum call call;
+    int fd;
+    struct crl_listener *l;
+    ssize_t rc;
+    bool sleep_after; /* after the call, sleep 1 ms instead of a crl_checkpoint() */
+    int after;        /* what that returned */
+    bool ended;
+};
+
+static char big[1 << 16]; /* what writers write and the peer drains into */
+
+static ssize_t blocking_call(struct blocked *b)
+{
+    char buf[64];
+    struct iovec iov = {buf, sizeof buf};
+    switch (b->call) {
+    case READ: return crl_read(b->fd, buf, sizeof buf);
+    case READV: return crl_readv(b->fd, &iov, 1);
+    case RECV: return crl_recv(b->fd, buf, sizeof buf, 0);
+    case RECVFROM: return crl_recvfrom(b->fd, buf, sizeof buf, 0, NULL, NULL);
+    case POLL: return crl_poll(b->fd, POLLIN);
+    case WRITE: return crl_write(b->fd, big, sizeof big);
+    case SEND: return crl_send(b->fd, big, sizeof big, 0);
+    case ACCEPT: return crl_accept(b->fd, NULL, NULL);
+    case LISTENER_ACCEPT: return crl_listener_accept(b->l);
+    }
+    return -EINVAL;
+}
+
+static int blocked_task(void *arg)
+{
+    struct blocked *b = arg;
+    b->rc = blocking_call(b);
+    b->after = b->sleep_after ? crl_sleep_ns(CRL_MSEC_NS) : crl_checkpoint();
+    b->ended = true;
+    return 0;
+}
+
+static int close_body(struct crl_scope *s, void *arg)
+{
+    struct blocked *b = arg;
+    CHECK_EQ(crl_spawn(s, blocked_task, b), 0);
+    CHECK_EQ(crl_sleep_ns(5 * CRL_MSEC_NS), 0);
+    CHECK(!b->ended); /* it is blocked */
+    CHECK_EQ(crl_close(b->fd), 0);
+    for (int i = 0; i < 1000 && !b->ended; i++)
+        CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0);
+    if (!b->ended)
+        crl_scope_cancel(s); /* never woke: end the test with the check below, not a hang */
+    return 0;
+}
+
+/* Block a task in b->call on b->fd, close b->fd from another task: the call ends with
+ * -EBADF within a second, and the task is not cancelled. */
+static void check_close_wakes(struct blocked *b)
+{
+    CHECK_EQ(crl_scope_run(close_body, b), 0);
+    CHECK(b->ended);
+    CHECK_EQ(b->rc, -EBADF);
+    CHECK_EQ(b->after, 0);
+}
+
+static int drain(void *arg)
+{
+    ssize_t n;
+    while ((n = crl_read(*(int *)arg, big, sizeof big)) > 0)
+        ;
+    return (int)n;
+}
+
+/* The peer's reads come to the end of the stream (0) within a second: the file is closed. */
+static void check_peer_sees_eof(int fd)
+{
+    CHECK_EQ(crl_with_timeout(CRL_SEC_NS, drain, &fd), 0);
+    CHECK_EQ(crl_close(fd), 0);
+}
+
+static void check_closed_on(enum call call)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    struct blocked b = {.call = call, .fd = sv[0]};
+    check_close_wakes(&b);
+    check_peer_sees_eof(sv[1]);
+}
+
+TEST(close_wakes_a_blocked_read_with_ebadf_and_the_peer_sees_eof) { check_closed_on(READ); }
+
+TEST(close_wakes_a_blocked_readv_with_ebadf_and_the_peer_sees_eof) { check_closed_on(READV); }
+
+TEST(close_wakes_a_blocked_poll_with_ebadf_and_the_peer_sees_eof) { check_closed_on(POLL); }
+
+/* A connected TCP pair on loopback. */
+static void tcp_pair(int fds[2])
+{
+    char addr[64];
+    int lfd = test_listen_loopback(addr, sizeof addr);
+    CHECK(lfd >= 0);
+    fds[0] = crl_tcp_connect(addr, crl_now_ns() + CRL_SEC_NS);
+    CHECK(fds[0] >= 0);
+    fds[1] = crl_accept(lfd, NULL, NULL);
+    CHECK(fds[1] >= 0);
+    CHECK_EQ(crl_close(lfd), 0);
+}
+
+static void check_closed_on_tcp(enum call call)
+{
+    int fds[2];
+    tcp_pair(fds);
+    struct blocked b = {.call = call, .fd = fds[0]};
+    check_close_wakes(&b);
+    check_peer_sees_eof(fds[1]);
+}
+
+TEST(close_wakes_a_blocked_recv_on_tcp_with_ebadf_and_the_peer_sees_eof)
+{
+    check_closed_on_tcp(RECV);
+}
+
+TEST(close_wakes_a_blocked_recvfrom_on_tcp_with_ebadf_and_the_peer_sees_eof)
+{
+    check_closed_on_tcp(RECVFROM);
+}
+
+/* Fill fd's send buffer (and the peer's receive buffer) until a write would block. */
+static void fill(int fd)
+{
+    while (send(fd, big, sizeof big, MSG_DONTWAIT) > 0)
+        ;
+    CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+static void check_closed_on_full_tcp(enum call call)
+{
+    int fds[2];
+    tcp_pair(fds);
+    fill(fds[0]);
+    struct blocked b = {.call = call, .fd = fds[0]};
+    check_close_wakes(&b);
+    check_peer_sees_eof(fds[1]); /* what was sent before, then the end */
+}
+
+TEST(close_wakes_a_writer_blocked_on_a_full_buffer_with_ebadf) { check_closed_on_full_tcp(WRITE); }
+
+TEST(close_wakes_a_sender_blocked_on_a_full_buffer_with_ebadf) { check_closed_on_full_tcp(SEND); }
+
+/* A listener closed under a blocked accept refuses connections: it is really closed. */
+static void check_refused(const char *addr)
+{
+    CHECK_EQ(crl_tcp_connect(addr, crl_now_ns() + CRL_SEC_NS), -ECONNREFUSED);
+}
+
+TEST(close_wakes_a_blocked_accept_with_ebadf_and_the_listener_is_closed)
+{
+    char addr[64];
+    struct blocked b = {.call = ACCEPT, .fd = test_listen_loopback(addr, sizeof addr)};
+    CHECK(b.fd >= 0);
+    check_close_wakes(&b);
+    check_refused(addr);
+}
+
+/* On io_uring the standing accept is a multishot op in the kernel: closing the fd ends it. */
+TEST(close_wakes_a_blocked_listener_accept_with_ebadf_and_the_listener_is_closed)
+{
+    char addr[64];
+    struct blocked b = {.call = LISTENER_ACCEPT, .fd = test_listen_loopback(addr, sizeof addr)};
+    CHECK(b.fd >= 0);
+    CHECK_EQ(crl_listener_open(&b.l, b.fd), 0);
+    check_close_wakes(&b);
+    check_refused(addr);
+    CHECK_EQ(crl_listener_accept(b.l), -EBADF); /* and stays so: it does not accept again */
+    crl_listener_close(b.l);
+}
+
+static int listener_accept(void *arg) { return crl_listener_accept(arg); }
+
+/* A listener closed with no task waiting in it: the next accept says -EBADF. */
+TEST(listener_accept_after_its_fd_was_closed_says_ebadf)
+{
+    char addr[64];
+    int lfd = test_listen_loopback(addr, sizeof addr);
+    CHECK(lfd >= 0);
+    struct crl_listener *l;
+    CHECK_EQ(crl_listener_open(&l, lfd), 0);
+    CHECK_EQ(crl_sleep_ns(2 * CRL_MSEC_NS), 0); /* the standing accept reaches the kernel */
+    CHECK_EQ(crl_close(lfd), 0);
+    CHECK_EQ(crl_with_timeout(CRL_SEC_NS, listener_accept, l), -EBADF);
+    check_refused(addr);
+    crl_listener_close(l);
+}
+
+static int two_body(struct crl_scope *s, void *arg)
+{
+    struct blocked *b = arg;
+    CHECK_EQ(crl_spawn(s, blocked_task, &b[1]), 0);
+    return close_body(s, &b[0]);
+}
+
+/* Two tasks blocked on one fd (a reader and a poller) both wake; neither is cancelled. */
+TEST(close_wakes_every_task_blocked_on_the_fd)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    struct blocked b[2] = {{.call = READ, .fd = sv[0]}, {.call = POLL, .fd = sv[0]}};
+    CHECK_EQ(crl_scope_run(two_body, b), 0);
+    for (int i = 0; i < 2; i++) {
+        CHECK(b[i].ended);
+        CHECK_EQ(b[i].rc, -EBADF);
+        CHECK_EQ(b[i].after, 0);
+    }
+    check_peer_sees_eof(sv[1]);
+}
+
+/* The task woken by the close goes on blocking as usual: its scope was not cancelled. */
+TEST(close_does_not_cancel_the_blocked_task)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+    struct blocked b = {.call = READ, .fd = sv[0], .sleep_after = true};
+    check_close_wakes(&b);
+    CHECK_EQ(crl_close(sv[1]), 0);
+}
