@@ -11,12 +11,14 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-enum call { READ, READV, RECV, RECVFROM, POLL, WRITE, SEND, ACCEPT, LISTENER_ACCEPT };
+enum call { READ, READV, RECV, RECVFROM, POLL, WRITE, SEND, ACCEPT, LISTENER_ACCEPT, CONNECT };
 
 struct blocked {
     enum call call;
     int fd;
     struct crl_listener *l;
+    struct sockaddr_storage to; /* CONNECT */
+    socklen_t tolen;
     ssize_t rc;
     bool sleep_after; /* after the call, sleep 1 ms instead of a crl_checkpoint() */
     int after;        /* what that returned */
@@ -39,6 +41,7 @@ static ssize_t blocking_call(struct blocked *b)
     case SEND: return crl_send(b->fd, big, sizeof big, 0);
     case ACCEPT: return crl_accept(b->fd, NULL, NULL);
     case LISTENER_ACCEPT: return crl_listener_accept(b->l);
+    case CONNECT: return crl_connect(b->fd, (struct sockaddr *)&b->to, b->tolen);
     }
     return -EINVAL;
 }
@@ -186,6 +189,29 @@ TEST(close_wakes_a_blocked_listener_accept_with_ebadf_and_the_listener_is_closed
     check_refused(addr);
     CHECK_EQ(crl_listener_accept(b.l), -EBADF); /* and stays so: it does not accept again */
     crl_listener_close(b.l);
+}
+
+/* A listener whose accept queue is full drops SYNs: a connect to it waits (retransmitting). */
+TEST(close_wakes_a_blocked_connect_with_ebadf)
+{
+    char addr[64];
+    int lfd = test_listen_loopback(addr, sizeof addr);
+    CHECK_EQ(listen(lfd, 0), 0);
+    struct blocked b = {.call = CONNECT};
+    CHECK_EQ(crl_parse_addr(addr, &b.to, &b.tolen), 0);
+    int fill[2];
+    for (int i = 0; i < 2; i++) { /* the queue holds one; without waiting for either */
+        fill[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        CHECK(fill[i] >= 0);
+        CHECK(connect(fill[i], (struct sockaddr *)&b.to, b.tolen) == 0 || errno == EINPROGRESS);
+    }
+    CHECK_EQ(crl_sleep_ns(2 * CRL_MSEC_NS), 0);
+    b.fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    CHECK(b.fd >= 0);
+    check_close_wakes(&b);
+    for (int i = 0; i < 2; i++)
+        CHECK_EQ(crl_close(fill[i]), 0);
+    CHECK_EQ(crl_close(lfd), 0);
 }
 
 static int listener_accept(void *arg) { return crl_listener_accept(arg); }
