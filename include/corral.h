@@ -408,8 +408,10 @@ int crl_shutdown(int fd, int how);
  * either backend; this is not a cancellation (their scopes go on), and a call that had
  * already completed returns its result. The file is really closed: the backend lets go of
  * it, so the peer sees the end of the stream. Tasks of other cores must not be blocked on
- * fd (an fd belongs to one core: crl_fd_adopt). Close an fd used with these calls only with
- * crl_close: close(2) leaves such tasks blocked. */
+ * fd (an fd belongs to one core: crl_fd_adopt). close(2) instead of crl_close wakes nobody
+ * (on io_uring the blocked calls keep the file open; on epoll they may go on with a new file
+ * given the same number); a new file given the number of one closed by close(2) works as
+ * usual on both backends. */
 int crl_close(int fd);
 
 /* Take fd over for the calling core, after another core handed it here. An fd belongs to the

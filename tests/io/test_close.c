@@ -5,6 +5,7 @@
 #include "../test.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -141,12 +142,16 @@ TEST(close_wakes_a_blocked_recvfrom_on_tcp_with_ebadf_and_the_peer_sees_eof)
     check_closed_on_tcp(RECVFROM);
 }
 
-/* Fill fd's send buffer (and the peer's receive buffer) until a write would block. */
-static void fill(int fd)
+/* Fill fd's send buffer (and the peer's receive buffer) until a write would block; returns
+ * how many bytes that took. */
+static size_t fill(int fd)
 {
-    while (send(fd, big, sizeof big, MSG_DONTWAIT) > 0)
-        ;
+    size_t total = 0;
+    ssize_t n;
+    while ((n = send(fd, big, sizeof big, MSG_DONTWAIT)) > 0)
+        total += (size_t)n;
     CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
+    return total;
 }
 
 static void check_closed_on_full_tcp(enum call call)
@@ -261,4 +266,144 @@ TEST(close_does_not_cancel_the_blocked_task)
     struct blocked b = {.call = READ, .fd = sv[0], .sleep_after = true};
     check_close_wakes(&b);
     CHECK_EQ(crl_close(sv[1]), 0);
+}
+
+/* ---- An fd number closed with close(2) behind corral's back and reused ------------------ */
+
+struct reader {
+    int fd;
+    bool recv; /* crl_recv (which keeps the input's drained state) rather than crl_read */
+    char got[8];
+    ssize_t n;
+};
+
+static int read_once(void *arg)
+{
+    struct reader *r = arg;
+    r->n = r->recv ? crl_recv(r->fd, r->got, sizeof r->got, 0)
+                   : crl_read(r->fd, r->got, sizeof r->got);
+    return 0;
+}
+
+static int read_bounded(void *arg) { return crl_with_timeout(CRL_SEC_NS, read_once, arg); }
+
+struct wait_then_write {
+    struct reader r;
+    int peer;
+};
+
+static int wait_then_write_body(struct crl_scope *s, void *arg)
+{
+    struct wait_then_write *w = arg;
+    CHECK_EQ(crl_spawn(s, read_bounded, &w->r), 0);
+    CHECK_EQ(crl_sleep_ns(5 * CRL_MSEC_NS), 0); /* the read blocks: the fd is registered */
+    CHECK_EQ(w->r.n, -1);
+    CHECK_EQ(write(w->peer, "hi", 2), 2);
+    return 0;
+}
+
+/* A read on fd blocks until the peer writes "hi", and wakes with it (within a second). */
+static void check_read_wakes(int fd, int peer, bool recv)
+{
+    struct wait_then_write w = {.r = {.fd = fd, .recv = recv, .n = -1}, .peer = peer};
+    CHECK_EQ(crl_scope_run(wait_then_write_body, &w), 0);
+    CHECK_EQ(w.r.n, 2);
+    CHECK(memcmp(w.r.got, "hi", 2) == 0);
+}
+
+static void plain_pair(int sv[2])
+{
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv), 0);
+}
+
+/* Socket A is used (registered with epoll), closed with close(2); socket B gets its number:
+ * a read on B still wakes when B's peer writes. */
+TEST(read_on_a_reused_fd_number_wakes_after_a_plain_close)
+{
+    int a[2], b[2];
+    plain_pair(a);
+    check_read_wakes(a[0], a[1], false);
+    close(a[0]);
+    close(a[1]);
+    plain_pair(b);
+    CHECK_EQ(b[0], a[0]);
+    check_read_wakes(b[0], b[1], false);
+    CHECK_EQ(crl_close(b[0]), 0);
+    CHECK_EQ(crl_close(b[1]), 0);
+}
+
+/* The same when A's last receive came up short (epoll then waits for an edge before trying
+ * again) and B's data is there before the receive. */
+TEST(recv_on_a_reused_fd_number_finds_data_already_there)
+{
+    int a[2], b[2];
+    plain_pair(a);
+    check_read_wakes(a[0], a[1], true); /* 2 bytes of 8: short */
+    close(a[0]);
+    close(a[1]);
+    plain_pair(b);
+    CHECK_EQ(b[0], a[0]);
+    CHECK_EQ(write(b[1], "hi", 2), 2);
+    struct reader r = {.fd = b[0], .recv = true, .n = -1};
+    CHECK_EQ(read_bounded(&r), 0);
+    CHECK_EQ(r.n, 2);
+    CHECK_EQ(crl_close(b[0]), 0);
+    CHECK_EQ(crl_close(b[1]), 0);
+}
+
+/* A's number was closed while a dup kept A's file open (so epoll keeps A's registration,
+ * keyed by number and file): B on that number still wakes, and A's events do not wake B. */
+TEST(read_on_a_reused_fd_number_wakes_while_a_dup_keeps_the_old_file)
+{
+    int a[2], b[2];
+    plain_pair(a);
+    check_read_wakes(a[0], a[1], false);
+    int keep = fcntl(a[0], F_DUPFD_CLOEXEC, 100);
+    CHECK(keep >= 0);
+    int num = a[0];
+    close(a[0]);
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, b), 0);
+    CHECK_EQ(b[0], num);
+    CHECK_EQ(write(a[1], "xx", 2), 2); /* A's file gets data: nothing for B's reader */
+    check_read_wakes(b[0], b[1], false);
+    close(keep);
+    close(a[1]);
+    CHECK_EQ(crl_close(b[0]), 0);
+    CHECK_EQ(crl_close(b[1]), 0);
+}
+
+/* A had a writer's interest too (it was blocked on a full buffer, then woken): B on A's
+ * number is read as usual. */
+static int write_big(void *arg)
+{
+    return crl_write_all(*(int *)arg, big, sizeof big) == (ssize_t)sizeof big ? 0 : -EIO;
+}
+
+static int write_interest_body(struct crl_scope *s, void *arg)
+{
+    int *a = arg;
+    size_t left = fill(a[0]) + sizeof big;
+    CHECK_EQ(crl_spawn(s, write_big, &a[0]), 0);
+    CHECK_EQ(crl_sleep_ns(5 * CRL_MSEC_NS), 0); /* the writer blocks: registered */
+    static char sink[1 << 16];
+    while (left) {
+        ssize_t n = crl_read(a[1], sink, sizeof sink);
+        CHECK(n > 0);
+        left -= (size_t)n;
+    }
+    return 0;
+}
+
+TEST(read_on_a_reused_fd_number_of_a_writer_wakes_after_a_plain_close)
+{
+    int a[2], b[2];
+    plain_pair(a);
+    CHECK_EQ(crl_scope_run(write_interest_body, a), 0);
+    close(a[0]);
+    close(a[1]);
+    plain_pair(b);
+    CHECK_EQ(b[0], a[0]);
+    check_read_wakes(b[0], b[1], false);
+    CHECK_EQ(crl_close(b[0]), 0);
+    CHECK_EQ(crl_close(b[1]), 0);
 }
