@@ -89,9 +89,8 @@ struct crl__io_ops {
      * (0: do not wait, -1: until something completes). */
     void (*wait)(struct crl__core *c, int64_t deadline_ns);
     /* fd is about to be closed: drop what the backend keeps about it and end the ops
-     * waiting on it with -EBADF (their completions may come later, never after one on a
-     * new file of the same number). Also called for a new fd, whose number may have been
-     * closed behind the backend's back. */
+     * waiting on it with -EBADF (on io_uring, once the kernel's cancellations come back).
+     * Also called for a new fd, whose number may have been closed behind our back. */
     void (*forget)(struct crl__core *c, int fd);
     bool multishot_accept; /* submit takes CRL__OP_ACCEPT_MULTI */
 };
