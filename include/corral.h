@@ -374,7 +374,8 @@ void *crl_task_local_get(int key);
  * returns, so its buffer is never written after the call returns; if it completed anyway
  * (bytes read, a connection accepted), that result is returned and the cancellation is
  * reported by the next cancellation point. File descriptors created by these calls are
- * non-blocking and close-on-exec; close them with crl_close().
+ * non-blocking and close-on-exec; close them with crl_close(), which also ends the calls
+ * blocked on them with -EBADF.
  */
 
 /* Name of the I/O backend in use on the calling core: "io_uring" or "epoll". */
@@ -442,7 +443,16 @@ int crl_fsync(int fd);
 /* As shutdown(2): SHUT_RD, SHUT_WR or SHUT_RDWR. */
 int crl_shutdown(int fd, int how);
 
-/* Close fd. Not a cancellation point: it always closes. */
+/* Close fd. Not a cancellation point: it always closes. Tasks of this core blocked on fd
+ * (crl_read, crl_recv, crl_write or crl_send on a full buffer, crl_accept,
+ * crl_listener_accept on a listener of fd, crl_poll, crl_connect, ...) wake with -EBADF, on
+ * either backend; this is not a cancellation (their scopes go on), and a call that had
+ * already completed returns its result. The file is really closed: the backend lets go of
+ * it, so the peer sees the end of the stream. Tasks of other cores must not be blocked on
+ * fd (an fd belongs to one core: crl_fd_adopt). close(2) instead of crl_close wakes nobody
+ * (on io_uring the blocked calls keep the file open; on epoll they may go on with a new file
+ * given the same number); a new file given the number of one closed by close(2) works as
+ * usual on both backends. */
 int crl_close(int fd);
 
 /* Take fd over for the calling core, after another core handed it here. An fd belongs to the

@@ -3,6 +3,13 @@
  * would block it waits in its fd's queue, and the backend makes the syscall again when epoll
  * reports the fd ready. Each fd is registered once, edge-triggered, for both directions.
  *
+ * An fd closed with close(2) instead of crl_close silently leaves epoll, and a new file may
+ * get its number: ops waiting on it would never hear an event. So a sweep, every
+ * SWEEP_NS while ops wait, checks each fd whose ops heard nothing since the last one
+ * (EPOLL_CTL_ADD: EEXIST says the registration is there), backing off for fds that stay
+ * quiet; it costs no syscall on the path of an op. Events carry the fd's registration
+ * generation, so an old file's registration kept alive by a dup cannot wake the new one.
+ *
  * Regular files never report "would block", so their calls go to the blocking pool; a read
  * from a buffered file first tries preadv2(RWF_NOWAIT), which succeeds without the pool when
  * the page cache has the data. open and fsync always go to the pool. */
@@ -29,15 +36,35 @@ struct ep_fd {
     bool stream_sock; /* a SOCK_STREAM socket: a short read empties its receive queue */
     bool drained;     /* its last read came up short and no input event came since */
     bool hung_up;     /* the peer's end (or an error) was reported: no edge will follow */
+    bool heard;       /* an event completed an op since the last sweep: it is registered */
+    uint16_t quiet;   /* sweeps in a row that found ops waiting and heard nothing */
+    uint32_t gen;     /* of the registration: in its events' keys, bumped when it changes */
 };
 
 struct ep_state {
     int epfd;
     int nfds;
     struct ep_fd *fds;
+    size_t nqueued;         /* ops waiting in the fds' queues */
+    int hi;                 /* above every fd an op ever waited on: where a sweep stops */
+    int64_t sweep_ns;       /* the next sweep, 0 when none is due */
+    int64_t sweep_every_ns; /* SWEEP_NS after new waits, doubling while none come */
+    bool fresh;             /* an op began to wait since the last sweep */
 };
 
-enum { MAX_EVENTS = 128 };
+enum {
+    MAX_EVENTS = 128,
+    EP_EVENTS = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+    QUIET_MAX = 1024, /* a quiet fd is checked after 1, 2, 4, ... sweeps, then every 512 */
+};
+#define SWEEP_NS (50 * CRL_MSEC_NS)
+#define SWEEP_MAX_NS (3200 * CRL_MSEC_NS)
+#define WAKE_KEY UINT64_MAX
+
+/* An event's key: the fd and the generation of its registration. */
+static uint64_t key_of(int fd, uint32_t gen) { return (uint64_t)gen << 32 | (uint32_t)fd; }
+static int key_fd(uint64_t key) { return (int)(uint32_t)key; }
+static uint32_t key_gen(uint64_t key) { return (uint32_t)(key >> 32); }
 
 static struct ep_state *st_of(struct crl__core *c) { return c->io_state; }
 
@@ -52,13 +79,14 @@ static int ep_init(struct crl__core *c)
         free(st);
         return rc;
     }
-    struct epoll_event ev = {.events = EPOLLIN, .data.fd = c->wake_fd};
+    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_KEY};
     if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, c->wake_fd, &ev) != 0) {
         int rc = -errno;
         close(st->epfd);
         free(st);
         return rc;
     }
+    st->sweep_every_ns = SWEEP_NS;
     c->io_state = st;
     return 0;
 }
@@ -197,8 +225,12 @@ static void complete(struct crl__core *c, struct crl__op *op, int res)
     crl__op_complete(c, op, res);
 }
 
-static void enqueue(struct ep_fd *e, struct crl__op *op)
+static void enqueue(struct ep_state *st, struct ep_fd *e, struct crl__op *op)
 {
+    st->nqueued++;
+    st->fresh = true;
+    if (op->fd >= st->hi)
+        st->hi = op->fd + 1;
     op->queued = true;
     op->next = NULL;
     op->prev = e->tail;
@@ -209,8 +241,9 @@ static void enqueue(struct ep_fd *e, struct crl__op *op)
     e->tail = op;
 }
 
-static void unlink_op(struct ep_fd *e, struct crl__op *op)
+static void unlink_op(struct ep_state *st, struct ep_fd *e, struct crl__op *op)
 {
+    st->nqueued--;
     if (op->prev)
         op->prev->next = op->next;
     else
@@ -292,6 +325,16 @@ static int try_stream_op(struct ep_fd *e, struct crl__op *op)
     return res;
 }
 
+static int register_fd(struct ep_state *st, int fd, struct ep_fd *e)
+{
+    struct epoll_event ev = {.events = EP_EVENTS, .data.u64 = key_of(fd, e->gen)};
+    if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, fd, &ev) != 0 &&
+        (errno != EEXIST || epoll_ctl(st->epfd, EPOLL_CTL_MOD, fd, &ev) != 0))
+        return -errno; /* EEXIST: registered under an older generation (MOD renews it) */
+    e->registered = true;
+    return 0;
+}
+
 static void ep_submit(struct crl__core *c, struct crl__op *op)
 {
     struct ep_state *st = st_of(c);
@@ -321,15 +364,13 @@ static void ep_submit(struct crl__core *c, struct crl__op *op)
         return;
     }
     if (!e->registered) {
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
-                                 .data.fd = op->fd};
-        if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, op->fd, &ev) != 0 && errno != EEXIST) {
-            complete(c, op, -errno);
+        int rc = register_fd(st, op->fd, e);
+        if (rc) {
+            complete(c, op, rc);
             return;
         }
-        e->registered = true;
     }
-    enqueue(e, op);
+    enqueue(st, e, op);
 }
 
 static void ep_cancel(struct crl__core *c, struct crl__op *op)
@@ -344,17 +385,14 @@ static void ep_cancel(struct crl__core *c, struct crl__op *op)
     }
     if (!op->queued)
         return;
-    unlink_op(&st_of(c)->fds[op->fd], op);
+    unlink_op(st_of(c), &st_of(c)->fds[op->fd], op);
     complete(c, op, -ECANCELED);
 }
 
 /* The fd reported readiness: retry every op waiting on it; those that no longer would
  * block complete (edge-triggered: an op left waiting is retried on the next edge). */
-static void fd_ready(struct crl__core *c, struct ep_state *st, int fd, uint32_t events)
+static void fd_ready(struct crl__core *c, struct ep_state *st, struct ep_fd *e, uint32_t events)
 {
-    if (fd < 0 || fd >= st->nfds)
-        return;
-    struct ep_fd *e = &st->fds[fd];
     if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         e->drained = false;
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
@@ -364,11 +402,76 @@ static void fd_ready(struct crl__core *c, struct ep_state *st, int fd, uint32_t 
         struct crl__op *next = op->next;
         int res = try_stream_op(e, op);
         if (res != -EAGAIN) {
-            unlink_op(e, op);
+            unlink_op(st, e, op);
             complete(c, op, res);
+            e->heard = true; /* not just any event: an old file's may come under this number */
         }
         op = next;
     }
+}
+
+/* An event for the fd and registration its key names (an older registration's: ignored). */
+static void event(struct crl__core *c, struct ep_state *st, uint64_t key, uint32_t events)
+{
+    int fd = key_fd(key);
+    if (fd >= 0 && fd < st->nfds && st->fds[fd].gen == key_gen(key))
+        fd_ready(c, st, &st->fds[fd], events);
+}
+
+/* fd's ops heard nothing for a while: is fd still registered? If the add succeeds, the
+ * registration was gone (closed behind our back, the number reused): fd is registered anew
+ * and its ops try again at once; if it fails otherwise (EBADF), trying ends them. */
+static void check_registered(struct crl__core *c, struct ep_state *st, int fd, struct ep_fd *e)
+{
+    struct epoll_event ev = {.events = EP_EVENTS, .data.u64 = key_of(fd, e->gen + 1)};
+    if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, fd, &ev) != 0 && errno == EEXIST)
+        return;
+    e->gen++;
+    e->drained = false;
+    e->hung_up = false;
+    fd_ready(c, st, e, EPOLLIN | EPOLLOUT);
+}
+
+static void sweep(struct crl__core *c, struct ep_state *st)
+{
+    for (int fd = 0; fd < st->hi; fd++) {
+        struct ep_fd *e = &st->fds[fd];
+        if (!e->head || e->heard) {
+            e->heard = false;
+            e->quiet = 0;
+            continue;
+        }
+        if (++e->quiet == QUIET_MAX)
+            e->quiet = QUIET_MAX / 2;
+        if ((e->quiet & (e->quiet - 1)) == 0) /* a power of two */
+            check_registered(c, st, fd, e);
+    }
+}
+
+/* Sweep if one is due (the first op to wait only schedules one); returns the wait's deadline,
+ * brought forward to the next sweep. Sweeps come every SWEEP_NS while ops begin to wait,
+ * further apart while only old ones wait (an idle core is left asleep). The coarse clock
+ * (a tick behind) when not about to block; the exact one before blocking, which must not
+ * wake before the sweep is due. */
+static int64_t sweep_if_due(struct crl__core *c, struct ep_state *st, int64_t deadline_ns)
+{
+    int64_t now = deadline_ns == 0 ? crl__now_coarse_ns() : crl_now_ns();
+    if (st->sweep_ns && now >= st->sweep_ns) {
+        if (now < st->sweep_ns + st->sweep_every_ns) /* else long gone: start over */
+            sweep(c, st);
+        st->sweep_ns = 0;
+        int64_t longer = st->sweep_every_ns * 2; /* only old waits: they are checked less */
+        st->sweep_every_ns = st->fresh ? SWEEP_NS : longer < SWEEP_MAX_NS ? longer : SWEEP_MAX_NS;
+        st->fresh = false;
+    }
+    if (!st->nqueued)
+        return deadline_ns;
+    if (st->fresh && st->sweep_ns > now + SWEEP_NS)
+        st->sweep_ns = now + SWEEP_NS; /* a new wait is checked soon */
+    if (!st->sweep_ns)
+        st->sweep_ns = now + st->sweep_every_ns;
+    return deadline_ns == 0 || (deadline_ns > 0 && deadline_ns < st->sweep_ns) ? deadline_ns
+                                                                               : st->sweep_ns;
 }
 
 static bool no_pwait2; /* epoll_pwait2 missing (Linux < 5.11, qemu-user): use epoll_wait */
@@ -393,8 +496,9 @@ static int wait_events(int epfd, struct epoll_event *events, const struct timesp
 /* With hundreds of connections, the op waiting on an fd (in its task's stack) and the task
  * it wakes are rarely in cache: fetch the op two events ahead, while this event's syscall
  * runs, and its task one event ahead, once the op is in. */
-static const struct crl__op *op_waiting_on(const struct ep_state *st, int fd)
+static const struct crl__op *op_waiting_on(const struct ep_state *st, uint64_t key)
 {
+    int fd = key_fd(key);
     return fd >= 0 && fd < st->nfds ? st->fds[fd].head : NULL;
 }
 
@@ -402,8 +506,8 @@ static void prefetch_ahead(const struct ep_state *st, const struct epoll_event *
                            int n)
 {
     if (i + 2 < n)
-        __builtin_prefetch(op_waiting_on(st, events[i + 2].data.fd), 1);
-    const struct crl__op *op = i + 1 < n ? op_waiting_on(st, events[i + 1].data.fd) : NULL;
+        __builtin_prefetch(op_waiting_on(st, events[i + 2].data.u64), 1);
+    const struct crl__op *op = i + 1 < n ? op_waiting_on(st, events[i + 1].data.u64) : NULL;
     if (op)
         __builtin_prefetch(op->task, 1);
 }
@@ -413,6 +517,8 @@ static void ep_wait(struct crl__core *c, int64_t deadline_ns)
     struct ep_state *st = st_of(c);
     struct epoll_event events[MAX_EVENTS];
     struct timespec ts = {0, 0}, *tsp = &ts;
+    if (st->nqueued)
+        deadline_ns = sweep_if_due(c, st, deadline_ns);
     if (deadline_ns < 0) {
         tsp = NULL;
     } else if (deadline_ns > 0) {
@@ -423,10 +529,10 @@ static void ep_wait(struct crl__core *c, int64_t deadline_ns)
     int n = wait_events(st->epfd, events, tsp);
     for (int i = 0; i < n; i++) {
         prefetch_ahead(st, events, i, n);
-        if (events[i].data.fd == c->wake_fd)
+        if (events[i].data.u64 == WAKE_KEY)
             crl__core_woken(c);
         else
-            fd_ready(c, st, events[i].data.fd, events[i].events);
+            event(c, st, events[i].data.u64, events[i].events);
     }
 }
 
@@ -436,10 +542,10 @@ static void forget_entry(struct crl__core *c, struct ep_state *st, int fd, struc
         epoll_ctl(st->epfd, EPOLL_CTL_DEL, fd, NULL);
     while (e->head) {
         struct crl__op *op = e->head;
-        unlink_op(e, op);
+        unlink_op(st, e, op);
         crl__op_complete(c, op, -EBADF);
     }
-    *e = (struct ep_fd){0};
+    *e = (struct ep_fd){.gen = e->gen + 1}; /* an older registration's events stay stale */
 }
 
 static void ep_forget(struct crl__core *c, int fd)

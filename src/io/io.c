@@ -138,6 +138,7 @@ int crl__op_start(struct crl__op *op)
     op->waiting = false;
     op->queued = false;
     op->cancelling = false;
+    op->closed = false;
     op->in_pool = false;
     op->phase = 0;
     op->sent = 0;

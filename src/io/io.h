@@ -38,11 +38,12 @@ struct crl__op {
     uint8_t kind;
     bool done;       /* the completion arrived; result is final */
     bool waiting;    /* the task is parked on it */
-    bool queued;     /* epoll: linked in its fd's wait list */
+    bool queued;     /* linked in its fd's list (epoll: waiting; io_uring: in flight) */
     bool cancelling; /* a cancel was requested; the completion is still to come */
     uint8_t phase;   /* io_uring: 0 the op itself is in flight, 2 a poll for its readiness */
     bool poll_first; /* recv hint: the peer must first answer what we sent, so wait for
                         readiness before trying (io_uring skips a receive bound to fail) */
+    bool closed;     /* io_uring: crl_close closed its fd under it; it ends with -EBADF */
     int fd;
     int flags; /* recv/send/accept flags, open flags, poll events, shutdown how */
     int32_t result;
@@ -72,7 +73,7 @@ struct crl__op {
     } a;
     int64_t off;
     size_t sent;                 /* a send with MSG_WAITALL: bytes of earlier tries */
-    struct crl__op *next, *prev; /* epoll: its fd's wait list */
+    struct crl__op *next, *prev; /* its fd's list (see queued) */
     struct crl__job job;         /* epoll: file I/O runs as a blocking-pool job */
     bool in_pool;                /* epoll: job queued or running */
 };
@@ -87,7 +88,9 @@ struct crl__io_ops {
     /* Flush submissions and complete what is ready, waiting until deadline_ns at the most
      * (0: do not wait, -1: until something completes). */
     void (*wait)(struct crl__core *c, int64_t deadline_ns);
-    /* fd is about to be closed: drop what the backend keeps about it (may be NULL). */
+    /* fd is about to be closed: drop what the backend keeps about it and end the ops
+     * waiting on it with -EBADF (on io_uring, once the kernel's cancellations come back).
+     * Also called for a new fd, whose number may have been closed behind our back. */
     void (*forget)(struct crl__core *c, int fd);
     bool multishot_accept; /* submit takes CRL__OP_ACCEPT_MULTI */
 };

@@ -120,6 +120,8 @@ int crl_listener_accept(struct crl_listener *l)
         if (l->len)
             return take_fd(l);
         if (!l->armed) {
+            if (l->op.closed)
+                return -EBADF; /* crl_close(lfd) ended the standing accept: for good */
             int err = l->error;
             l->error = 0;
             if (err == -EMFILE || err == -ENFILE) {

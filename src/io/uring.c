@@ -30,23 +30,34 @@ enum {
     TAG_MASK = 3
 };
 
-static struct io_uring *ring_of(struct crl__core *c) { return c->io_state; }
+/* The ring, and per fd the ops in flight on it (linked through their next/prev, marked
+ * queued), so that crl_close can end them: the kernel holds their file until they complete,
+ * so closing the fd alone would neither wake them nor release the file. */
+struct uring_state {
+    struct io_uring ring;
+    struct crl__op **by_fd;
+    int nfds;
+};
+
+static struct uring_state *st_of(struct crl__core *c) { return c->io_state; }
+static struct io_uring *ring_of(struct crl__core *c) { return &st_of(c)->ring; }
 
 static struct io_uring_sqe *get_sqe(struct io_uring *ring);
 
 /* Other threads wake this core by writing its eventfd: keep a multishot poll on it. */
 static void arm_wakeup(struct crl__core *c)
 {
-    struct io_uring_sqe *sqe = get_sqe(c->io_state);
+    struct io_uring_sqe *sqe = get_sqe(ring_of(c));
     io_uring_prep_poll_multishot(sqe, c->wake_fd, POLLIN);
     io_uring_sqe_set_data64(sqe, TAG_WAKE);
 }
 
 static int uring_init(struct crl__core *c)
 {
-    struct io_uring *ring = calloc(1, sizeof *ring);
-    if (!ring)
+    struct uring_state *st = calloc(1, sizeof *st);
+    if (!st)
         return -ENOMEM;
+    struct io_uring *ring = &st->ring;
     /* Newest flags first: one issuer and task work run only when we ask for completions
      * (6.1+), then cooperative task work (5.19+), then none. */
     static const unsigned flag_sets[] = {
@@ -63,22 +74,23 @@ static int uring_init(struct crl__core *c)
             break;
     }
     if (rc < 0) {
-        free(ring);
+        free(st);
         return rc;
     }
     /* This thread alone enters its ring: a registered ring fd spares a file lookup per
      * io_uring_enter. Optional: without it, the plain fd works. */
     io_uring_register_ring_fd(ring);
-    c->io_state = ring;
+    c->io_state = st;
     arm_wakeup(c);
     return 0;
 }
 
 static void uring_fini(struct crl__core *c)
 {
-    struct io_uring *ring = ring_of(c);
-    io_uring_queue_exit(ring);
-    free(ring);
+    struct uring_state *st = st_of(c);
+    io_uring_queue_exit(&st->ring);
+    free(st->by_fd);
+    free(st);
     c->io_state = NULL;
 }
 
@@ -151,7 +163,52 @@ static void issue(struct io_uring *ring, struct crl__op *op)
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
 }
 
-static void uring_submit(struct crl__core *c, struct crl__op *op) { issue(ring_of(c), op); }
+/* Link op into its fd's list of ops in flight: false if the table cannot grow. */
+static bool track(struct uring_state *st, struct crl__op *op)
+{
+    if (op->fd >= st->nfds) {
+        int n = st->nfds ? st->nfds : 64;
+        while (n <= op->fd)
+            n *= 2;
+        struct crl__op **by_fd = realloc(st->by_fd, (size_t)n * sizeof *by_fd);
+        if (!by_fd)
+            return false;
+        memset(by_fd + st->nfds, 0, (size_t)(n - st->nfds) * sizeof *by_fd);
+        st->by_fd = by_fd;
+        st->nfds = n;
+    }
+    struct crl__op *head = st->by_fd[op->fd];
+    op->prev = NULL;
+    op->next = head;
+    if (head)
+        head->prev = op;
+    st->by_fd[op->fd] = op;
+    op->queued = true;
+    return true;
+}
+
+static void untrack(struct uring_state *st, struct crl__op *op)
+{
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        st->by_fd[op->fd] = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    op->queued = false;
+}
+
+static void uring_submit(struct crl__core *c, struct crl__op *op)
+{
+    if (op->fd >= 0 && !track(st_of(c), op)) {
+        if (op->kind == CRL__OP_ACCEPT_MULTI)
+            crl__listener_cqe(c, op, -ENOMEM, false);
+        else
+            crl__op_complete(c, op, -ENOMEM);
+        return;
+    }
+    issue(ring_of(c), op);
+}
 
 /* The events an op that answered -EAGAIN (or a connect that is in progress) waits for. */
 static unsigned readiness_events(const struct crl__op *op)
@@ -187,6 +244,21 @@ static void uring_cancel(struct crl__core *c, struct crl__op *op)
     struct io_uring_sqe *sqe = get_sqe(ring_of(c));
     io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | op->phase, 0);
     io_uring_sqe_set_data64(sqe, TAG_CANCEL);
+}
+
+/* fd is being closed: cancel every op in flight on it; each completes with -EBADF. Their
+ * SQEs (and the cancels) must reach the kernel while fd still names their file: submit now,
+ * before the close (only when some op is in flight on fd: no syscall otherwise). */
+static void uring_forget(struct crl__core *c, int fd)
+{
+    struct uring_state *st = st_of(c);
+    if (fd < 0 || fd >= st->nfds || !st->by_fd[fd])
+        return;
+    for (struct crl__op *op = st->by_fd[fd]; op; op = op->next) {
+        op->closed = true;
+        uring_cancel(c, op);
+    }
+    io_uring_submit(&st->ring);
 }
 
 static int connect_result(int fd)
@@ -243,11 +315,32 @@ static void mark_defined(const struct crl__op *op, int res)
 #endif
 }
 
+/* op's last completion: off its fd's list, and -EBADF if its fd was closed under it. */
+static void finish(struct crl__core *c, struct crl__op *op, int res)
+{
+    if (op->queued)
+        untrack(st_of(c), op);
+    if (op->closed && res < 0)
+        res = -EBADF;
+    mark_defined(op, res);
+    crl__op_complete(c, op, res);
+}
+
+static void on_accept_multi(struct crl__core *c, struct crl__op *op, int res, unsigned flags)
+{
+    bool more = flags & IORING_CQE_F_MORE;
+    if (!more && op->queued)
+        untrack(st_of(c), op);
+    if (!more && op->closed && res < 0)
+        res = -EBADF;
+    crl__listener_cqe(c, op, res, more);
+}
+
 static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
 {
     unsigned tag = data & TAG_MASK;
     if (tag == 0 && ((struct crl__op *)(uintptr_t)data)->kind == CRL__OP_ACCEPT_MULTI) {
-        crl__listener_cqe(c, (struct crl__op *)(uintptr_t)data, res, flags & IORING_CQE_F_MORE);
+        on_accept_multi(c, (struct crl__op *)(uintptr_t)data, res, flags);
         return;
     }
     if (tag == 0 && res != -EAGAIN && res != -EINPROGRESS) { /* the common case: done */
@@ -259,8 +352,7 @@ static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
             }
             res = -ECANCELED; /* reported as the bytes sent: crl__op_complete */
         }
-        mark_defined(op, res);
-        crl__op_complete(c, op, res);
+        finish(c, op, res);
         return;
     }
     if (tag == TAG_CANCEL)
@@ -274,9 +366,9 @@ static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
     struct crl__op *op = (struct crl__op *)(uintptr_t)(data & ~(uint64_t)TAG_MASK);
     if (tag == TAG_POLL) {
         if (res < 0 || op->cancelling)
-            crl__op_complete(c, op, res < 0 ? res : -ECANCELED);
+            finish(c, op, res < 0 ? res : -ECANCELED);
         else if (op->kind == CRL__OP_CONNECT)
-            crl__op_complete(c, op, connect_result(op->fd));
+            finish(c, op, connect_result(op->fd));
         else {
             op->poll_first = false; /* ready now: try the op again, without a second poll */
             issue(ring_of(c), op);
@@ -288,8 +380,7 @@ static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
     if (would_block && events && !op->cancelling) {
         poll_for(ring_of(c), op, events);
     } else {
-        mark_defined(op, res);
-        crl__op_complete(c, op, res);
+        finish(c, op, res);
     }
 }
 
@@ -373,6 +464,6 @@ const struct crl__io_ops crl__io_uring_ops = {
     .submit = uring_submit,
     .cancel = uring_cancel,
     .wait = uring_wait,
-    .forget = NULL,
+    .forget = uring_forget,
     .multishot_accept = true,
 };
