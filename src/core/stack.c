@@ -231,6 +231,10 @@ struct crl_task *crl__task_alloc(struct crl__core *c, size_t size, int *err)
     if (size < MIN_STACK)
         size = MIN_STACK;
     size = (size + page - 1) & ~(page - 1);
+    if (c->stack_fault && c->stack_fault(c)) {
+        *err = -ENOMEM;
+        return NULL;
+    }
     struct crl__stack_class *cls = class_for(&c->stacks, size, true);
     struct crl_task *t = cls ? cls->free : NULL;
     if (t) {
