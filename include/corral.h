@@ -98,9 +98,9 @@ struct crl_config {
  * scope, and return once every task has ended. Returns main's result, or the first error of
  * any task spawned into the root scope, or -EINVAL for a bad config (cores beyond the CPUs
  * of the affinity mask, a stack_size outside 16 KiB .. 1 GiB, an unknown backend or level:
- * the reason is logged through cfg's sink), -EBUSY when called from inside a running
- * runtime, -ENOMEM. With
- * several cores, core 0 runs main on the calling thread and the others serve crl_call. */
+ * the reason is logged through cfg's sink; or a bad CORRAL_FAULTS, see the I/O section),
+ * -EBUSY when called from inside a running runtime, -ENOMEM. With several cores, core 0
+ * runs main on the calling thread and the others serve crl_call. */
 int crl_run(const struct crl_config *cfg, crl_task_fn *main, void *arg);
 
 /* ---- Tasks and scopes ------------------------------------------------------------------- */
@@ -376,6 +376,14 @@ void *crl_task_local_get(int key);
  * reported by the next cancellation point. File descriptors created by these calls are
  * non-blocking and close-on-exec; close them with crl_close(), which also ends the calls
  * blocked on them with -EBADF.
+ *
+ * Fault injection: CORRAL_FAULTS="seed=N,rate=R,errors=E1:E2:..." (R in 0..1, default 0.01;
+ * E among EINTR EAGAIN ECONNRESET ENOMEM short delay, default all) makes every runtime started
+ * afterwards inject faults into these calls, each decision drawn from a PRNG of the core's own
+ * (the seed mixed with the core id): EINTR and EAGAIN are absorbed by the backend (the calls
+ * never return them), ECONNRESET and ENOMEM are returned, short makes a read or write move
+ * fewer bytes, delay holds an operation back a few loop iterations, and spawns fail with
+ * -ENOMEM (never the root task). For tests; a bad value makes crl_run() return -EINVAL.
  */
 
 /* Name of the I/O backend in use on the calling core: "io_uring" or "epoll". */

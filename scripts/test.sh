@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test stage of corral, each capped in time. Used by `make test` and CI.
 #   format       every C file as .clang-format says (clang-format --dry-run --Werror)
-#   release      meson test in build/ (release)
-#   asan         meson test in build-asan/ (ASan + UBSan, debug)
+#   release      meson test in build/ (release), with the fault-mode driver over 8 seeds (suite faults)
+#   asan         meson test in build-asan/ (ASan + UBSan, debug), the fault-mode driver too
 #   tsan         meson test in build-tsan/ (ThreadSanitizer, fibers annotated)
 #   valgrind     the release build's tests again under valgrind (memcheck, errors fail)
 #   aarch64      the core tests cross-compiled for aarch64 and run under qemu-user
@@ -39,7 +39,8 @@ stage() { # name builddir timeout-seconds meson-setup-args...
         return
     fi
     local log="/tmp/corral-test-$name.log"
-    timeout "$limit" meson test -C "$dir" --num-processes "$JOBS" --print-errorlogs 2>&1 | tee "$log"
+    # shellcheck disable=SC2086 # NOSUITE: meson's suite options, split
+    timeout "$limit" meson test -C "$dir" ${NOSUITE:-} --num-processes "$JOBS" --print-errorlogs 2>&1 | tee "$log"
     [[ ${PIPESTATUS[0]} == 0 ]] || status=1
     count "$log"
 }
@@ -57,7 +58,7 @@ for s in $STAGES; do
     release) stage release build 900 --buildtype=release ;;
     asan) stage asan build-asan 1200 --buildtype=debug -Db_sanitize=address,undefined \
         -Db_lundef=false -Db_lto=false -Dbench=false ;;
-    tsan) stage tsan build-tsan 1200 --buildtype=debug -Db_sanitize=thread -Db_lto=false \
+    tsan) NOSUITE="--no-suite faults" stage tsan build-tsan 1200 --buildtype=debug -Db_sanitize=thread -Db_lto=false \
         -Dbench=false ;;
     valgrind)
         if command -v valgrind >/dev/null; then
@@ -66,7 +67,8 @@ for s in $STAGES; do
             # one core unless a test asks for more: valgrind 3.19 stalls threads while one
             # waits in io_uring_enter
             CORRAL_CORES=1 timeout 900 meson test -C build --num-processes "$JOBS" --print-errorlogs \
-                --no-suite diff --wrapper 'valgrind -q --error-exitcode=9' 2>&1 | tee "$log"
+                --no-suite diff --no-suite faults --wrapper 'valgrind -q --error-exitcode=9' 2>&1 |
+                tee "$log"
             [[ ${PIPESTATUS[0]} == 0 ]] || status=1
             count "$log"
         else
@@ -75,7 +77,7 @@ for s in $STAGES; do
         ;;
     aarch64)
         if command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null; then
-            stage aarch64 build-aarch64 900 --cross-file scripts/aarch64-cross.ini \
+            NOSUITE="--no-suite faults" stage aarch64 build-aarch64 900 --cross-file scripts/aarch64-cross.ini \
                 --buildtype=release -Db_lto=false -Dbench=false
         else
             echo "== stage aarch64 skipped: no cross compiler or qemu-user"

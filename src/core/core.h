@@ -188,6 +188,7 @@ struct crl__io_ops;
 struct crl__job;
 struct crl__foreign;
 struct crl__xnote;
+struct crl__faults;
 
 struct crl__core {
     struct crl__runtime *rt;
@@ -213,6 +214,10 @@ struct crl__core {
     /* Set by the cross-core layer: takes in cancellations of calls running on this core. */
     void (*checkpoint_hook)(struct crl__core *c);
     struct crl__stack_pool stacks;
+    /* Fault injection's hook in task allocation (set by src/io/faults.c, NULL when off):
+     * true refuses this spawn with -ENOMEM. */
+    bool (*stack_fault)(struct crl__core *c);
+    struct crl__faults *faults; /* src/io/faults.c's state for this core, NULL when off */
     struct crl_scope *root;
     size_t ntasks; /* live tasks, the root task included */
     struct crl_stats stats;
@@ -339,6 +344,8 @@ static inline struct crl_task *crl__task_alloc_fast(struct crl__core *c)
 {
     struct crl__stack_class *cls = &c->stacks.cls[0];
     struct crl_task *t = cls->free;
+    if (__builtin_expect(c->stack_fault != NULL, 0))
+        return NULL; /* the slow path asks the hook */
     if (t) {
         cls->free = t->run_next;
         if (--cls->nfree < cls->low)

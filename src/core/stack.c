@@ -233,6 +233,10 @@ size_t crl__stack_region_size(size_t usable)
 struct crl_task *crl__task_alloc(struct crl__core *c, size_t usable, int *err)
 {
     size_t size = crl__stack_region_size(usable);
+    if (c->stack_fault && c->stack_fault(c)) {
+        *err = -ENOMEM;
+        return NULL;
+    }
     struct crl__stack_class *cls = class_for(&c->stacks, size, true);
     struct crl_task *t = cls ? cls->free : NULL;
     if (t) {

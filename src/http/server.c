@@ -135,6 +135,8 @@ static ssize_t sock_write_read(void *ctx, const void *out, size_t out_len,
     s->replied = false;
     s->fired = false;
     ssize_t n = crl__op_start(&send);
+    if (n == 0 && send.done && send.result < 0)
+        n = send.result; /* failed at once: the peer waits for this answer, so would we */
     if (n) {
         *write_err = (int)n;
         return n;

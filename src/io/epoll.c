@@ -259,7 +259,11 @@ static void unlink_op(struct ep_state *st, struct ep_fd *e, struct crl__op *op)
 
 static int file_job_run(struct crl__job *job)
 {
-    return try_op(crl__container_of(job, struct crl__op, job)); /* may block: pool thread */
+    int res;
+    do /* may block: pool thread; interrupted, again */
+        res = try_op(crl__container_of(job, struct crl__op, job));
+    while (res == -EINTR);
+    return res;
 }
 
 static void file_job_done(struct crl__core *c, struct crl__job *job)
@@ -311,11 +315,30 @@ static bool recv_drains(const struct crl__op *op)
     return op->kind == CRL__OP_RECV && !(op->flags & MSG_PEEK);
 }
 
+/* An EAGAIN from fault injection: the fd may well be ready, and its edge came and went, so
+ * re-arm it (a modification reports readiness again); an fd not registered yet is reported
+ * once added. */
+static int injected_eagain(struct crl__core *c, struct ep_fd *e, int fd)
+{
+    if (e->registered) {
+        struct epoll_event ev = {.events = EP_EVENTS, .data.u64 = key_of(fd, e->gen)};
+        epoll_ctl(st_of(c)->epfd, EPOLL_CTL_MOD, fd, &ev);
+    }
+    return -EAGAIN;
+}
+
 /* Try op, noting whether it left the fd's input drained; a short send that must send all
  * waits for room (-EAGAIN). */
-static int try_stream_op(struct ep_fd *e, struct crl__op *op)
+static int try_stream_op(struct crl__core *c, struct ep_fd *e, struct crl__op *op)
 {
-    int res = try_op(op);
+    int res;
+    do { /* a call interrupted did nothing: again */
+        res = __builtin_expect(c->faults != NULL, 0) ? crl__faults_kernel(c, op) : 0;
+        if (res == -EAGAIN)
+            return injected_eagain(c, e, op->fd);
+        if (res == 0)
+            res = try_op(op);
+    } while (res == -EINTR);
     /* Once the peer's end was reported, its edge is spent: a short read that consumed the
      * data before it must not make the next receive wait for an edge that never comes. */
     if (e->stream_sock && recv_drains(op))
@@ -358,7 +381,7 @@ static void ep_submit(struct crl__core *c, struct crl__op *op)
     /* A recv after a short one on a registered socket waits for the next input edge: trying
      * it first would only hear EAGAIN (a request-response peer has not answered yet). */
     bool doomed = e->registered && e->drained && recv_drains(op);
-    int res = doomed ? -EAGAIN : try_stream_op(e, op);
+    int res = doomed ? -EAGAIN : try_stream_op(c, e, op);
     if (res != -EAGAIN) {
         complete(c, op, res);
         return;
@@ -400,7 +423,7 @@ static void fd_ready(struct crl__core *c, struct ep_state *st, struct ep_fd *e, 
     struct crl__op *op = e->head;
     while (op) {
         struct crl__op *next = op->next;
-        int res = try_stream_op(e, op);
+        int res = try_stream_op(c, e, op);
         if (res != -EAGAIN) {
             unlink_op(st, e, op);
             complete(c, op, res);

@@ -41,6 +41,10 @@ int crl__io_start(struct crl__core *c, enum crl_backend want)
     if (c->wake_fd < 0)
         return -errno;
     int rc = start_backend(c, want);
+    if (rc == 0 && (rc = crl__faults_start(c)) != 0) { /* CORRAL_FAULTS: wraps c->io */
+        c->io->fini(c);
+        c->io = NULL;
+    }
     if (rc) {
         close(c->wake_fd);
         c->wake_fd = -1;
@@ -141,6 +145,7 @@ int crl__op_start(struct crl__op *op)
     op->closed = false;
     op->in_pool = false;
     op->phase = 0;
+    op->fault = 0;
     op->sent = 0;
     c->io_pending++;
     c->stats.io_ops++;

@@ -44,6 +44,7 @@ struct crl__op {
     bool poll_first; /* recv hint: the peer must first answer what we sent, so wait for
                         readiness before trying (io_uring skips a receive bound to fail) */
     bool closed;     /* io_uring: crl_close closed its fd under it; it ends with -EBADF */
+    uint8_t fault;   /* fault injection's per-op state (faults.c), 0 when off */
     int fd;
     int flags; /* recv/send/accept flags, open flags, poll events, shutdown how */
     int32_t result;
@@ -100,6 +101,65 @@ void crl__listener_cqe(struct crl__core *c, struct crl__op *op, int res, bool mo
 
 extern const struct crl__io_ops crl__io_uring_ops;
 extern const struct crl__io_ops crl__io_epoll_ops;
+
+/* ---- Fault injection (faults.c) ---------------------------------------------------------
+ *
+ * CORRAL_FAULTS="seed=N,rate=R,errors=E1:E2:..." wraps the backend's ops table (c->io) in
+ * one that injects faults, each decision drawn from a PRNG of this core's own (the seed mixed
+ * with the core id): the same sequence of operations on a core meets the same faults.
+ * ECONNRESET and ENOMEM fail an op at submission, "short" shrinks a read or write before it
+ * is issued, "delay" holds an op back for a few loop iterations (so completions reorder);
+ * EINTR and EAGAIN are kernel results the backend must absorb (crl__faults_kernel); spawns
+ * fail with -ENOMEM through c->stack_fault. */
+
+enum crl__fault {
+    CRL__FAULT_NONE,
+    CRL__FAULT_EINTR,
+    CRL__FAULT_EAGAIN,
+    CRL__FAULT_ECONNRESET,
+    CRL__FAULT_ENOMEM,
+    CRL__FAULT_SHORT,
+    CRL__FAULT_DELAY,
+    CRL__FAULT_COUNT
+};
+#define CRL__FAULT_BIT(f) (1u << (f))
+
+struct crl__faults_cfg {
+    bool on;
+    uint64_t seed;
+    double rate;     /* chance of a fault per decision, 0..1 */
+    unsigned errors; /* CRL__FAULT_BIT()s of the faults enabled */
+};
+
+/* Parse a CORRAL_FAULTS value into *cfg: 0 (an empty string: off), or -EINVAL. */
+int crl__faults_parse(const char *spec, struct crl__faults_cfg *cfg);
+/* Tests: use spec instead of CORRAL_FAULTS for the runtimes started from now on (NULL: read
+ * CORRAL_FAULTS again, at the next start); -EINVAL for a bad spec. */
+int crl__faults_override(const char *spec);
+/* Tests: stop (true) or resume injecting, in every core at once. */
+void crl__faults_pause(bool paused);
+/* Faults injected so far, over every core and run. */
+unsigned long crl__faults_injected(void);
+
+/* One stream of decisions: deterministic given seed, core id and the calls made. */
+struct crl__fault_rng {
+    uint64_t state;
+};
+void crl__fault_rng_seed(struct crl__fault_rng *r, uint64_t seed, unsigned core_id);
+uint64_t crl__fault_rng_next(struct crl__fault_rng *r);
+/* Draw one decision among the faults of cfg that allowed admits (CRL__FAULT_BITs). */
+enum crl__fault crl__faults_draw(struct crl__fault_rng *r, const struct crl__faults_cfg *cfg,
+                                 unsigned allowed);
+
+/* Wrap c->io when fault injection is on (nothing otherwise); -EINVAL for a bad
+ * CORRAL_FAULTS (logged). */
+int crl__faults_start(struct crl__core *c);
+/* A backend is about to issue op to the kernel: 0 to go ahead, or -EINTR / -EAGAIN to act
+ * as if the kernel had answered that (without doing the op). Call only when c->faults. */
+int crl__faults_kernel(struct crl__core *c, struct crl__op *op);
+/* io_uring issues a NOP in place of an op crl__faults_kernel failed: the NOP's completion
+ * res becomes the injected result (any other completion of op passes unchanged). */
+int crl__faults_result(struct crl__op *op, int res);
 
 /* Pick and start the backend (config > CORRAL_BACKEND > io_uring, falling back to epoll with
  * one log line when io_uring is refused). */

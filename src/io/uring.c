@@ -151,12 +151,17 @@ static void prep_op(struct io_uring_sqe *sqe, struct crl__op *op)
     }
 }
 
-static void issue(struct io_uring *ring, struct crl__op *op)
+static void issue(struct crl__core *c, struct crl__op *op)
 {
+    struct io_uring *ring = ring_of(c);
     struct io_uring_sqe *sqe = get_sqe(ring);
-    prep_op(sqe, op);
+    bool stand_in = __builtin_expect(c->faults != NULL, 0) && crl__faults_kernel(c, op);
+    if (stand_in)
+        io_uring_prep_nop(sqe); /* its completion carries the injected result (faults.c) */
+    else
+        prep_op(sqe, op);
     /* Kernels that take the first two flag sets (5.19+) know the poll-first hint. */
-    if (op->kind == CRL__OP_RECV && op->poll_first &&
+    if (!stand_in && op->kind == CRL__OP_RECV && op->poll_first &&
         (ring->flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN)))
         sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
     op->phase = 0;
@@ -207,7 +212,7 @@ static void uring_submit(struct crl__core *c, struct crl__op *op)
             crl__op_complete(c, op, -ENOMEM);
         return;
     }
-    issue(ring_of(c), op);
+    issue(c, op);
 }
 
 /* The events an op that answered -EAGAIN (or a connect that is in progress) waits for. */
@@ -343,11 +348,17 @@ static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
         on_accept_multi(c, (struct crl__op *)(uintptr_t)data, res, flags);
         return;
     }
+    if (__builtin_expect(c->faults != NULL, 0) && tag == 0)
+        res = crl__faults_result((struct crl__op *)(uintptr_t)data, res);
     if (tag == 0 && res != -EAGAIN && res != -EINPROGRESS) { /* the common case: done */
         struct crl__op *op = (struct crl__op *)(uintptr_t)data;
+        if (res == -EINTR && !op->cancelling) {
+            issue(c, op); /* interrupted before it did anything: again (cancelled: done) */
+            return;
+        }
         if (crl__is_send_all(op) && (res = crl__send_all_step(op, res)) == -EAGAIN) {
             if (!op->cancelling) {
-                issue(ring_of(c), op); /* the rest: older kernels stop short */
+                issue(c, op); /* the rest: older kernels stop short */
                 return;
             }
             res = -ECANCELED; /* reported as the bytes sent: crl__op_complete */
@@ -371,7 +382,7 @@ static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
             finish(c, op, connect_result(op->fd));
         else {
             op->poll_first = false; /* ready now: try the op again, without a second poll */
-            issue(ring_of(c), op);
+            issue(c, op);
         }
         return;
     }
@@ -380,6 +391,8 @@ static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
     if (would_block && events && !op->cancelling) {
         poll_for(ring_of(c), op, events);
     } else {
+        if (would_block && op->cancelling)
+            res = -ECANCELED; /* it did nothing, and will not be tried again */
         finish(c, op, res);
     }
 }
