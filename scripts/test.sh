@@ -6,7 +6,8 @@
 #   tsan         meson test in build-tsan/ (ThreadSanitizer, fibers annotated)
 #   valgrind     the release build's tests again under valgrind (memcheck, errors fail)
 #   aarch64      the core tests cross-compiled for aarch64 and run under qemu-user
-#   fuzz         tests/http/fuzz_conn (libFuzzer, clang, ASan+UBSan) for 60 s on tests/http/corpus
+#   fuzz         each libFuzzer target of FUZZ_TARGETS (clang, ASan+UBSan) for 40 s on its
+#                seed corpus: tests/http/fuzz_conn, tests/core/fuzz_sched
 # STAGES="release asan" picks stages. Prints "N passed, N failed" over all stages at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -41,6 +42,25 @@ stage() { # name builddir timeout-seconds meson-setup-args...
     timeout "$limit" meson test -C "$dir" --num-processes "$JOBS" --print-errorlogs 2>&1 | tee "$log"
     [[ ${PIPESTATUS[0]} == 0 ]] || status=1
     count "$log"
+}
+
+# The libFuzzer targets of the fuzz stage: tests/AREA/fuzz_NAME with seeds in CORPUS.
+FUZZ_TARGETS="http/fuzz_conn:tests/http/corpus core/fuzz_sched:tests/core/corpus_sched"
+
+fuzz_target() { # area/fuzz_name:corpus-dir - build it and fuzz it for 40 s
+    local exe="tests/${1%%:*}" seeds="${1#*:}" corpus ok=0
+    if ! timeout 600 ninja -C build-fuzz "$exe" >/tmp/corral-build-fuzz.log 2>&1; then
+        tail -40 /tmp/corral-build-fuzz.log
+        return 1
+    fi
+    # New inputs go to a scratch copy: the seed corpus in the tree stays small.
+    corpus=$(mktemp -d)
+    cp "$seeds"/* "$corpus"/
+    echo "-- $exe"
+    (cd "$corpus" && timeout 180 "$OLDPWD/build-fuzz/$exe" -max_total_time=40 \
+        -artifact_prefix=/tmp/corral-fuzz- "$corpus" 2>&1 | tail -15) && ok=1
+    rm -rf "$corpus"
+    ((ok))
 }
 
 for s in $STAGES; do
@@ -83,26 +103,17 @@ for s in $STAGES; do
         ;;
     fuzz)
         if command -v clang >/dev/null; then
-            echo "== stage fuzz (build-fuzz/, 60 s of fuzzing)"
-            fuzz_ok=0
+            echo "== stage fuzz (build-fuzz/, 40 s of fuzzing per target)"
             if [[ -f build-fuzz/build.ninja ]] ||
                 CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
                     -Db_lundef=false -Db_lto=false -Dbench=false >/tmp/corral-setup-fuzz.log 2>&1; then
-                if timeout 600 ninja -C build-fuzz tests/http/fuzz_conn >/tmp/corral-build-fuzz.log 2>&1; then
-                    # New inputs go to a scratch copy: the seed corpus in the tree stays small.
-                    corpus=$(mktemp -d)
-                    cp tests/http/corpus/* "$corpus"/
-                    (cd "$corpus" && timeout 180 "$OLDPWD/build-fuzz/tests/http/fuzz_conn" \
-                        -max_total_time=60 -artifact_prefix=/tmp/corral-fuzz- "$corpus" 2>&1 | tail -15) &&
-                        fuzz_ok=1
-                    rm -rf "$corpus"
-                else
-                    tail -40 /tmp/corral-build-fuzz.log
-                fi
+                for t in $FUZZ_TARGETS; do # tests/<area>/fuzz_<name>, seeds in its corpus dir
+                    fuzz_target "$t" && passed=$((passed + 1)) || { failed=$((failed + 1)) status=1; }
+                done
             else
                 cat /tmp/corral-setup-fuzz.log
+                failed=$((failed + 1)) status=1
             fi
-            if ((fuzz_ok)); then passed=$((passed + 1)); else failed=$((failed + 1)) status=1; fi
         else
             echo "== stage fuzz skipped: clang not installed"
         fi
