@@ -6,8 +6,8 @@
 #   tsan         meson test in build-tsan/ (ThreadSanitizer, fibers annotated)
 #   valgrind     the release build's tests again under valgrind (memcheck, errors fail)
 #   aarch64      the core tests cross-compiled for aarch64 and run under qemu-user
-#   fuzz         the libFuzzer targets (clang, ASan+UBSan), FUZZ_SECONDS (40) each:
-#                tests/http/fuzz_conn on tests/http/corpus, fuzz_client on corpus_client
+#   fuzz         each libFuzzer target of FUZZ_TARGETS (clang, ASan+UBSan) for FUZZ_SECONDS
+#                (40) on its seed corpus: tests/http/fuzz_conn, fuzz_client, tests/core/fuzz_sched
 # STAGES="release asan" picks stages. Prints "N passed, N failed" over all stages at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -15,6 +15,8 @@ cd "$(dirname "$0")/.."
 STAGES="${STAGES:-format release asan tsan valgrind aarch64 fuzz}"
 JOBS="${JOBS:-2}"
 passed=0 failed=0 status=0
+# Logs of this run, apart from those of any other run at the same time.
+LOGS=$(mktemp -d /tmp/corral-test.XXXXXX)
 
 # meson test's summary: add its Ok/Fail counts to ours.
 count() {
@@ -30,19 +32,41 @@ stage() { # name builddir timeout-seconds meson-setup-args...
     shift 3
     echo "== stage $name ($dir, at most ${limit}s)"
     if [[ ! -f "$dir/build.ninja" ]]; then
-        meson setup "$dir" "$@" >"/tmp/corral-setup-$name.log" 2>&1 ||
-            { cat "/tmp/corral-setup-$name.log"; failed=$((failed + 1)); status=1; return; }
+        meson setup "$dir" "$@" >"$LOGS/setup-$name.log" 2>&1 ||
+            { cat "$LOGS/setup-$name.log"; failed=$((failed + 1)); status=1; return; }
     fi
-    if ! timeout "$limit" ninja -C "$dir" >"/tmp/corral-build-$name.log" 2>&1; then
-        tail -40 "/tmp/corral-build-$name.log"
+    if ! timeout "$limit" ninja -C "$dir" >"$LOGS/build-$name.log" 2>&1; then
+        tail -40 "$LOGS/build-$name.log"
         failed=$((failed + 1)) status=1
         return
     fi
-    local log="/tmp/corral-test-$name.log"
+    local log="$LOGS/test-$name.log"
     # shellcheck disable=SC2086 # NOSUITE: meson's suite options, split
     timeout "$limit" meson test -C "$dir" ${NOSUITE:-} --num-processes "$JOBS" --print-errorlogs 2>&1 | tee "$log"
     [[ ${PIPESTATUS[0]} == 0 ]] || status=1
     count "$log"
+}
+
+# The libFuzzer targets of the fuzz stage: tests/AREA/fuzz_NAME with seeds in CORPUS.
+FUZZ_TARGETS="${FUZZ_TARGETS:-http/fuzz_conn:tests/http/corpus http/fuzz_client:tests/http/corpus_client
+    core/fuzz_sched:tests/core/corpus_sched}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-40}"
+
+fuzz_target() { # area/fuzz_name:corpus-dir - build it and fuzz it for FUZZ_SECONDS
+    local exe="tests/${1%%:*}" seeds="${1#*:}" corpus ok=0
+    if ! timeout 600 ninja -C build-fuzz "$exe" >$LOGS/build-fuzz.log 2>&1; then
+        tail -40 $LOGS/build-fuzz.log
+        return 1
+    fi
+    # New inputs go to a scratch copy: the seed corpus in the tree stays small.
+    corpus=$(mktemp -d)
+    cp "$seeds"/* "$corpus"/
+    echo "-- $exe"
+    (cd "$corpus" && timeout $((FUZZ_SECONDS + 140)) "$OLDPWD/build-fuzz/$exe" \
+        -max_total_time="$FUZZ_SECONDS" -artifact_prefix="/tmp/corral-fuzz-${exe##*/}-" "$corpus" \
+        2>&1 | tail -15) && ok=1
+    rm -rf "$corpus"
+    ((ok))
 }
 
 for s in $STAGES; do
@@ -63,12 +87,13 @@ for s in $STAGES; do
     valgrind)
         if command -v valgrind >/dev/null; then
             echo "== stage valgrind (build/, at most 900s)"
-            log=/tmp/corral-test-valgrind.log
+            log=$LOGS/test-valgrind.log
             # one core unless a test asks for more: valgrind 3.19 stalls threads while one
-            # waits in io_uring_enter
-            CORRAL_CORES=1 timeout 900 meson test -C build --num-processes "$JOBS" --print-errorlogs \
-                --no-suite diff --no-suite faults --wrapper 'valgrind -q --error-exitcode=9' 2>&1 |
-                tee "$log"
+            # waits in io_uring_enter. The cases of a file run in one process (a fork per
+            # case costs valgrind ~0.5 s: the stage would take 2-3 times as long).
+            CORRAL_CORES=1 CORRAL_TEST_NOFORK=1 timeout 900 meson test -C build \
+                --num-processes "$JOBS" --print-errorlogs --no-suite diff --no-suite faults \
+                --wrapper 'valgrind -q --error-exitcode=9' 2>&1 | tee "$log"
             [[ ${PIPESTATUS[0]} == 0 ]] || status=1
             count "$log"
         else
@@ -85,33 +110,17 @@ for s in $STAGES; do
         ;;
     fuzz)
         if command -v clang >/dev/null; then
-            secs="${FUZZ_SECONDS:-40}"
-            echo "== stage fuzz (build-fuzz/, ${secs} s of fuzzing per target)"
-            fuzz_ok=0
+            echo "== stage fuzz (build-fuzz/, ${FUZZ_SECONDS} s of fuzzing per target)"
             if [[ -f build-fuzz/build.ninja ]] ||
                 CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
-                    -Db_lundef=false -Db_lto=false -Dbench=false >/tmp/corral-setup-fuzz.log 2>&1; then
-                if timeout 600 ninja -C build-fuzz tests/http/fuzz_conn tests/http/fuzz_client \
-                    >/tmp/corral-build-fuzz.log 2>&1; then
-                    fuzz_ok=1
-                    for target in conn:corpus client:corpus_client; do
-                        # New inputs go to a scratch copy: the seed corpus in the tree stays small.
-                        corpus=$(mktemp -d)
-                        cp "tests/http/${target#*:}"/* "$corpus"/
-                        echo "-- fuzz_${target%%:*}"
-                        (cd "$corpus" && timeout $((secs + 120)) \
-                            "$OLDPWD/build-fuzz/tests/http/fuzz_${target%%:*}" -max_total_time="$secs" \
-                            -artifact_prefix="/tmp/corral-fuzz-${target%%:*}-" "$corpus" 2>&1 | tail -15) ||
-                            fuzz_ok=0
-                        rm -rf "$corpus"
-                    done
-                else
-                    tail -40 /tmp/corral-build-fuzz.log
-                fi
+                    -Db_lundef=false -Db_lto=false -Dbench=false >$LOGS/setup-fuzz.log 2>&1; then
+                for t in $FUZZ_TARGETS; do # tests/<area>/fuzz_<name>, seeds in its corpus dir
+                    fuzz_target "$t" && passed=$((passed + 1)) || { failed=$((failed + 1)) status=1; }
+                done
             else
-                cat /tmp/corral-setup-fuzz.log
+                cat $LOGS/setup-fuzz.log
+                failed=$((failed + 1)) status=1
             fi
-            if ((fuzz_ok)); then passed=$((passed + 1)); else failed=$((failed + 1)) status=1; fi
         else
             echo "== stage fuzz skipped: clang not installed"
         fi

@@ -1,7 +1,12 @@
 /* test.h - a tiny test harness: TEST() cases run each inside a fresh crl_run() (the body runs
- * as the root task), TEST_PLAIN() cases run on the bare thread. A failing CHECK prints both
- * values and ends the process with status 1; TEST_SKIP marks a case skipped (exit 77 when
- * every case of the file skipped). Run one case by passing its name. */
+ * as the root task), TEST_PLAIN() cases run on the bare thread. Each case runs in a forked
+ * process of its own, killed (with what it forked) after its timeout: TEST_DEFAULT_TIMEOUT_S,
+ * or CORRAL_TEST_TIMEOUT seconds from the environment, or the case's own (TEST_TIMEOUT). A
+ * failing CHECK prints both values and ends the case with status 1; the other cases still
+ * run, and the file exits 1 if any case failed, timed out or died of a signal. TEST_SKIP
+ * marks a case skipped (exit 77 when every case of the file skipped). Run one case by
+ * passing its name; CORRAL_TEST_NOFORK=1 runs the cases in the test's own process (for gdb;
+ * the first failure then ends the file, and no timeout applies). */
 #ifndef CRL_TEST_H
 #define CRL_TEST_H
 
@@ -11,21 +16,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-void test_register(const char *name, void (*fn)(void), bool in_runtime);
+#define TEST_DEFAULT_TIMEOUT_S 120.0
+
+void test_register(const char *name, void (*fn)(void), bool in_runtime, double timeout_s);
 _Noreturn void test_fail(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void test_mark_skipped(const char *why);
 
-#define TEST_CASE_(name, in_runtime)                                                               \
+#define TEST_CASE_(name, in_runtime, timeout_s)                                                    \
     static void name(void);                                                                        \
     __attribute__((constructor)) static void register_##name(void)                                 \
     {                                                                                              \
-        test_register(#name, name, in_runtime);                                                    \
+        test_register(#name, name, in_runtime, timeout_s);                                         \
     }                                                                                              \
     static void name(void)
 
-#define TEST(name) TEST_CASE_(name, true)
-#define TEST_PLAIN(name) TEST_CASE_(name, false)
+#define TEST(name) TEST_CASE_(name, true, 0)
+#define TEST_PLAIN(name) TEST_CASE_(name, false, 0)
+/* A TEST() case with a timeout of its own, in seconds, over the default and the environment. */
+#define TEST_TIMEOUT(name, seconds) TEST_CASE_(name, true, seconds)
 
 #define TEST_SKIP(why)                                                                             \
     do {                                                                                           \

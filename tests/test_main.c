@@ -8,7 +8,12 @@
 #include <sched.h>
 #include <stdarg.h>
 #include <string.h>
+#include <math.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #if defined(__has_include)
@@ -22,6 +27,7 @@ struct test_case {
     const char *name;
     void (*fn)(void);
     bool in_runtime;
+    double timeout_s; /* 0: the default */
 };
 
 static struct test_case cases[256];
@@ -29,13 +35,13 @@ static int ncases;
 static const char *current;
 static bool skipped;
 
-void test_register(const char *name, void (*fn)(void), bool in_runtime)
+void test_register(const char *name, void (*fn)(void), bool in_runtime, double timeout_s)
 {
     if (ncases == (int)(sizeof cases / sizeof cases[0])) {
         fprintf(stderr, "too many test cases\n");
         exit(1);
     }
-    cases[ncases++] = (struct test_case){name, fn, in_runtime};
+    cases[ncases++] = (struct test_case){name, fn, in_runtime, timeout_s};
 }
 
 void test_fail(const char *file, int line, const char *fmt, ...)
@@ -46,7 +52,8 @@ void test_fail(const char *file, int line, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fputc('\n', stderr);
-    exit(1);
+    fflush(NULL);
+    _exit(1); /* not exit(): a runtime left mid-run is no leak to report */
 }
 
 void test_mark_skipped(const char *why)
@@ -144,7 +151,10 @@ static int run_in_task(void *arg)
     return 0;
 }
 
-static bool run_case(const struct test_case *tc)
+enum outcome { PASSED, FAILED, SKIPPED };
+
+/* Run one case in this process; a failed CHECK exits it with status 1. */
+static enum outcome run_case(const struct test_case *tc)
 {
     current = tc->name;
     skipped = false;
@@ -152,7 +162,7 @@ static bool run_case(const struct test_case *tc)
         int rc = crl_run(&(struct crl_config){.cores = 1}, run_in_task, (void *)tc->fn);
         if (rc != 0) {
             fprintf(stderr, "FAIL %s: crl_run returned %d (%s)\n", tc->name, rc, strerror(-rc));
-            return false;
+            return FAILED;
         }
     } else {
         tc->fn();
@@ -160,21 +170,148 @@ static bool run_case(const struct test_case *tc)
     if (!skipped)
         printf("ok %s\n", tc->name);
     fflush(stdout);
+    return skipped ? SKIPPED : PASSED;
+}
+
+/* A case in a process of its own: its outcome as the exit status. */
+static int child_main(const struct test_case *tc)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0); /* what a crash cuts short is still printed */
+    enum outcome o = run_case(tc);
+    return o == FAILED ? 1 : o == SKIPPED ? 77 : 0;
+}
+
+/* The process group of the case running now, for the signal forwarder; 0 when none. */
+static volatile sig_atomic_t child_pgid;
+
+/* Killed from outside (meson's timeout, Ctrl-C): take the running case's group along. */
+static void forward_signal(int sig)
+{
+    if (child_pgid > 0)
+        kill(-child_pgid, SIGKILL);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static const int forwarded[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+static void set_forwarding(void (*handler)(int))
+{
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
+        signal(forwarded[i], handler);
+}
+
+/* Wait up to timeout_s for child pid to end; true with its status, false on timeout. */
+static bool wait_child(pid_t pid, double timeout_s, int *status)
+{
+    int64_t end = crl_now_ns() + (int64_t)(timeout_s * 1e9), left;
+    /* valgrind 3.19 knows no pidfd_open (and warns for each call) */
+    int pfd = test_under_valgrind() ? -1 : (int)syscall(SYS_pidfd_open, pid, 0);
+    int64_t nap = 100 * CRL_USEC_NS; /* without pidfds: poll waitpid, backing off to 20 ms */
+    while (waitpid(pid, status, WNOHANG) == 0) {
+        if ((left = end - crl_now_ns()) <= 0) {
+            if (pfd >= 0)
+                close(pfd);
+            return false;
+        }
+        if (pfd >= 0) {
+            poll(&(struct pollfd){.fd = pfd, .events = POLLIN}, 1, (int)(left / CRL_MSEC_NS) + 1);
+            continue;
+        }
+        int64_t ns = nap < left ? nap : left;
+        nanosleep(&(struct timespec){ns / CRL_SEC_NS, ns % CRL_SEC_NS}, NULL);
+        nap = nap * 2 < 20 * CRL_MSEC_NS ? nap * 2 : 20 * CRL_MSEC_NS;
+    }
+    if (pfd >= 0)
+        close(pfd);
     return true;
+}
+
+/* The case's outcome from the child's wait status, reporting what went wrong by name. */
+static enum outcome judge(const struct test_case *tc, int status)
+{
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return PASSED;
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 77)
+        return SKIPPED;
+    if (WIFSIGNALED(status))
+        fprintf(stderr, "FAIL %s: killed by signal %d (%s)\n", tc->name, WTERMSIG(status),
+                strsignal(WTERMSIG(status)));
+    else if (WEXITSTATUS(status) != 1) /* 1: test_fail or crl_run already said why */
+        fprintf(stderr, "FAIL %s: exit status %d\n", tc->name, WEXITSTATUS(status));
+    return FAILED;
+}
+
+/* Run one case in a forked child of its own process group, killed after its timeout. The
+ * parent has started no runtime and no thread, so the child may start both. */
+static enum outcome run_case_forked(const struct test_case *tc, double timeout_s)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) {
+        fprintf(stderr, "FAIL %s: fork: %s\n", tc->name, strerror(errno));
+        return FAILED;
+    }
+    if (pid == 0) {
+        setpgid(0, 0);
+        set_forwarding(SIG_DFL);
+        /* A fresh image: ASan's shadow, inherited over a fork, splits into a mapping per
+         * stack (100 000 tasks pass vm.max_map_count). valgrind would not follow the exec. */
+        if (!test_under_valgrind()) {
+            setenv("CORRAL_TEST_CHILD", "1", 1);
+            execv("/proc/self/exe", (char *[]){(char *)"test", (char *)tc->name, NULL});
+        }
+        exit(child_main(tc));
+    }
+    setpgid(pid, pid); /* both sides, so that the kill below never misses */
+    child_pgid = pid;
+    int status;
+    enum outcome o;
+    if (wait_child(pid, timeout_s, &status)) {
+        o = judge(tc, status);
+    } else {
+        kill(-pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        fprintf(stderr, "TIMEOUT %s after %g s\n", tc->name, timeout_s);
+        o = FAILED;
+    }
+    kill(-pid, SIGKILL); /* whatever the case forked and left behind */
+    child_pgid = 0;
+    return o;
+}
+
+static double env_timeout(void)
+{
+    const char *s = getenv("CORRAL_TEST_TIMEOUT");
+    char *end;
+    double t = s ? strtod(s, &end) : 0;
+    return s && end != s && *end == '\0' && t > 0 && isfinite(t) ? t : TEST_DEFAULT_TIMEOUT_S;
 }
 
 int main(int argc, char **argv)
 {
+    if (getenv("CORRAL_TEST_CHILD") && argc > 1) /* run_case_forked's exec */
+        for (int i = 0; i < ncases; i++)
+            if (strcmp(argv[1], cases[i].name) == 0)
+                return child_main(&cases[i]);
+    const char *nf = getenv("CORRAL_TEST_NOFORK");
+    bool nofork = nf && *nf && strcmp(nf, "0") != 0;
+    double dflt = env_timeout();
     int passed = 0, failed = 0, nskipped = 0;
+    if (!nofork)
+        set_forwarding(forward_signal);
     for (int i = 0; i < ncases; i++) {
         if (argc > 1 && strcmp(argv[1], cases[i].name) != 0)
             continue;
-        if (!run_case(&cases[i]))
-            failed++;
-        else if (skipped)
-            nskipped++;
-        else
-            passed++;
+        double t = cases[i].timeout_s > 0 ? cases[i].timeout_s : dflt;
+        enum outcome o = nofork ? run_case(&cases[i]) : run_case_forked(&cases[i], t);
+        failed += o == FAILED;
+        nskipped += o == SKIPPED;
+        passed += o == PASSED;
+    }
+    if (argc > 1 && passed + failed + nskipped == 0) {
+        fprintf(stderr, "no case named %s\n", argv[1]);
+        return 1;
     }
     printf("%d passed, %d failed, %d skipped\n", passed, failed, nskipped);
     if (failed)
