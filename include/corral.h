@@ -597,7 +597,8 @@ typedef struct crl_http_res crl_http_res; /* opaque; valid during the handler ca
  * response goes out when the handler returns, batched with those of pipelined requests. */
 typedef int crl_http_handler_fn(crl_http_req *req, crl_http_res *res, void *ctx);
 
-/* Limits of the server; zero fields take the defaults. */
+/* Limits of the server; zero fields take the defaults. A timeout of INT64_MAX is as good as
+ * none; a negative one has expired at once (the time rule at the top). */
 struct crl_http_limits {
     size_t max_request_line;   /* bytes of method + target + version; 0 = 8 KiB -> 414 */
     size_t max_header_bytes;   /* all header lines; 0 = 16 KiB -> 431 */

@@ -487,8 +487,8 @@ static int dial(struct crl_http_client *c, int64_t deadline_ns)
 {
     int64_t limit = c->opts.connect_timeout_ns;
     if (limit >= 0) {
-        int64_t by = crl_now_ns() + limit;
-        if (deadline_ns < 0 || by < deadline_ns)
+        int64_t by = crl__deadline_after(crl_now_ns(), limit);
+        if (deadline_ns == CRL_NO_DEADLINE || by < deadline_ns)
             deadline_ns = by;
     }
     int fd = crl_tcp_connect(c->host_port, deadline_ns);

@@ -168,7 +168,7 @@ int crl__http_head(struct crl__http_conn *c, int status, const char *content_typ
         return rc;
     int64_t now = crl__now_coarse_ns();
     if (c->write_deadline_ns == CRL_NO_DEADLINE)
-        c->write_deadline_ns = now + c->lim.write_timeout_ns;
+        c->write_deadline_ns = crl__deadline_after(now, c->lim.write_timeout_ns);
     if (framing == CRL__FRAME_CLOSE || response_closes(c))
         c->must_close = true;
     char *p = PUT_LIT(c->out + c->out_len, "HTTP/1.1 ");
@@ -295,7 +295,7 @@ static int head_ready(struct crl__http_conn *c)
     c->body_status = 0;
     if (r->body_done)
         return 0;
-    r->body_deadline_ns = crl__now_coarse_ns() + c->lim.body_timeout_ns;
+    r->body_deadline_ns = crl__deadline_after(crl__now_coarse_ns(), c->lim.body_timeout_ns);
     if (c->in_cap - c->head_end < BODY_ROOM_MIN && /* before any slice is handed out */
         crl__http_grow(&c->in, &c->in_cap, c->in_inline, c->in_len, c->head_end + BODY_ROOM_MIN))
         return 503;
@@ -326,13 +326,13 @@ static int read_head(struct crl__http_conn *c, bool first)
             return -1;
         bool idle = c->in_len == c->msg;               /* no byte of this request yet */
         if (!idle && head_deadline == CRL_NO_DEADLINE) /* from its first byte on */
-            head_deadline = crl__now_coarse_ns() + c->lim.header_timeout_ns;
+            head_deadline = crl__deadline_after(crl__now_coarse_ns(), c->lim.header_timeout_ns);
         int64_t deadline = head_deadline;
         if (idle) {
             if (c->io->draining && c->io->draining(c->io_ctx))
                 return -1;
-            deadline =
-                crl__now_coarse_ns() + (first ? c->lim.header_timeout_ns : c->lim.idle_timeout_ns);
+            deadline = crl__deadline_after(crl__now_coarse_ns(), first ? c->lim.header_timeout_ns
+                                                                       : c->lim.idle_timeout_ns);
             if (c->io->set_idle)
                 c->io->set_idle(c->io_ctx, true);
         }
@@ -381,7 +381,7 @@ static int send_continue(struct crl__http_conn *c)
     static const char line[] = "HTTP/1.1 100 Continue\r\n\r\n";
     c->req.continue_sent = true;
     if (c->write_deadline_ns == CRL_NO_DEADLINE)
-        c->write_deadline_ns = crl__now_coarse_ns() + c->lim.write_timeout_ns;
+        c->write_deadline_ns = crl__deadline_after(crl__now_coarse_ns(), c->lim.write_timeout_ns);
     if (c->res.state != CRL__RES_NONE)
         return 0; /* the final response has begun: it replaces the interim one */
     int rc = crl__http_out_reserve(c, sizeof line - 1);

@@ -908,3 +908,23 @@ TEST_PLAIN(date_header_follows_the_wall_clock_second)
     strftime(want, sizeof want, "%a, %d %b %Y %H:%M:%S GMT", &tm); /* C locale in tests */
     CHECK(strcmp(after, want) == 0);
 }
+
+/* Timeouts of INT64_MAX (as good as none) do not overflow the deadlines made from them (the
+ * ASan+UBSan build traps signed overflow); requests, bodies and pipelining work as usual. */
+TEST_PLAIN(limits_of_int64_max_timeouts_serve_as_usual)
+{
+    const char *in[] = {"POST /1 HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+                        "GET /2 HTTP/1.1\r\nHost: a\r\n\r\n",
+                        NULL};
+    struct crl_http_limits lim = {.header_timeout_ns = INT64_MAX,
+                                  .body_timeout_ns = INT64_MAX,
+                                  .idle_timeout_ns = INT64_MAX,
+                                  .write_timeout_ns = INT64_MAX};
+    struct mem_io m = {.pieces = in};
+    struct seen s;
+    serve(&m, &lim, echo, &s);
+    CHECK_EQ(s.calls, 2);
+    CHECK_STR(m.out, "Content-Length: 3\r\nX-Target: /1\r\n\r\nabc");
+    CHECK_STR(m.out, "X-Target: /2\r\n");
+    mem_free(&m);
+}
