@@ -211,6 +211,22 @@ static long read_long(const char *path)
     return v;
 }
 
+/* A field of /proc/self/status in kB (VmPTE: the page tables), or -1. */
+static long status_kb(const char *field)
+{
+    char line[256];
+    long v = -1;
+    size_t n = strlen(field);
+    FILE *f = fopen("/proc/self/status", "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, field, n) == 0 && line[n] == ':')
+            v = strtol(line + n + 1, NULL, 10);
+    fclose(f);
+    return v;
+}
+
 struct idle_run;
 
 struct idle_half { /* the even or the odd tasks, in order of spawning */
@@ -222,6 +238,7 @@ struct idle_run {
     struct idle_half half[2];
     long n, started, ended, spawn_errors;
     long rss_before, rss_idle, maps_idle, maps_half_ended, rss_ended;
+    long pte_before_kb, pte_idle_kb; /* page tables: the stacks' guards have entries too */
     int64_t start_ns;
 };
 
@@ -245,6 +262,7 @@ static int spawn_idle(struct crl_scope *s, void *arg)
         crl_yield();
     r->start_ns = crl_now_ns() - t0;
     r->rss_idle = rss_bytes();
+    r->pte_idle_kb = status_kb("VmPTE");
     r->maps_idle = count_lines("/proc/self/maps");
     /* Every other task ends first: stacks go back out of the middle of their slabs. */
     crl_event_set(&r->half[0].release);
@@ -264,6 +282,7 @@ static void idle_tasks(long n, struct idle_run *r)
     }
     r->n = n;
     r->rss_before = rss_bytes();
+    r->pte_before_kb = status_kb("VmPTE");
     crl_scope_run(spawn_idle, r);
     r->rss_ended = rss_bytes();
 }
@@ -293,6 +312,8 @@ static int bench_main(void *arg)
         printf("corral_million_idle_start_time %.0f ms\n", (double)r.start_ns / 1e6);
         printf("corral_million_idle_rss_per_task %.0f bytes\n",
                (double)(r.rss_idle - r.rss_before) / (double)r.n);
+        printf("corral_million_idle_page_tables_per_task %.0f bytes\n",
+               (double)(r.pte_idle_kb - r.pte_before_kb) * 1024 / (double)r.n);
         printf("corral_million_half_ended_maps %ld lines\n", r.maps_half_ended);
         printf("corral_million_all_ended_rss %.1f MB\n", (double)r.rss_ended / 1e6);
         printf("vm_max_map_count %ld count\n", read_long("/proc/sys/vm/max_map_count"));

@@ -187,7 +187,8 @@ int64_t crl_scope_deadline(const struct crl_scope *s);
 void crl_scope_shield(struct crl_scope *s, bool on);
 
 /* True when scope s has been cancelled (by crl_scope_cancel, an error, or its deadline),
- * as Trio's cancel_called: also once its deadline has passed, before the runtime noticed. */
+ * as Trio's cancel_called: a deadline that has passed, though the runtime has not noticed
+ * yet, cancels s here (with -ETIMEDOUT) and makes it true. */
 bool crl_scope_cancelled(const struct crl_scope *s);
 
 /* Let other runnable tasks run; the caller is requeued behind them. A cancellation point:
@@ -196,11 +197,11 @@ int crl_yield(void);
 
 /* 0 if the calling task may continue, or -ECANCELED / -ETIMEDOUT if it is cancelled: an
  * explicit cancellation point for long computations. Never blocks and never switches, but
- * looks outside the task as the runtime would between tasks: a deadline that has passed and a
- * cancellation from another core (a crl_call caller's) are seen within about 20 us of the
- * caller's work or 16 checkpoints, whichever is longer, though the loop does not run; timers
- * found due fire (the tasks they wake run at the caller's next yield or block). A tight loop
- * pays a clock read every 16 calls. */
+ * looks outside the task as the runtime would between tasks: a deadline that has passed is
+ * seen by the first checkpoint after it (with a timer armed on the core, each call reads the
+ * clock and fires the timers due; the tasks they wake run at the caller's next yield or
+ * block), and a cancellation from another core (a crl_call caller's) within about 20 us of
+ * the caller's work or 16 checkpoints, whichever is longer, though the loop does not run. */
 int crl_checkpoint(void);
 
 /* The calling task's name ("main" for the root task). */

@@ -61,6 +61,9 @@ struct crl__wheel {
     struct crl__timer *due; /* already expired when armed: fired at the next advance */
     struct crl__timer *far; /* beyond the wheel's window: re-filed when it turns over */
     size_t count;
+    /* No armed timer is due before this (a lower bound; INT64_MIN: not known since the last
+     * advance): what lets crl_checkpoint see a passed deadline without walking the wheel. */
+    int64_t due_hint;
 };
 
 void crl__wheel_init(struct crl__wheel *w, int64_t now_ns);
@@ -71,6 +74,8 @@ static inline bool crl__timer_armed(const struct crl__timer *t) { return t->ppre
 void crl__wheel_advance(struct crl__wheel *w, int64_t now_ns);
 /* When the loop must next wake up for the wheel (-1: nothing armed). */
 int64_t crl__wheel_next_ns(const struct crl__wheel *w);
+/* Fire the timers due at now_ns, if any: cheap when none is (see due_hint). */
+void crl__wheel_fire_due(struct crl__wheel *w, int64_t now_ns);
 
 /* ---- Stacks (stack.c) ----------------------------------------------------------------------- */
 

@@ -289,8 +289,8 @@ static int runtime_init(struct run_state *st, const struct crl_config *cfg)
 {
     struct crl__runtime *rt = &st->rt;
     int rc = config_resolve(cfg, &rt->cfg);
-    if (rc)
-        return rc;
+    if (rc || (rc = crl__faults_check()))
+        return rc; /* before any core starts: nothing to tear down */
     rt->ncores = rt->cfg.cores;
     if (rt->ncores > 1 && (rc = pick_cpus(rt->ncores, st->cpus, &st->saved_mask))) {
         if (rc == -EINVAL)

@@ -181,12 +181,14 @@ int crl_yield(void)
     return 0;
 }
 
-/* A checkpoint looks outside the running task (the clock, the timers due, other cores'
- * cancellations) every ckpt_stride calls. The stride doubles while the calls between two
- * looks take less than half of CKPT_LOOK_NS, up to CKPT_STRIDE_MAX (a tight loop then pays a
- * clock read every 16 calls, ~2 ns a call), and drops to 1 when they took longer than
- * CKPT_LOOK_NS (a loop of long steps looks at every call), so a deadline is seen within
- * about CKPT_LOOK_NS or CKPT_STRIDE_MAX steps of the caller's work. */
+/* A checkpoint sees what the loop would if the task gave it a turn. With a timer armed on the
+ * core (a deadline is one), every checkpoint reads the clock and fires the timers due: a
+ * deadline that passed is seen by the first checkpoint after it, as in Trio (~20 ns a call;
+ * none without timers). What other cores sent (a crl_call caller's cancellation) is taken in
+ * every ckpt_stride calls: the stride doubles while the calls between two looks take less
+ * than half of CKPT_LOOK_NS, up to CKPT_STRIDE_MAX, and drops to 1 when they took longer
+ * than CKPT_LOOK_NS, so it is seen within about CKPT_LOOK_NS or CKPT_STRIDE_MAX steps of the
+ * caller's work. */
 #define CKPT_LOOK_NS (20 * CRL_USEC_NS)
 enum { CKPT_STRIDE_MAX = 16 };
 
@@ -208,12 +210,20 @@ static __attribute__((noinline)) void checkpoint_look(struct crl__core *c)
     }
 }
 
+static __attribute__((noinline)) void checkpoint_timers(struct crl__core *c)
+{
+    c->now_ns = crl_now_ns();
+    crl__wheel_fire_due(&c->wheel, c->now_ns);
+}
+
 int crl_checkpoint(void)
 {
     struct crl_task *t = crl__self();
     struct crl__core *c = t->core;
     if (--c->ckpt_left == 0)
         checkpoint_look(c);
+    else if (c->wheel.count)
+        checkpoint_timers(c);
     return crl__cancel_status(t);
 }
 
@@ -256,8 +266,9 @@ spawn_misuse(const struct crl__core *c, const struct crl_scope *s, const char *n
     if (!c)
         crl__panic("corral: crl_spawn of '%s' outside a running runtime", name);
     crl__scope_check(s, "crl_spawn");
-    crl__panic("corral: crl_spawn of '%s' into scope %p of core %u from core %u", name,
-               (const void *)s, s->core->id, c->id);
+    crl__panic("corral: scope %p belongs to core %u but was used from core %u (crl_spawn of "
+               "'%s')",
+               (const void *)s, s->core->id, c->id, name);
 }
 
 __attribute__((always_inline)) inline int crl__spawn(struct crl_scope *s, crl_task_fn *fn,

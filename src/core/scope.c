@@ -253,8 +253,8 @@ void crl__scope_check(const struct crl_scope *s, const char *call)
 #ifndef NDEBUG
     struct crl__core *c = crl__cur;
     if (c && s->core != c)
-        crl__panic("corral: %s on scope %p, which belongs to core %u, from core %u", call,
-                   (const void *)s, s->core->id, c->id);
+        crl__panic("corral: scope %p belongs to core %u but was used from core %u (%s)",
+                   (const void *)s, s->core->id, c->id, call);
 #endif
 }
 
@@ -295,11 +295,13 @@ void crl_scope_shield(struct crl_scope *s, bool on)
         propagate_cancel(s);
 }
 
-/* As Trio's cancel_called: also true once the deadline has passed, before its timer fired. */
+/* As Trio's cancel_called: a deadline that has passed, though its timer has not fired yet,
+ * cancels the scope here, so that what this says and what cancellation points see agree.
+ * (Scopes are never const objects: the cast is only the query's.) */
 bool crl_scope_cancelled(const struct crl_scope *s)
 {
     crl__scope_check(s, "crl_scope_cancelled");
-    if (s->cancel_reason)
-        return true;
-    return s->deadline_ns != CRL_NO_DEADLINE && s->deadline_ns <= crl_now_ns();
+    if (!s->cancel_reason && s->deadline_ns != CRL_NO_DEADLINE && s->deadline_ns <= crl_now_ns())
+        scope_cancel((struct crl_scope *)s, ETIMEDOUT);
+    return s->cancel_reason != 0;
 }

@@ -23,7 +23,7 @@ static uint64_t tick_of(int64_t ns) { return ns < 0 ? 0 : (uint64_t)ns >> TICK_S
 
 void crl__wheel_init(struct crl__wheel *w, int64_t now_ns)
 {
-    *w = (struct crl__wheel){.tick = tick_of(now_ns)};
+    *w = (struct crl__wheel){.tick = tick_of(now_ns), .due_hint = INT64_MIN};
 }
 
 static void list_push(struct crl__timer **head, struct crl__timer *t)
@@ -72,6 +72,8 @@ void crl__timer_arm(struct crl__wheel *w, struct crl__timer *t, int64_t deadline
     t->deadline_ns = deadline_ns;
     file_timer(w, t);
     w->count++;
+    if (deadline_ns < w->due_hint)
+        w->due_hint = deadline_ns;
 }
 
 static void unlink_timer(struct crl__wheel *w, struct crl__timer *t)
@@ -183,6 +185,7 @@ static void process_tick(struct crl__wheel *w)
 
 void crl__wheel_advance(struct crl__wheel *w, int64_t now_ns)
 {
+    w->due_hint = INT64_MIN; /* what fires (and re-arms) now changes it */
     if (w->due) {
         struct crl__timer *due = w->due;
         w->due = NULL;
@@ -214,6 +217,16 @@ int64_t crl__wheel_next_ns(const struct crl__wheel *w)
         return INT64_MAX; /* the end of the clock */
     /* A timer fires once the wheel has passed its tick. */
     return (int64_t)((next + 1) << TICK_SHIFT);
+}
+
+void crl__wheel_fire_due(struct crl__wheel *w, int64_t now_ns)
+{
+    if (w->due_hint == INT64_MIN) {
+        int64_t next = crl__wheel_next_ns(w);
+        w->due_hint = next < 0 ? INT64_MAX : next;
+    }
+    if (now_ns >= w->due_hint)
+        crl__wheel_advance(w, now_ns);
 }
 
 /* ---- Sleeping --------------------------------------------------------------------------- */

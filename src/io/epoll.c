@@ -125,7 +125,9 @@ static uint8_t fd_kind(struct ep_fd *e, int fd)
     if (e->kind != FD_UNKNOWN)
         return e->kind;
     struct stat sb;
-    if (fstat(fd, &sb) == 0 && (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode))) {
+    if (fstat(fd, &sb) != 0)
+        return FD_STREAM; /* not open: the op itself says so (-EBADF); nothing is cached */
+    if (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode)) {
         e->kind = FD_FILE;
         int fl = fcntl(fd, F_GETFL);
         e->direct = fl >= 0 && (fl & O_DIRECT);

@@ -150,6 +150,12 @@ static int current_cfg(struct crl__faults_cfg *out)
     return rc;
 }
 
+int crl__faults_check(void)
+{
+    struct crl__faults_cfg cfg;
+    return current_cfg(&cfg);
+}
+
 /* ---- Decisions -------------------------------------------------------------------------- */
 
 void crl__fault_rng_seed(struct crl__fault_rng *r, uint64_t seed, unsigned core_id)

@@ -153,6 +153,8 @@ enum crl__fault crl__faults_draw(struct crl__fault_rng *r, const struct crl__fau
 
 /* Wrap c->io when fault injection is on (nothing otherwise); -EINVAL for a bad
  * CORRAL_FAULTS (logged). */
+/* 0, or -EINVAL (logged) for a bad CORRAL_FAULTS: crl_run asks before any core starts. */
+int crl__faults_check(void);
 int crl__faults_start(struct crl__core *c);
 /* A backend is about to issue op to the kernel: 0 to go ahead, or -EINTR / -EAGAIN to act
  * as if the kernel had answered that (without doing the op). Call only when c->faults. */

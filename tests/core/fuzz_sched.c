@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 enum {
@@ -66,11 +67,14 @@ static struct {
 
 static bool is_cancel(int rc) { return rc == -ECANCELED || rc == -ETIMEDOUT; }
 
-static void must(bool cond)
+static void must_at(bool cond, const char *what, int line)
 {
-    if (!cond)
+    if (!cond) {
+        fprintf(stderr, "fuzz_sched: invariant broken at line %d: %s\n", line, what);
         abort();
+    }
 }
+#define must(cond) must_at((cond), #cond, __LINE__)
 
 static uint8_t next_byte(struct ctx *c) { return c->pc < c->end ? vm.data[c->pc++] : 0; }
 
