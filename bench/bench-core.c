@@ -172,6 +172,32 @@ static double chan_once(long n)
     return ns;
 }
 
+/* ---- checkpoint: the cost of a cancellation point in a loop that computes ------------- */
+
+static int checkpoints(void *arg)
+{
+    long n = *(long *)arg;
+    for (long i = 0; i < n; i++)
+        if (crl_checkpoint() != 0)
+            return -1;
+    return 0;
+}
+
+/* Without a timer on the core a checkpoint reads no clock; under a deadline it reads one. */
+static double checkpoint_once(long n)
+{
+    int64_t t0 = crl_now_ns();
+    checkpoints(&n);
+    return (double)(crl_now_ns() - t0) / (double)n;
+}
+
+static double checkpoint_deadline_once(long n)
+{
+    int64_t t0 = crl_now_ns();
+    crl_with_timeout(3600 * CRL_SEC_NS, checkpoints, &n);
+    return (double)(crl_now_ns() - t0) / (double)n;
+}
+
 /* ---- idle tasks: RSS per task, and a million of them ------------------------------------ */
 
 static long rss_bytes(void)
@@ -299,6 +325,9 @@ static int bench_main(void *arg)
     printf("corral_scope_spawn_join %.2f ns\n", measure(scope_spawn_join_once, 5000000 / scale));
     printf("corral_spawn_batch1000 %.2f ns\n", measure(spawn_batch_once, 5000000 / scale));
     printf("corral_chan_2task %.2f ns\n", measure(chan_once, 20000000 / scale));
+    printf("corral_checkpoint %.2f ns\n", measure(checkpoint_once, 20000000 / scale));
+    printf("corral_checkpoint_deadline %.2f ns\n",
+           measure(checkpoint_deadline_once, 20000000 / scale));
     fflush(stdout);
 
     struct idle_run r;
