@@ -52,8 +52,6 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     struct crl__http_conn *c = conn_of(p);
     uint32_t off = (uint32_t)(at - (c->in + c->msg));
-    if (c->req.target_len == 0 && at[-2] == ' ')
-        return fail(c, 400); /* see on_version */
     if (c->req.target_len == 0)
         c->req.target = off;
     c->req.target_len = off + (uint32_t)len - c->req.target; /* pieces are contiguous */
@@ -67,13 +65,10 @@ static int on_version_complete(llhttp_t *p)
     return 0;
 }
 
-/* One SP between the request line's parts (RFC 9112 3): llhttp lets a run of them through,
- * which a parser splitting on whitespace may read otherwise. */
+/* (Single SPs between the request line's parts: target_status, at the head's end.) */
 static int on_version(llhttp_t *p, const char *at, size_t len)
 {
     struct crl__http_conn *c = conn_of(p);
-    if (crl__http_at(c, c->req.target + c->req.target_len)[1] == ' ')
-        return fail(c, 400);
     c->ps.line_end = end_off(c, at, len);
     return on_line_piece(p, at, len);
 }
