@@ -50,4 +50,5 @@ awk "$AWK_MEDIAN"'
             med("corral_million_idle_start_time"), med("corral_million_idle_rss_per_task")
         printf "raw asm switch floor: ctxsw_asm %.2f ns, ctxsw_asm_fpu_jmp %.2f ns\n", med("ctxsw_asm"), med("ctxsw_asm_fpu_jmp")
     }' "$OUT/all.txt" | tee "$OUT/table.md"
+BENCH_NOTE="${BENCH_NOTE:-$ROUNDS rounds, raw $OUT/all.txt}" bench_history core "$OUT/all.txt"
 echo "[core] raw: $OUT/all.txt" >&2

@@ -6,9 +6,12 @@
 # Environment: ONLY [^(tokio-ct|limit-|corral)], DUR, WARMUP, SUITES as bench-http.sh
 # reads them; BARS_ONLY=DIR checks the bars of an earlier run's DIR/median.tsv, and
 # BARS_ONLY='DIR DIR ...' the medians of every round of those runs pooled.
-# ../shared/peers/setup.sh must have run once (it builds the peers).
+# ../shared/peers/setup.sh must have run once (it builds the peers). A run (not BARS_ONLY)
+# appends its medians to bench/history/http.jsonl as http_SUITE_cCONNS_SERVER_{rps,p99,
+# cpu_per_req,wrk_cpu}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 PEERS="${PEERS:-../shared/peers}"
 if [[ -z "${BARS_ONLY:-}" ]]; then
     [[ -f build/build.ninja ]] || meson setup build --buildtype=release >/dev/null
@@ -91,3 +94,14 @@ awk -F'\t' '
         r = ratio(p99[k], p99[t])
         bar("work: p99 <= tokio-ct+work-spin", r, r <= 1, sprintf("%.2f vs %.2f ms = %.2fx", p99[k] / 1000, p99[t] / 1000, r))
     }' "$dir/median.tsv" | tee "$dir/bars.md"
+
+# The run's medians, one figure per server and measure, into the history.
+if [[ -z "${BARS_ONLY:-}" ]]; then
+    awk -F'\t' '
+        NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+        { k = "http_" $col["suite"] "_c" $col["conns"] "_" $col["server"]
+          print k "_rps", $col["rps"], "req/s"; print k "_p99", $col["p99_us"], "us"
+          print k "_cpu_per_req", $col["srv_cpu_us_per_req"], "us"
+          print k "_wrk_cpu", $col["wrk_cpu_pct"], "%" }' "$dir/median.tsv" >"$dir/figures.txt"
+    BENCH_NOTE="${BENCH_NOTE:-${1:-5} rounds, $dir}" bench_history http "$dir/figures.txt"
+fi

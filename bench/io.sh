@@ -54,4 +54,5 @@ awk "$AWK_MEDIAN"'
         row("offload round trip, io_uring", "corral_io_uring_offload_rtt_samecpu", "tokio_spawn_blocking_rtt_samecpu", "ratio", "(info)")
         row("offload round trip, epoll", "corral_epoll_offload_rtt_samecpu", "tokio_spawn_blocking_rtt_samecpu", "ratio", "(info)")
     }' "$OUT/all.txt" | tee "$OUT/table.md"
+BENCH_NOTE="${BENCH_NOTE:-$ROUNDS rounds, raw $OUT/all.txt}" bench_history io "$OUT/all.txt"
 echo "[io] raw: $OUT/all.txt" >&2

@@ -38,4 +38,5 @@ awk "$AWK_MEDIAN"'
         printf "Cross-core channel, core 0 -> core 1, 8-byte values, capacity 1024: io_uring %.1f M msg/s (%.0f ns/msg), epoll %.1f M msg/s (%.0f ns/msg); for scale, tokio_mpsc_bounded_2task (one thread) %.1f ns/msg\n",
             u / 1e6, 1e9 / u, e / 1e6, 1e9 / e, med("tokio_mpsc_bounded_2task")
     }' "$OUT/all.txt" | tee "$OUT/table.md"
+BENCH_NOTE="${BENCH_NOTE:-$ROUNDS rounds, raw $OUT/all.txt}" bench_history smp "$OUT/all.txt"
 echo "[smp] raw: $OUT/all.txt" >&2

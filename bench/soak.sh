@@ -14,9 +14,11 @@
 #   cut     400 connections that send half a request head and go away, every other one
 #           with a reset (SO_LINGER 0) instead of a FIN
 # After each cycle the script waits until the server's fd count stops falling (up to 3 s),
-# then reads VmRSS and the fd count from /proc. Prints one line per cycle and a summary.
+# then reads VmRSS and the fd count from /proc. Prints one line per cycle and a summary, and
+# appends the summary's figures (soak_*) to bench/history/soak.jsonl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 CYCLES="${1:-12}"
 PHASE_DUR="${PHASE_DUR:-5s}"
 BACKEND="${BACKEND:-uring}"
@@ -126,9 +128,10 @@ for ((cy = 1; cy <= CYCLES; cy++)); do
     settle
     rss_at[cy]=$(rss_kib)
     fds_at[cy]=$(fds)
-    awk -v cy="$cy" -v rss="${rss_at[cy]}" -v fds="${fds_at[cy]}" '
+    awk -v cy="$cy" -v rss="${rss_at[cy]}" -v fds="${fds_at[cy]}" -v totals="$work/totals.txt" '
         { req += $2; non += $3; err += $4 }
-        END { printf "| %d | %d | %d | %d | 400 | %d | %d |\n", cy, req, non, err, rss, fds }' \
+        END { printf "| %d | %d | %d | %d | 400 | %d | %d |\n", cy, req, non, err, rss, fds
+              print req, non, err >>totals }' \
         "$work/cycle.txt"
 done
 
@@ -148,3 +151,22 @@ if ((CYCLES >= 2)); then
         printf "RSS: %d KiB after cycle 2, %d KiB after cycle %d (%+.1f%%)\n", a, b, n, 100 * (b - a) / a }'
 fi
 echo "server exit status after SIGTERM: $status"
+
+fds_sorted=$(printf '%s\n' "${fds_at[@]}" | sort -n)
+awk -v cycles="$CYCLES" -v rss0="$base_rss" -v rss2="${rss_at[2]:-0}" -v rssn="${rss_at[CYCLES]}" \
+    -v fds0="$base_fds" -v fmin="$(head -1 <<<"$fds_sorted")" -v fmax="$(tail -1 <<<"$fds_sorted")" \
+    -v status="$status" '
+    { req += $1; non += $2; err += $3 }
+    END {
+        print "soak_cycles", cycles, "cycles"; print "soak_requests", req, "requests"
+        print "soak_non2xx", non, "responses"; print "soak_socket_errors", err, "errors"
+        print "soak_rss_start", rss0, "KiB"; print "soak_rss_last", rssn, "KiB"
+        if (cycles >= 2) {
+            print "soak_rss_after_cycle2", rss2, "KiB"
+            printf "soak_rss_growth_from_cycle2 %.2f %%\n", 100 * (rssn - rss2) / rss2
+        }
+        print "soak_fds_start", fds0, "fds"; print "soak_fds_min", fmin, "fds"
+        print "soak_fds_max", fmax, "fds"; print "soak_exit_status", status, "status"
+    }' "$work/totals.txt" >"$work/figures.txt"
+BENCH_NOTE="${BENCH_NOTE:-$CYCLES cycles of $PHASE_DUR phases, $BACKEND, $CORES core(s), $BALANCE}" \
+    bench_history soak "$work/figures.txt"

@@ -6,13 +6,16 @@
 #   tsan         meson test in build-tsan/ (ThreadSanitizer, fibers annotated)
 #   valgrind     the release build's tests again under valgrind (memcheck, errors fail)
 #   aarch64      the core tests cross-compiled for aarch64 and run under qemu-user
+#   deb          the Debian packages built in build-deb/ (scripts/deb.sh --check, no tests
+#                run in it): their files, the packages unpacked checked as an install
+#                (tests/install/check.sh), lintian (errors fail)
 #   fuzz         each libFuzzer target of FUZZ_TARGETS (clang, ASan+UBSan) for FUZZ_SECONDS
 #                (40) on its seed corpus: tests/http/fuzz_conn, fuzz_client, tests/core/fuzz_sched
 # STAGES="release asan" picks stages. Prints "N passed, N failed" over all stages at the end.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-STAGES="${STAGES:-format release asan tsan valgrind aarch64 fuzz}"
+STAGES="${STAGES:-format release asan tsan valgrind aarch64 deb fuzz}"
 JOBS="${JOBS:-2}"
 passed=0 failed=0 status=0
 # Logs of this run, apart from those of any other run at the same time.
@@ -25,7 +28,13 @@ count() {
     fail=$(awk '/^(Fail|Timeout|Unexpected Pass):/ {s += $NF} END {print s + 0}' "$log")
     passed=$((passed + ${ok:-0}))
     failed=$((failed + ${fail:-0}))
+    # the failed tests' lines, told again at the end (CI shows a run's last lines only)
+    awk -v stage="$2" '/^Summary of Failures:/ {on = 1; next} on && /^ *[0-9]+\/[0-9]+ / {print stage ": " $0}' \
+        "$log" >>"$LOGS/failures"
 }
+
+# A stage's failure other than its tests' (build, setup, a non-meson check), for the end.
+failed_stage() { echo "$1: $2" >>"$LOGS/failures"; }
 
 stage() { # name builddir timeout-seconds meson-setup-args...
     local name="$1" dir="$2" limit="$3"
@@ -33,18 +42,19 @@ stage() { # name builddir timeout-seconds meson-setup-args...
     echo "== stage $name ($dir, at most ${limit}s)"
     if [[ ! -f "$dir/build.ninja" ]]; then
         meson setup "$dir" "$@" >"$LOGS/setup-$name.log" 2>&1 ||
-            { cat "$LOGS/setup-$name.log"; failed=$((failed + 1)); status=1; return; }
+            { cat "$LOGS/setup-$name.log"; failed=$((failed + 1)); status=1; failed_stage "$name" "meson setup"; return; }
     fi
     if ! timeout "$limit" ninja -C "$dir" >"$LOGS/build-$name.log" 2>&1; then
         tail -40 "$LOGS/build-$name.log"
         failed=$((failed + 1)) status=1
+        failed_stage "$name" "the build"
         return
     fi
     local log="$LOGS/test-$name.log"
     # shellcheck disable=SC2086 # NOSUITE: meson's suite options, split
     timeout "$limit" meson test -C "$dir" ${NOSUITE:-} --num-processes "$JOBS" --print-errorlogs 2>&1 | tee "$log"
     [[ ${PIPESTATUS[0]} == 0 ]] || status=1
-    count "$log"
+    count "$log" "$name"
 }
 
 # The libFuzzer targets of the fuzz stage: tests/AREA/fuzz_NAME with seeds in CORPUS.
@@ -77,6 +87,7 @@ for s in $STAGES; do
             passed=$((passed + 1))
         else
             failed=$((failed + 1)) status=1
+            failed_stage format clang-format
         fi
         ;;
     release) stage release build 900 --buildtype=release ;;
@@ -90,12 +101,15 @@ for s in $STAGES; do
             log=$LOGS/test-valgrind.log
             # one core unless a test asks for more: valgrind 3.19 stalls threads while one
             # waits in io_uring_enter. The cases of a file run in one process (a fork per
-            # case costs valgrind ~0.5 s: the stage would take 2-3 times as long).
+            # case costs valgrind ~0.5 s: the stage would take 2-3 times as long). Not the
+            # docs suite: its tests are scripts (doxygen's output, snippets), not our code; nor
+            # uring-pool (tests/meson.build), whose epoll runs stay.
             CORRAL_CORES=1 CORRAL_TEST_NOFORK=1 timeout 900 meson test -C build \
-                --num-processes "$JOBS" --print-errorlogs --no-suite diff --no-suite faults \
+                --num-processes "$JOBS" --print-errorlogs --no-suite diff --no-suite faults --no-suite docs --no-suite install \
+                --no-suite uring-pool \
                 --wrapper 'valgrind -q --error-exitcode=9' 2>&1 | tee "$log"
             [[ ${PIPESTATUS[0]} == 0 ]] || status=1
-            count "$log"
+            count "$log" valgrind
         else
             echo "== stage valgrind skipped: valgrind not installed"
         fi
@@ -108,6 +122,21 @@ for s in $STAGES; do
             echo "== stage aarch64 skipped: no cross compiler or qemu-user"
         fi
         ;;
+    deb)
+        if command -v dpkg-buildpackage >/dev/null && command -v lintian >/dev/null; then
+            echo "== stage deb (build-deb/, at most 900s)"
+            if DEB_BUILD_OPTIONS=nocheck timeout 900 scripts/deb.sh --check >$LOGS/deb.log 2>&1; then
+                grep -E '^(ok|FAIL|[EWI]):' $LOGS/deb.log
+                passed=$((passed + 1))
+            else
+                tail -60 $LOGS/deb.log
+                failed=$((failed + 1)) status=1
+                failed_stage deb "scripts/deb.sh --check"
+            fi
+        else
+            echo "== stage deb skipped: dpkg-buildpackage or lintian not installed"
+        fi
+        ;;
     fuzz)
         if command -v clang >/dev/null; then
             echo "== stage fuzz (build-fuzz/, ${FUZZ_SECONDS} s of fuzzing per target)"
@@ -115,11 +144,13 @@ for s in $STAGES; do
                 CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined \
                     -Db_lundef=false -Db_lto=false -Dbench=false >$LOGS/setup-fuzz.log 2>&1; then
                 for t in $FUZZ_TARGETS; do # tests/<area>/fuzz_<name>, seeds in its corpus dir
-                    fuzz_target "$t" && passed=$((passed + 1)) || { failed=$((failed + 1)) status=1; }
+                    fuzz_target "$t" && passed=$((passed + 1)) ||
+                        { failed=$((failed + 1)) status=1; failed_stage fuzz "${t%%:*}"; }
                 done
             else
                 cat $LOGS/setup-fuzz.log
                 failed=$((failed + 1)) status=1
+                failed_stage fuzz "meson setup"
             fi
         else
             echo "== stage fuzz skipped: clang not installed"
@@ -129,5 +160,9 @@ for s in $STAGES; do
     esac
 done
 
+if [[ -s $LOGS/failures ]]; then
+    echo "== what failed (logs in $LOGS)"
+    cat "$LOGS/failures"
+fi
 echo "$passed passed, $failed failed"
 exit $status

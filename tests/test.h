@@ -31,6 +31,10 @@ void test_mark_skipped(const char *why);
     }                                                                                              \
     static void name(void)
 
+/* A test file may define this to reset its own state before every case: with
+ * CORRAL_TEST_NOFORK (the valgrind stage) the cases of a file share one process. */
+void test_before_each(void) __attribute__((weak));
+
 #define TEST(name) TEST_CASE_(name, true, 0)
 #define TEST_PLAIN(name) TEST_CASE_(name, false, 0)
 /* A TEST() case with a timeout of its own, in seconds, over the default and the environment. */
@@ -76,8 +80,17 @@ struct child_result {
 };
 void test_in_child(void (*fn)(void *), void *arg, struct child_result *out);
 
-/* True under valgrind or TSan, where tests with 100 000 tasks are too slow to run. */
+/* True under valgrind or TSan, where tests with 100 000 tasks are too slow to run and timing
+ * is not kept (TSan defers signals, such as the stall detector's, to points of its own). */
 bool test_slow_env(void);
+
+/* A function whose frame a backtrace must show: never inlined, nor cloned (a clone's name,
+ * "f.constprop.0", is not the one the test looks for). */
+#if defined(__clang__)
+#define KEEP_FRAME __attribute__((noinline))
+#else
+#define KEEP_FRAME __attribute__((noinline, noclone))
+#endif
 
 /* True under valgrind. */
 bool test_under_valgrind(void);
@@ -86,6 +99,11 @@ bool test_under_valgrind(void);
  * which stalls the other threads while one waits in io_uring_enter), or NULL if it can. */
 const char *test_cannot_run_cores(unsigned n);
 
+/* Why a core cannot wait for another thread of the process here (valgrind 3.19 on io_uring:
+ * while the core waits in io_uring_enter the other threads barely run, so a pool job such as
+ * getaddrinfo outlasts any deadline and a foreign thread's request is never sent), or NULL. */
+const char *test_cannot_run_other_threads(void);
+
 /* Skip the case unless a runtime of n cores can run here. */
 #define TEST_NEED_CORES(n)                                                                         \
     do {                                                                                           \
@@ -93,6 +111,13 @@ const char *test_cannot_run_cores(unsigned n);
         if (why_)                                                                                  \
             TEST_SKIP(why_);                                                                       \
     } while (0)
+
+/* Debian's interpreter, whose python3-* packages the checkers import. */
+#define TEST_PYTHON "/usr/bin/python3"
+
+/* Run TEST_PYTHON script with the NULL-terminated arguments (at most 29) and wait for it:
+ * its exit status (127: it could not be run). A script NULL fails the case. */
+int test_python(const char *script, ...);
 
 /* Open file descriptors of this process (entries of /proc/self/fd). */
 int test_count_fds(void);

@@ -96,6 +96,29 @@ bool test_under_valgrind(void)
 #endif
 }
 
+int test_python(const char *script, ...)
+{
+    CHECK(script != NULL);
+    const char *argv[32] = {TEST_PYTHON, script};
+    int argc = 2;
+    va_list ap;
+    va_start(ap, script);
+    for (const char *a; argc < 31 && (a = va_arg(ap, const char *));)
+        argv[argc++] = a;
+    va_end(ap);
+    argv[argc] = NULL;
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+        execv(TEST_PYTHON, (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    CHECK(WIFEXITED(status));
+    return WEXITSTATUS(status);
+}
+
 const char *test_cannot_run_cores(unsigned n)
 {
     cpu_set_t set;
@@ -104,6 +127,16 @@ const char *test_cannot_run_cores(unsigned n)
     const char *backend = getenv("CORRAL_BACKEND");
     if (n > 1 && test_under_valgrind() && !(backend && strcmp(backend, "epoll") == 0))
         return "valgrind 3.19 stalls the other threads while one waits in io_uring_enter";
+    return NULL;
+}
+
+const char *test_cannot_run_other_threads(void)
+{
+    const char *backend = getenv("CORRAL_BACKEND");
+    if (test_under_valgrind() && !(backend && strcmp(backend, "epoll") == 0))
+        return "valgrind 3.19 barely runs other threads (the pool, a foreign caller) while the "
+               "core "
+               "waits in io_uring_enter";
     return NULL;
 }
 
@@ -158,6 +191,8 @@ static enum outcome run_case(const struct test_case *tc)
 {
     current = tc->name;
     skipped = false;
+    if (test_before_each)
+        test_before_each();
     if (tc->in_runtime) {
         int rc = crl_run(&(struct crl_config){.cores = 1}, run_in_task, (void *)tc->fn);
         if (rc != 0) {

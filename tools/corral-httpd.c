@@ -1,11 +1,15 @@
 /* corral-httpd.c - the demo HTTP/1.1 server on corral: hello, the essay's CPU-work route, an
- * echo and static files under --root, served thread-per-core until SIGINT or SIGTERM stops it
- * gracefully (in-flight requests finish, then exit 0). */
+ * echo, static files under --root and, with --metrics, the runtime's counters for Prometheus,
+ * served thread-per-core until SIGINT or SIGTERM stops it gracefully (in-flight requests
+ * finish, then exit 0). SIGUSR1 writes the counters and a dump of every task to stderr, from
+ * a thread of its own; --debug adds a route whose handler blocks in sleep(1), for the stall
+ * detector to report. */
 #define _GNU_SOURCE
 #include "corral.h"
 #include "static.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -14,10 +18,17 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
+
+#ifndef CORRAL_VERSION
+#error "CORRAL_VERSION, the project's version, comes from meson.build"
+#endif
 
 struct httpd {
     const char *addr;
@@ -25,9 +36,14 @@ struct httpd {
     unsigned cores; /* 0 = every CPU of the affinity mask (crl_run's default) */
     enum crl_backend backend;
     enum crl_balance balance;
-    bool work;               /* GET / does the /work route's work */
-    int rootfd;              /* --root, opened O_PATH */
-    struct crl_scope *scope; /* the scope running the server; a signal cancels it */
+    unsigned max_conns;          /* --max-conns: per core, 0 = crl_serve's default */
+    bool work;                   /* GET / does the /work route's work */
+    bool metrics;                /* GET /metrics serves the counters */
+    bool debug;                  /* GET /debug/sleep blocks its core for a second */
+    const char *trace_file;      /* --trace: crl_config.trace_file */
+    int rootfd;                  /* --root, opened O_PATH */
+    struct crl_scope *scope;     /* the scope running the server; a signal cancels it */
+    struct inspector *inspector; /* SIGUSR1's thread */
 };
 
 /* ---- Routes ----------------------------------------------------------------------------- */
@@ -101,6 +117,42 @@ static int route_echo(crl_http_req *req, crl_http_res *res)
         return (int)n; /* the server has answered (413, 408, 400) */
     const char *type = crl_http_req_header(req, "Content-Type");
     return crl_http_res_send(res, 200, type ? type : "application/octet-stream", body, (size_t)n);
+}
+
+/* GET /metrics: every core's counters in the Prometheus text format (version 0.0.4). */
+static int route_metrics(crl_http_res *res)
+{
+    size_t cap = crl_metrics_text(NULL, 0) + 256; /* room for counters that grow meanwhile */
+    for (;;) {
+        char *text = malloc(cap);
+        if (!text)
+            return send_text(res, 503, "Service Unavailable\n");
+        size_t len = crl_metrics_text(text, cap);
+        if (len < cap) {
+            int rc = crl_http_res_send(res, 200, "text/plain; version=0.0.4", text, len);
+            free(text);
+            return rc;
+        }
+        free(text);
+        cap = len + 256;
+    }
+}
+
+/* GET /debug/sleep (--debug): a handler making the mistake the stall detector is for, a
+ * blocking call that holds its core's thread. The detector's signal cuts the sleep short
+ * (nanosleep returns EINTR, sleep(3) what is left): it reports the stall, it does not cure
+ * it. The answer tells how long the sleep lasted. Not inlined, so that the report's
+ * backtrace names it. */
+__attribute__((noinline)) static int route_debug_sleep(crl_http_res *res)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    sleep(1);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long long ms = (t1.tv_sec - t0.tv_sec) * 1000LL + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    char text[64];
+    snprintf(text, sizeof text, "slept %lld ms\n", ms);
+    return send_text(res, 200, text);
 }
 
 /* ---- Static files ----------------------------------------------------------------------- */
@@ -232,6 +284,10 @@ static int handle(crl_http_req *req, crl_http_res *res, void *ctx)
         return strcmp(method, "POST") == 0 ? route_echo(req, res) : not_allowed(res, "POST");
     if (strncmp(path, "/files", 6) == 0 && (path[6] == '/' || path[6] == '\0'))
         return route_files(h, req, res, path + 6);
+    if (h->metrics && strcmp(path, "/metrics") == 0)
+        return is_get_or_head(method) ? route_metrics(res) : not_allowed(res, "GET, HEAD");
+    if (h->debug && strcmp(path, "/debug/sleep") == 0)
+        return is_get_or_head(method) ? route_debug_sleep(res) : not_allowed(res, "GET, HEAD");
     return not_found(res);
 }
 
@@ -260,7 +316,8 @@ static void on_ready(void *ctx, const struct sockaddr *addr, socklen_t len)
 static int serve_task(void *arg)
 {
     struct httpd *h = arg;
-    struct crl_http_server_opts opts = {.serve = {.balance = h->balance, .on_ready = on_ready}};
+    struct crl_http_server_opts opts = {
+        .serve = {.balance = h->balance, .max_conns = h->max_conns, .on_ready = on_ready}};
     int rc = crl_http_serve(h->addr, &opts, handle, h);
     crl_scope_cancel(h->scope); /* ends the signal task too */
     return rc;
@@ -294,7 +351,158 @@ static int app_body(struct crl_scope *s, void *arg)
     return rc ? rc : crl_spawn(s, signal_task, h);
 }
 
-static int app(void *arg) { return crl_scope_run(app_body, arg); }
+/* ---- SIGUSR1: the counters and the dump, off the executors ------------------------------ */
+
+/* A thread of its own waits for SIGUSR1 (blocked in every thread, executors included), so
+ * that a stalled core, even core 0, does not keep it from answering: it reads the counters
+ * through the runtime's handle, and crl_dump asks each core with a bound on the wait. */
+struct inspector {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    struct crl_runtime *rt; /* under lock: set while the server's root task runs */
+    bool stop;              /* under lock */
+};
+
+/* The fields of struct crl_stats, in its order: name, offset, and elements (every one is a
+ * uint64_t). */
+#define STATS_FIELDS(X)                                                                            \
+    X(tasks_spawned)                                                                               \
+    X(tasks_live)                                                                                  \
+    X(switches)                                                                                    \
+    X(runq_high)                                                                                   \
+    X(busy_ns)                                                                                     \
+    X(idle_ns)                                                                                     \
+    X(loop_turns)                                                                                  \
+    X(sleeps)                                                                                      \
+    X(wakeups_sent)                                                                                \
+    X(wakeups_received)                                                                            \
+    X(io_started)                                                                                  \
+    X(io_completed)                                                                                \
+    X(io_cancelled)                                                                                \
+    X(timers_armed)                                                                                \
+    X(timers_fired)                                                                                \
+    X(calls_sent)                                                                                  \
+    X(calls_received)                                                                              \
+    X(chan_sent)                                                                                   \
+    X(chan_received)                                                                               \
+    X(pool_queued)                                                                                 \
+    X(pool_run)                                                                                    \
+    X(stalls)                                                                                      \
+    X(conns_accepted)                                                                              \
+    X(conns_live)                                                                                  \
+    X(http_requests)                                                                               \
+    X(http_responses)                                                                              \
+    X(http_bytes_in)                                                                               \
+    X(http_bytes_out)                                                                              \
+    X(http_parse_errors)                                                                           \
+    X(http_timeouts)                                                                               \
+    X(io_ops)                                                                                      \
+    X(accept_calls)                                                                                \
+    X(accept_emfile)
+#define STATS_FIELD(f) {#f, offsetof(struct crl_stats, f), sizeof(((struct crl_stats *)0)->f) / 8},
+static const struct stats_field {
+    const char *name;
+    size_t offset, elements;
+} stats_fields[] = {STATS_FIELDS(STATS_FIELD)};
+#undef STATS_FIELD
+#define STATS_SIZE(f) +sizeof(((struct crl_stats *)0)->f)
+static_assert(0 STATS_FIELDS(STATS_SIZE) == sizeof(struct crl_stats),
+              "a field added to struct crl_stats is added to STATS_FIELDS");
+#undef STATS_SIZE
+
+/* One line of counters: NAME=VALUE for each field, an array's elements by index as
+ * NAME=a/b/c. */
+static void print_stats(FILE *out, const char *who, const struct crl_stats *st)
+{
+    fprintf(out, "corral-httpd: counters, %s:", who);
+    for (size_t i = 0; i < sizeof stats_fields / sizeof stats_fields[0]; i++) {
+        const struct stats_field *f = &stats_fields[i];
+        const uint64_t *v = (const uint64_t *)((const char *)st + f->offset);
+        fprintf(out, " %s=", f->name);
+        for (size_t k = 0; k < f->elements; k++)
+            fprintf(out, "%s%" PRIu64, k ? "/" : "", v[k]);
+    }
+    fputc('\n', out);
+}
+
+/* The sums over every core, then each core's line; stderr locked so that the lines stay
+ * together. */
+static void write_counters(struct crl_runtime *rt)
+{
+    struct crl_stats st;
+    flockfile(stderr);
+    if (crl_runtime_stats(rt, CRL_ALL_CORES, &st) == 0)
+        print_stats(stderr, "all cores", &st);
+    for (unsigned k = 0; crl_runtime_stats(rt, k, &st) == 0; k++) {
+        char who[32];
+        snprintf(who, sizeof who, "core %u", k);
+        print_stats(stderr, who, &st);
+    }
+    fflush(stderr);
+    funlockfile(stderr);
+}
+
+static void *inspector_main(void *arg)
+{
+    struct inspector *in = arg;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    for (;;) {
+        if (sigwaitinfo(&set, NULL) < 0)
+            continue; /* EINTR */
+        pthread_mutex_lock(&in->lock);
+        bool stop = in->stop, running = in->rt != NULL;
+        if (!stop && running) {
+            fprintf(stderr, "corral-httpd: SIGUSR1: counters and tasks\n");
+            write_counters(in->rt);
+        }
+        pthread_mutex_unlock(&in->lock);
+        if (stop)
+            return NULL;
+        if (running) /* outside the lock: it waits for the cores (bounded) */
+            crl_dump(STDERR_FILENO);
+    }
+}
+
+/* SIGUSR1 blocked first, so that every thread made afterwards (the executors) inherits it. */
+static bool inspector_start(struct inspector *in)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    int rc = pthread_create(&in->thread, NULL, inspector_main, in);
+    if (rc)
+        fprintf(stderr, "corral-httpd: no SIGUSR1 thread: %s\n", strerror(rc));
+    return rc == 0;
+}
+
+static void inspector_stop(struct inspector *in)
+{
+    pthread_mutex_lock(&in->lock);
+    in->stop = true;
+    pthread_mutex_unlock(&in->lock);
+    pthread_kill(in->thread, SIGUSR1);
+    pthread_join(in->thread, NULL);
+}
+
+static void inspector_attach(struct inspector *in, struct crl_runtime *rt)
+{
+    pthread_mutex_lock(&in->lock);
+    in->rt = rt;
+    pthread_mutex_unlock(&in->lock);
+}
+
+/* The root task: the runtime is the inspector's while it runs. */
+static int app(void *arg)
+{
+    struct httpd *h = arg;
+    inspector_attach(h->inspector, crl_runtime_current());
+    int rc = crl_scope_run(app_body, arg);
+    inspector_attach(h->inspector, NULL);
+    return rc;
+}
 
 /* ---- Flags ------------------------------------------------------------------------------ */
 
@@ -308,10 +516,31 @@ static void usage(FILE *out)
           "  --balance B        spread connections: reuseport, rr or least (default "
           "reuseport)\n"
           "  --root DIR         directory served under /files/ (default ./www)\n"
+          "  --max-conns N      live connections per core, at least 1 (default 10000; the\n"
+          "                     open-files limit is raised to its hard limit)\n"
           "  --work             GET / does the work of GET /work\n"
+          "  --metrics          serve the runtime's counters at GET /metrics (Prometheus)\n"
+          "  --trace FILE       trace every core, written to FILE as Chrome trace JSON at exit\n"
+          "                     and at a stall (default: $CORRAL_TRACE, else no trace)\n"
+          "  --debug            add GET /debug/sleep, whose handler blocks in sleep(1)\n"
           "  --help             print this and exit\n"
-          "routes: GET / (Hello, world!), GET /work, POST /echo, GET /files/PATH\n",
+          "  --version          print the version and exit\n"
+          "routes: GET / (Hello, world!), GET /work, POST /echo, GET /files/PATH,\n"
+          "        GET /metrics (with --metrics), GET /debug/sleep (with --debug)\n"
+          "signals: SIGINT, SIGTERM stop gracefully; SIGUSR1 writes the counters and every\n"
+          "         task to stderr\n",
           out);
+}
+
+/* Every connection is a descriptor: take as many as the hard limit allows (Debian's soft
+ * limit, 1024, would cap the server near a thousand connections). */
+static void raise_open_files_limit(void)
+{
+    struct rlimit lim;
+    if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+        lim.rlim_cur = lim.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &lim);
+    }
 }
 
 static unsigned affinity_cpus(void)
@@ -323,15 +552,15 @@ static unsigned affinity_cpus(void)
     return n > 0 ? (unsigned)n : 1;
 }
 
-/* --cores N: 0 means every CPU we may run on; more than those is refused. */
-static int parse_cores(const char *s, unsigned *cores)
+/* A decimal number in [min, max] into *out, or -EINVAL. */
+static int parse_unsigned(const char *s, unsigned long min, unsigned long max, unsigned *out)
 {
     char *end;
     errno = 0;
     unsigned long n = strtoul(s, &end, 10);
-    if (errno || end == s || *end || s[0] == '-' || n > affinity_cpus())
+    if (errno || end == s || *end || s[0] == '-' || n < min || n > max)
         return -EINVAL;
-    *cores = (unsigned)n;
+    *out = (unsigned)n;
     return 0;
 }
 
@@ -341,7 +570,12 @@ static int parse_flag(int opt, const char *val, struct httpd *h)
     case 'a': h->addr = val; return 0;
     case 'r': h->root = val; return 0;
     case 'w': h->work = true; return 0;
-    case 'c': return parse_cores(val, &h->cores);
+    case 'm': h->metrics = true; return 0;
+    case 'd': h->debug = true; return 0;
+    case 't': h->trace_file = val; return 0;
+    /* --cores N: 0 means every CPU we may run on; more than those is refused */
+    case 'c': return parse_unsigned(val, 0, affinity_cpus(), &h->cores);
+    case 'n': return parse_unsigned(val, 1, UINT_MAX, &h->max_conns);
     case 'b':
         if (strcmp(val, "uring") == 0 || strcmp(val, "io_uring") == 0)
             h->backend = CRL_BACKEND_URING;
@@ -364,19 +598,32 @@ static int parse_flag(int opt, const char *val, struct httpd *h)
     }
 }
 
-/* 0 to run, 1 after --help, -EINVAL for a bad command line (reported on stderr). */
+/* 0 to run, 1 after --help or --version, -EINVAL for a bad command line (reported on stderr). */
 static int parse_args(int argc, char **argv, struct httpd *h)
 {
     static const struct option options[] = {
-        {"addr", required_argument, NULL, 'a'},    {"cores", required_argument, NULL, 'c'},
-        {"backend", required_argument, NULL, 'b'}, {"balance", required_argument, NULL, 'l'},
-        {"root", required_argument, NULL, 'r'},    {"work", no_argument, NULL, 'w'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+        {"addr", required_argument, NULL, 'a'},
+        {"cores", required_argument, NULL, 'c'},
+        {"backend", required_argument, NULL, 'b'},
+        {"balance", required_argument, NULL, 'l'},
+        {"root", required_argument, NULL, 'r'},
+        {"work", no_argument, NULL, 'w'},
+        {"metrics", no_argument, NULL, 'm'},
+        {"trace", required_argument, NULL, 't'},
+        {"debug", no_argument, NULL, 'd'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
+        {"max-conns", required_argument, NULL, 'n'},
+        {NULL, 0, NULL, 0},
     };
     int opt, index = 0;
     while ((opt = getopt_long(argc, argv, "", options, &index)) != -1) {
         if (opt == 'h') {
             usage(stdout);
+            return 1;
+        }
+        if (opt == 'V') {
+            puts("corral-httpd " CORRAL_VERSION);
             return 1;
         }
         if (opt == '?' || parse_flag(opt, optarg, h) != 0) {
@@ -412,8 +659,14 @@ int main(int argc, char **argv)
     stop_signals(&set);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
-    struct crl_config cfg = {.cores = h.cores, .backend = h.backend};
+    raise_open_files_limit();
+    struct inspector inspector = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    bool inspecting = inspector_start(&inspector);
+    h.inspector = &inspector;
+    struct crl_config cfg = {.cores = h.cores, .backend = h.backend, .trace_file = h.trace_file};
     rc = crl_run(&cfg, app, &h);
+    if (inspecting)
+        inspector_stop(&inspector);
     close(h.rootfd);
     if (rc < 0) {
         fprintf(stderr, "corral-httpd: %s: %s\n", h.addr, strerror(-rc));

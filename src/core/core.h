@@ -1,13 +1,16 @@
 /* core.h - internal types of corral's per-core runtime: the core, tasks, scopes, timers.
  *
- * All per-core state hangs off one struct crl__core reached through one thread-local pointer
- * (crl__cur), so that a simulator can later run several cores' executors on one thread by
- * swapping that pointer. Nothing here is locked: a core's objects are touched by its own
- * thread only. */
+ * All per-core state is reached through one thread-local pointer (crl__cur) to core's part of
+ * the core (struct crl__core below, linked to the other layers' parts), so that a simulator
+ * can later run several cores' executors on one thread by swapping that pointer. Nothing
+ * here is locked: a core's objects are touched by its own thread only. */
 #ifndef CRL_CORE_CORE_H
 #define CRL_CORE_CORE_H
 
 #include "corral.h"
+#include "clock.h"
+#include "count.h"
+#include "trace.h"
 
 #include <pthread.h>
 #include <time.h>
@@ -15,6 +18,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* ---- Intrusive doubly linked list (circular, with a head node) ---------------------------- */
 
@@ -64,6 +68,7 @@ struct crl__wheel {
     /* No armed timer is due before this (a lower bound; INT64_MIN: not known since the last
      * advance): what lets crl_checkpoint see a passed deadline without walking the wheel. */
     int64_t due_hint;
+    uint64_t armed, fired; /* counters (crl_stats' timers_armed, timers_fired) */
 };
 
 void crl__wheel_init(struct crl__wheel *w, int64_t now_ns);
@@ -132,6 +137,9 @@ struct crl_task {
     bool cancel_hint;            /* may be cancelled: false means surely not (see scope.c) */
     enum crl__task_state state;
     int wake_result;
+    /* The core's cached clock (c->now_ns, loop-turn granularity) when it was spawned and when
+     * it was last switched in: for the dump, at a store each, no clock read. */
+    int64_t ran_ns, spawned_ns;
     void (*unpark)(
         struct crl_task *t); /* while parked: undoes the wait on cancel; NULL = not cancellable */
     void *park_obj;          /* what it waits on (for unpark and the tree dump) */
@@ -163,50 +171,37 @@ struct crl_scope {
     int cancel_reason; /* 0, ECANCELED or ETIMEDOUT */
     bool shield;
     bool joining;               /* owner is parked waiting for nlive == 0 */
+    uint32_t token_slot;        /* its entry in the core's token table, 0 = none (scope.c) */
     struct crl__timer deadline; /* armed while a deadline is set and not fired */
     int64_t deadline_ns;
 };
 
-/* ---- The core --------------------------------------------------------------------------- */
+/* ---- The core ---------------------------------------------------------------------------
+ *
+ * A core's state is built of parts, one per module, each with its own init and fini: this one
+ * (scheduler, timers, stacks, scopes), the I/O layer's (src/io/io.h) and the cross-core
+ * layer's (src/smp/smp.h). The runtime layer (src/runtime/runtime.h) defines the struct that
+ * holds them all and links them here: core never looks inside the other parts. */
 
-struct crl__ring;
-
-/* A start or stop line for executor threads: like a barrier, but the number of threads
- * expected can be cut while some wait (when a thread could not be created). */
-struct crl__gate {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    unsigned arrived, expected;
+/* An entry of a core's table of scopes that cancellation tokens name (scope.c). */
+struct crl__token_slot {
+    struct crl_scope *scope; /* NULL while free */
+    uint64_t gen;            /* the token's generation while in use, 0 while free */
+    uint32_t next_free;      /* while free: the next free entry, 0 = none */
 };
 
-struct crl__runtime {
-    struct crl_config cfg; /* with defaults filled in */
-    unsigned ncores;
-    struct crl__core **cores; /* by id, each set by its own thread before the start barrier */
-    struct crl__ring *rings;  /* ncores x ncores: rings[from * ncores + to] */
-    _Atomic bool stopping;    /* core 0's root scope is done: the other cores wind down */
-    struct crl__gate started; /* passed once every executor thread has set up its core */
-    struct crl__gate stopped; /* passed once core 0 has woken every core to stop */
-};
-
-struct crl__io_ops;
-struct crl__job;
-struct crl__foreign;
-struct crl__xnote;
-struct crl__faults;
+struct crl__runtime;
+struct crl__io_core;
+struct crl__smp_core;
 
 struct crl__core {
-    struct crl__runtime *rt;
-    unsigned id;                  /* index in rt->cores; core 0 runs the root task */
-    const struct crl__io_ops *io; /* the I/O backend (src/io) */
-    void *io_state;
-    size_t io_pending;          /* operations submitted and not yet completed */
-    int wake_fd;                /* eventfd other threads write to wake this core */
-    pthread_mutex_t done_lock;  /* guards done_jobs, filled by pool threads */
-    struct crl__job *done_jobs; /* finished blocking-pool jobs to complete here */
-    size_t offload_pending;     /* jobs queued or running in the pool */
-    struct crl_task *cur;       /* running task, or &loop while the loop runs */
-    struct crl_task loop;       /* the scheduler's own context (the thread's stack) */
+    unsigned id;                  /* index among the runtime's cores; core 0 runs the root task */
+    const struct crl_config *cfg; /* the runtime's, with defaults filled in */
+    struct crl__runtime *rt;      /* the runtime layer's (opaque here) */
+    struct crl__io_core *io;      /* the I/O layer's part of this core (opaque here) */
+    struct crl__smp_core *smp;    /* the cross-core layer's part (opaque here) */
+    struct crl_task *cur;         /* running task, or &loop while the loop runs */
+    struct crl_task loop;         /* the scheduler's own context (the thread's stack) */
     struct crl_task *runq_head, *runq_tail;
     unsigned budget; /* switches left before the loop must poll */
     struct crl__wheel wheel;
@@ -222,33 +217,23 @@ struct crl__core {
     /* Fault injection's hook in task allocation (set by src/io/faults.c, NULL when off):
      * true refuses this spawn with -ENOMEM. */
     bool (*stack_fault)(struct crl__core *c);
-    struct crl__faults *faults; /* src/io/faults.c's state for this core, NULL when off */
     struct crl_scope *root;
-    size_t ntasks; /* live tasks, the root task included */
-    struct crl_stats stats;
-    struct crl__list remote_calls; /* calls from other cores running here (src/smp/call.c) */
-    unsigned *credits;             /* per target core: calls this core may still send */
-    size_t remote_pending;         /* this core's calls waiting for a reply */
-    uint32_t cancel_seen;          /* cancel_gen when this core last looked at remote_calls */
-    bool polled_enough;            /* a caller just spun idle_poll_ns for its reply */
-    pthread_mutex_t foreign_lock;  /* guards foreign (src/smp/call.c) */
-    struct crl__foreign *foreign;  /* calls from non-executor threads, newest first */
-    bool foreign_closed;
-    /* The mailbox: what other cores write or read here, on a cache line of its own so that
-     * it does not bounce with the fields this core updates all the time. */
-    _Alignas(64) _Atomic bool sleeping; /* about to block or blocked in the backend's wait */
-    _Atomic bool foreign_pending;       /* set after a push to foreign */
-    _Atomic uint32_t cancel_gen;        /* bumped by a core cancelling a call running here */
-    _Atomic(struct crl__xnote *) notes; /* wake-ups posted by other cores (src/smp/xchan.c) */
+    struct crl__token_slot *tokens; /* entry 0 unused: a token_slot of 0 means none */
+    uint32_t ntokens, token_free;   /* entries made so far; first free entry (0 = none) */
+    struct crl_stats stats;         /* its tasks_live: live tasks, the root task included */
+    struct crl__trace_ring *trace;  /* the flight recorder, NULL when tracing is off */
     _Alignas(64) void *core_locals[CRL_CORE_LOCALS_MAX]; /* this core's instances (local.c) */
-    struct crl_event credit_freed; /* a reply came back: a credit is free again */
-    struct crl_event fd_freed;     /* set by crl_close for accepts backing off on EMFILE */
-    void *altstack;                /* signal stack for the stack-overflow handler */
+    void *altstack; /* signal stack for the stack-overflow handler */
     size_t altstack_size;
     void *prev_altstack; /* the thread's signal stack before ours, restored after */
     size_t prev_altstack_size;
     int prev_altstack_flags;
 };
+
+/* Set up core's part of c (id, cfg and the links to the other parts already set): the loop
+ * context on the calling thread, timers, stacks, the root scope. */
+int crl__core_init(struct crl__core *c, struct crl_scope *root);
+void crl__core_fini(struct crl__core *c);
 
 extern __thread struct crl__core *crl__cur __attribute__((tls_model("initial-exec")));
 
@@ -261,6 +246,26 @@ void crl__log_cfg(const struct crl_config *cfg, enum crl_log_level level, const 
     __attribute__((format(printf, 3, 4)));
 
 static inline struct crl__core *crl__core(void) { return crl__cur; }
+
+/* A task's id in the trace: its record's address, shortened (records are 64-byte aligned). */
+static inline uint32_t crl__task_trace_id(const struct crl_task *t)
+{
+    return (uint32_t)((uintptr_t)t >> 6);
+}
+/* Record an event in c's flight recorder, if it has one: one predictable branch if not, the
+ * recording itself out of line (inlined, it would weigh on every hot path it sits in). */
+void crl__trace_record(struct crl__trace_ring *r, uint8_t kind, uint32_t a, uint64_t b)
+    __attribute__((cold, noinline));
+#define CRL__TRACE_EV(c, kind, a, b)                                                               \
+    do {                                                                                           \
+        struct crl__trace_ring *crl_ring_ = (c)->trace;                                            \
+        if (__builtin_expect(crl_ring_ != NULL, 0))                                                \
+            crl__trace_record(crl_ring_, (kind), (a), (uint64_t)(b));                              \
+    } while (0)
+/* Name the reason (enum crl__trace_park) of the parks that pass unpark, for the flight
+ * recorder: each layer names its own, from a constructor (before any runtime runs), as it
+ * names them for the dump. A park through an unnamed function is CRL__PARK_OTHER. */
+void crl__trace_name_park(void (*unpark)(struct crl_task *t), enum crl__trace_park reason);
 
 /* The deadline timeout_ns after now, saturated: a timeout at or below 0 has expired (now),
  * one beyond the end of the clock is INT64_MAX, the far future (corral.h's time rule). */
@@ -275,15 +280,6 @@ static inline int64_t crl__deadline_after(int64_t now_ns, int64_t timeout_ns)
 static inline int64_t crl__deadline_or_never(int64_t deadline_ns)
 {
     return deadline_ns == CRL_NO_DEADLINE ? INT64_MAX : deadline_ns;
-}
-
-/* CLOCK_MONOTONIC as of the last scheduler tick (1-4 ms behind): a quarter of the cost of
- * crl_now_ns, for deadlines of timeouts counted in seconds. */
-static inline int64_t crl__now_coarse_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-    return (int64_t)ts.tv_sec * CRL_SEC_NS + ts.tv_nsec;
 }
 
 static inline struct crl_task *crl__self(void)
@@ -309,6 +305,29 @@ static inline void crl__runq_push(struct crl__core *c, struct crl_task *t)
  * cancellation wakes it instead; if the task is already cancelled, park calls unpark and
  * returns at once. Returns the crl__wake() result or the cancellation error. */
 int crl__park(void (*unpark)(struct crl_task *t), void *obj);
+/* A wait that cancellation does not end, after the cancellable one it follows: the task was
+ * cancelled out of a wait through `was` on obj and must still wait for what it started (an
+ * operation, a job, a call whose frame it lent) to finish. Parked with unpark NULL and
+ * park_obj pointing at this record, so that the dump still tells what it waits for. */
+struct crl__held_wait {
+    void (*was)(struct crl_task *t);
+    void *obj;
+};
+static inline void crl__park_held(void (*was)(struct crl_task *t), void *obj)
+{
+    struct crl__held_wait h = {was, obj};
+    crl__park(NULL, &h);
+}
+/* What a parked task waits for, in words, for the runtime's dump: each layer recognises its
+ * own parks by the unpark function they pass (and reads obj, their park_obj), writes a short
+ * phrase ("sleep until +12.0 ms", "read fd 7") into out and returns true; false for a park
+ * that is not its own. Runs on the task's core's thread (or while that core is known not to
+ * run); now_ns is the dump's clock. Costs nothing until asked. */
+typedef bool crl__wait_describer(void (*unpark)(struct crl_task *t), const void *obj,
+                                 int64_t now_ns, char *out, size_t cap);
+/* core's describer: sleeps (timer.c), same-core sync waits (sync.c); a join is told by the
+ * caller (a park with unpark NULL on the task's own innermost scope). */
+crl__wait_describer crl__core_describe_wait, crl__timer_describe_wait, crl__sync_describe_wait;
 void crl__wake(struct crl_task *t, int result);
 /* crl__wake for a task whose stack is likely out of cache (one that waited on I/O, among
  * hundreds): it runs after the rest of this batch of wake-ups, so start fetching the frames
@@ -321,8 +340,13 @@ void crl__wake_cold(struct crl_task *t, int result);
 /* Wake t with the cancellation error if it is parked in a cancellable wait. */
 void crl__cancel_wake(struct crl_task *t);
 int crl__spawn(struct crl_scope *s, crl_task_fn *fn, void *arg, const char *name, size_t stack);
-/* Run the core's loop until the root scope has no live task. */
-void crl__loop(struct crl__core *c);
+/* One turn of a loop (the runtime layer's): run the next runnable task, and those it hands
+ * over to, until control comes back to the loop (a budget of switches, fewer with I/O in
+ * flight so that it is polled sooner). False if no task was runnable. */
+bool crl__run_next(struct crl__core *c, bool io_in_flight);
+/* Nothing runnable and nothing that could wake a task: report the deadlock with the scope
+ * tree and abort. */
+_Noreturn void crl__deadlock(struct crl__core *c);
 
 /* scope.c */
 int crl__cancel_walk(struct crl_task *t);
@@ -335,6 +359,8 @@ void crl__scope_init_root(struct crl_scope *s, struct crl__core *c);
 /* Abort, naming call, if s is not an open scope (or, with assertions, not this core's). */
 void crl__scope_check(const struct crl_scope *s, const char *call);
 void crl__scope_child_done(struct crl_scope *s, struct crl_task *t, int result);
+/* Free the core's token table (when the core stops: every token then says -ESRCH/-EXDEV). */
+void crl__tokens_fini(struct crl__core *c);
 
 /* stack.c - a task record lives at the top of its own stack, and the pool keeps released
  * stacks as a LIFO of those records (linked by run_next), their ->stack still valid. */
@@ -379,11 +405,26 @@ void crl__stack_reap(struct crl__core *c);
  * coldest), then start the next period; crl__stack_reap gives them back. */
 void crl__stack_trim(struct crl__core *c);
 void crl__stack_pool_fini(struct crl__core *c);
+/* When an idle core should wake to trim its stack cache (-1: nothing to give back), and the
+ * trim itself once it is due. */
+int64_t crl__stack_next_trim_ns(const struct crl__core *c);
+void crl__stack_trim_if_due(struct crl__core *c);
 int crl__stack_overflow_handler_install(struct crl__core *c);
 void crl__stack_overflow_handler_remove(struct crl__core *c);
 size_t crl__page_size(void);
 /* True once stacks are guarded with MADV_GUARD_INSTALL (known after the first stack). */
 bool crl__stack_guard_adds_no_mapping(void);
+
+/* sync.c: crl_event_wait, the dump saying what (a string that outlives the wait). */
+int crl__event_wait_for(struct crl_event *e, const char *what);
+
+/* tree.c: the scope tree under s, one line a scope and a task; task_line (NULL: the state
+ * alone, as crl_dump_tree writes it) ends each task's line (after "task 'name' state") and may
+ * add lines below it, indented past depth. */
+typedef void crl__task_line_fn(FILE *f, const struct crl_task *t, int depth, void *ctx);
+void crl__dump_scope(FILE *f, const struct crl_scope *s, int depth, crl__task_line_fn *task_line,
+                     void *ctx);
+const char *crl__task_state_name(enum crl__task_state s);
 
 /* local.c */
 void crl__task_locals_destroy(struct crl_task *t);

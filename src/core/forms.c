@@ -1,5 +1,6 @@
 /* forms.c - the static forms of structured concurrency built on scopes: join-all, try-join
- * (fail fast), race (first to end wins, the rest are cancelled) and with-deadline. */
+ * (fail fast), race (first to end wins, the rest are cancelled), race-ok (first to succeed
+ * wins) and with-deadline. */
 #include "core.h"
 
 #include <errno.h>
@@ -66,6 +67,7 @@ struct race {
     size_t n;
     struct crl_scope *scope;
     long winner;
+    bool need_success; /* crl_race_ok: a job that failed does not win */
 };
 
 struct race_entry {
@@ -79,7 +81,7 @@ static int race_job(void *p)
     struct race *r = e->race;
     struct crl_job *j = &r->jobs[e->index];
     j->result = j->fn(j->arg);
-    if (r->winner < 0) {
+    if (r->winner < 0 && (!r->need_success || j->result >= 0)) {
         r->winner = (long)e->index;
         crl_scope_cancel(r->scope);
     }
@@ -101,18 +103,26 @@ static int race_body(struct crl_scope *s, void *p)
     return 0;
 }
 
+/* Run the race r over its jobs: 0 once every job has ended (r->winner set or not), or the
+ * race's scope's error. */
+static int race_run(struct race *r)
+{
+    struct race_entry *entries = malloc(r->n * sizeof *entries);
+    if (!entries)
+        return -ENOMEM;
+    for (size_t i = 0; i < r->n; i++)
+        entries[i] = (struct race_entry){r, i};
+    int rc = crl_scope_run(race_body, entries);
+    free(entries);
+    return rc < 0 ? rc : 0;
+}
+
 int crl_race(struct crl_job *jobs, size_t n)
 {
     if (n == 0)
         return -EINVAL;
-    struct race r = {jobs, n, NULL, -1};
-    struct race_entry *entries = malloc(n * sizeof *entries);
-    if (!entries)
-        return -ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        entries[i] = (struct race_entry){&r, i};
-    int rc = crl_scope_run(race_body, entries);
-    free(entries);
+    struct race r = {jobs, n, NULL, -1, false};
+    int rc = race_run(&r);
     if (rc < 0)
         return rc;
     if (r.winner < 0)
@@ -123,6 +133,25 @@ int crl_race(struct crl_job *jobs, size_t n)
     if ((res == -ECANCELED || res == -ETIMEDOUT) && outer)
         return outer;
     return (int)r.winner;
+}
+
+int crl_race_ok(struct crl_job *jobs, size_t n)
+{
+    if (n == 0)
+        return -EINVAL;
+    struct race r = {jobs, n, NULL, -1, true};
+    int rc = race_run(&r);
+    if (rc < 0)
+        return rc;
+    if (r.winner >= 0)
+        return (int)r.winner; /* a success is one even if the race was cancelled meanwhile */
+    int outer = crl_checkpoint();
+    if (outer)
+        return outer; /* the jobs failed because the race was cancelled from outside */
+    for (size_t i = 0; i < n; i++)
+        if (jobs[i].result < 0)
+            return jobs[i].result;
+    return -ECANCELED; /* not reached: with no winner every job failed */
 }
 
 /* ---- with-deadline ---------------------------------------------------------------------- */

@@ -36,7 +36,7 @@ static void vlog_with(const struct crl_config *cfg, enum crl_log_level level, co
     }
     if (level > max)
         return;
-    char line[1024];
+    char line[4096]; /* a stall report, with its backtrace, is one message */
     vsnprintf(line, sizeof line, fmt, ap);
     sink(ctx, level, line);
 }
@@ -44,7 +44,7 @@ static void vlog_with(const struct crl_config *cfg, enum crl_log_level level, co
 static void vlog(enum crl_log_level level, const char *fmt, va_list ap)
 {
     struct crl__core *c = crl__cur;
-    vlog_with(c ? &c->rt->cfg : NULL, level, fmt, ap);
+    vlog_with(c ? c->cfg : NULL, level, fmt, ap);
 }
 
 void crl__logf(enum crl_log_level level, const char *fmt, ...)
@@ -81,8 +81,8 @@ _Noreturn void crl__panic(const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     struct crl__core *c = crl__cur;
-    if (c && c->rt->cfg.log_fn)
-        c->rt->cfg.log_fn(c->rt->cfg.log_ctx, CRL_LOG_ERROR, line);
+    if (c && c->cfg->log_fn)
+        c->cfg->log_fn(c->cfg->log_ctx, CRL_LOG_ERROR, line);
     stderr_sink(NULL, CRL_LOG_ERROR, line);
     abort();
 }

@@ -5,13 +5,14 @@
  * context is entered only when nothing is runnable or the switch budget is spent, so that
  * timers and I/O are polled at least every CRL__BUDGET switches (CRL__BUDGET_IO with
  * operations in flight). */
+#define _GNU_SOURCE
 #include "core.h"
+#include "count.h"
 
 #include "../arch/ctx.h"
-#include "../io/io.h"
-#include "../smp/smp.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@
 #endif
 
 #ifdef CRL_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #if defined(__SANITIZE_THREAD__)
@@ -100,6 +102,60 @@ static inline void asan_finish(struct crl_task *self)
 #endif
 }
 
+/* ---- The flight recorder's view of a switch ------------------------------------------- */
+
+/* The parks' reasons the layers named (crl__trace_name_park): written from constructors,
+ * before any thread of a runtime reads them. */
+enum { MAX_NAMED_PARKS = 16 };
+static struct {
+    void (*unpark)(struct crl_task *t);
+    enum crl__trace_park reason;
+} named_parks[MAX_NAMED_PARKS];
+static _Atomic unsigned n_named_parks;
+
+void crl__trace_name_park(void (*unpark)(struct crl_task *t), enum crl__trace_park reason)
+{
+    unsigned n = atomic_load_explicit(&n_named_parks, memory_order_relaxed);
+    if (n == MAX_NAMED_PARKS)
+        crl__panic("corral: more than %d kinds of park named for the trace", MAX_NAMED_PARKS);
+    named_parks[n].unpark = unpark;
+    named_parks[n].reason = reason;
+    atomic_store_explicit(&n_named_parks, n + 1, memory_order_release);
+}
+
+/* Why t's slice ends. A held wait (crl__park_held) tells the wait it still waits for. */
+static enum crl__trace_park park_reason(const struct crl_task *t)
+{
+    if (t->state == CRL__DONE)
+        return CRL__PARK_EXIT;
+    if (t->state != CRL__PARKED)
+        return CRL__PARK_YIELD;
+    void (*unpark)(struct crl_task *) = t->unpark;
+    if (!unpark) {
+        if (t->park_obj == t->scope) /* crl_scope_run's join, the one park of NULL on a scope */
+            return CRL__PARK_JOIN;
+        const struct crl__held_wait *h = t->park_obj;
+        unpark = h ? h->was : NULL;
+    }
+    unsigned n = atomic_load_explicit(&n_named_parks, memory_order_acquire);
+    for (unsigned i = 0; i < n; i++)
+        if (named_parks[i].unpark == unpark)
+            return named_parks[i].reason;
+    return CRL__PARK_OTHER;
+}
+
+/* from's slice ends (parked, or still runnable: a yield; the loop has no slice), to's
+ * begins. */
+static __attribute__((noinline, cold)) void
+trace_switch(struct crl__core *c, const struct crl_task *from, const struct crl_task *to)
+{
+    int64_t now = crl__clock_mono_ns();
+    if (from != &c->loop)
+        crl__trace(c->trace, now, CRL__TRACE_PARK, crl__task_trace_id(from), park_reason(from));
+    if (to != &c->loop)
+        crl__trace(c->trace, now, CRL__TRACE_RUN, crl__task_trace_id(to), (uintptr_t)to->name);
+}
+
 /* Switch from the running context to `to`; returns when something switches back to `from`. */
 static inline void switch_to(struct crl__core *c, struct crl_task *from, struct crl_task *to)
 {
@@ -107,8 +163,12 @@ static inline void switch_to(struct crl__core *c, struct crl_task *from, struct 
         from->state = CRL__RUNNING;
         return;
     }
+    if (__builtin_expect(c->trace != NULL, 0))
+        trace_switch(c, from, to);
     c->cur = to;
     to->state = CRL__RUNNING;
+    to->ran_ns = c->now_ns;
+    CRL__COUNT(&c->stats, switches);
     asan_start(from, to, false);
     tsan_switch(to);
     crl__ctx_switch(&from->sp, to->sp);
@@ -158,6 +218,7 @@ void crl__wake(struct crl_task *t, int result)
     t->park_obj = NULL;
     t->wake_result = result;
     t->state = CRL__RUNNABLE;
+    CRL__TRACE_EV(t->core, CRL__TRACE_WAKE, crl__task_trace_id(t), UINT64_MAX);
     crl__runq_push(t->core, t);
 }
 
@@ -238,15 +299,19 @@ static _Noreturn void task_exit(struct crl_task *t, int result)
         crl__task_locals_destroy(t);
     t->state = CRL__DONE;
     crl__list_del(&t->scope_link);
-    c->ntasks--;
+    CRL__STAT_SUB(&c->stats, tasks_live, 1);
     crl__scope_child_done(t->home, t, result);
     /* The stack goes back to the pool now, though we still run on it: nothing can reuse it
      * before the jump below leaves it, and nothing of this context is saved. */
     if (!crl__task_free_fast(c, t))
         crl__task_free(c, t);
     struct crl_task *next = next_to_run(c);
+    if (__builtin_expect(c->trace != NULL, 0))
+        trace_switch(c, t, next);
     c->cur = next;
     next->state = CRL__RUNNING;
+    CRL__COUNT(&c->stats, switches);
+    next->ran_ns = c->now_ns;
     asan_start(t, next, true); /* frees this task's fake stack: no locals from here on */
     tsan_switch(next);
     crl__ctx_jump(next->sp);
@@ -271,8 +336,26 @@ spawn_misuse(const struct crl__core *c, const struct crl_scope *s, const char *n
                (const void *)s, s->core->id, c->id, name);
 }
 
-__attribute__((always_inline)) inline int crl__spawn(struct crl_scope *s, crl_task_fn *fn,
-                                                     void *arg, const char *name, size_t stack)
+/* Copy size bytes of src just below top, aligned for any type, making sure ASan holds none
+ * of it poisoned from the frames of the stack's last task: the new top of the frames. */
+static void *copy_to_stack_top(char *top, const void *src, size_t size)
+{
+    uintptr_t dst = ((uintptr_t)top - size) & ~(uintptr_t)(_Alignof(max_align_t) - 1);
+#ifdef CRL_ASAN
+    __asan_unpoison_memory_region((void *)dst, size);
+#endif
+    if (size)
+        memcpy((void *)dst, src, size);
+    return (void *)dst;
+}
+
+/* The one spawn: crl__spawn (copy false: arg is passed as it is) and crl_spawn_copy_named
+ * (copy true: arg's copy_size bytes go onto the new stack's top, and the task gets a pointer
+ * to them). copy is a constant at each call, so the plain spawn has no branch of the copy. */
+__attribute__((always_inline)) static inline int spawn_into(struct crl_scope *s, crl_task_fn *fn,
+                                                            void *arg, const char *name,
+                                                            size_t stack, bool copy,
+                                                            size_t copy_size)
 {
     struct crl__core *c = crl__cur;
     if (!c || s->magic != CRL__SCOPE_LIVE || s->core != c)
@@ -280,7 +363,7 @@ __attribute__((always_inline)) inline int crl__spawn(struct crl_scope *s, crl_ta
     struct crl_task *t = stack == 0 ? crl__task_alloc_fast(c) : NULL;
     if (!t) {
         int rc = 0;
-        t = crl__task_alloc(c, stack ? stack : c->rt->cfg.stack_size, &rc);
+        t = crl__task_alloc(c, stack ? stack : c->cfg->stack_size, &rc);
         if (!t)
             return rc;
     }
@@ -295,18 +378,30 @@ __attribute__((always_inline)) inline int crl__spawn(struct crl_scope *s, crl_ta
     t->scope = s;
     t->cancel_hint = true; /* resolved by the first cancellation point */
     t->locals_used = 0;
+    t->spawned_ns = c->now_ns;
 #ifdef CRL_ASAN
     t->asan_fake_stack = NULL;
 #endif
     crl__list_add_tail(&s->tasks, &t->scope_link);
     s->nlive++;
-    c->ntasks++;
-    c->stats.tasks_spawned++;
+    CRL__STAT_ADD(&c->stats, tasks_live, 1);
+    CRL__COUNT(&c->stats, tasks_spawned);
+    CRL__TRACE_EV(c, CRL__TRACE_SPAWN, crl__task_trace_id(t), (uintptr_t)t->name);
     void *frames_top = (void *)(((uintptr_t)t - t->stack.colour) & ~(uintptr_t)15);
+    if (copy) {
+        frames_top = copy_to_stack_top(frames_top, arg, copy_size);
+        t->arg = frames_top;
+    }
     t->sp = crl__ctx_make(frames_top, task_entry, t);
     t->state = CRL__RUNNABLE;
     crl__runq_push(c, t);
     return 0;
+}
+
+__attribute__((always_inline)) inline int crl__spawn(struct crl_scope *s, crl_task_fn *fn,
+                                                     void *arg, const char *name, size_t stack)
+{
+    return spawn_into(s, fn, arg, name, stack, false, 0);
 }
 
 int crl_spawn_ex(struct crl_scope *s, crl_task_fn *fn, void *arg, const struct crl_spawn_opts *opts)
@@ -319,20 +414,26 @@ int crl_spawn_named(struct crl_scope *s, crl_task_fn *fn, void *arg, const char 
     return crl__spawn(s, fn, arg, name, 0);
 }
 
+int crl_spawn_copy_named(struct crl_scope *s, crl_task_fn *fn, const void *arg, size_t size,
+                         const char *name)
+{
+    struct crl__core *c = crl__cur;
+    if (c && size > c->cfg->stack_size / 4)
+        return -EINVAL; /* the copy would leave the task too little of its stack */
+    if (size && !arg)
+        return -EINVAL;
+    return spawn_into(s, fn, (void *)arg, name, 0, true, size);
+}
+
 /* ---- The loop --------------------------------------------------------------------------- */
 
-int64_t crl_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * CRL_SEC_NS + ts.tv_nsec;
-}
+int64_t crl_now_ns(void) { return crl__clock_mono_ns(); }
 
 /* When the next trim is due, if it may give some stack back, else -1: a core whose cache can
  * still shrink wakes for it, one that kept at most one stack a class sleeps on. */
-static int64_t next_trim_ns(const struct crl__core *c)
+int64_t crl__stack_next_trim_ns(const struct crl__core *c)
 {
-    int64_t period = c->rt->cfg.stack_trim_ns;
+    int64_t period = c->cfg->stack_trim_ns;
     if (period < 0 || period > INT64_MAX - c->stacks.trimmed_ns) /* never, or past the clock */
         return -1;
     for (int i = 0; i < CRL__STACK_CLASSES; i++)
@@ -343,9 +444,9 @@ static int64_t next_trim_ns(const struct crl__core *c)
 
 /* Once a period, an idle core gives back cached stacks that sat unused (on the loop's own
  * stack: the ones it gives back are no task's). No clock read while there is nothing to give. */
-static void trim_stacks_if_due(struct crl__core *c)
+void crl__stack_trim_if_due(struct crl__core *c)
 {
-    int64_t due = next_trim_ns(c);
+    int64_t due = crl__stack_next_trim_ns(c);
     if (due < 0)
         return;
     int64_t now = crl_now_ns();
@@ -356,55 +457,70 @@ static void trim_stacks_if_due(struct crl__core *c)
     crl__stack_reap(c);
 }
 
-static int64_t earlier(int64_t a, int64_t b) { return a < 0 ? b : b < 0 || a < b ? a : b; }
-
-/* Nothing runnable: wait for I/O until the next timer. With neither, nothing can ever wake
- * the blocked tasks: report the deadlock with the scope tree and abort. */
-static void idle_wait(struct crl__core *c)
+bool crl__run_next(struct crl__core *c, bool io_in_flight)
 {
-    int64_t next = crl__wheel_next_ns(&c->wheel);
-    if (next < 0 && c->io_pending == 0 && c->offload_pending == 0 && c->remote_pending == 0 &&
-        c->id == 0) { /* other cores wait for calls from core 0 */
-        crl__logf(CRL_LOG_ERROR, "corral: deadlock: %zu task(s) blocked with nothing to wake them",
-                  c->ntasks);
-        crl_dump_tree(STDERR_FILENO);
-        crl__panic("corral: deadlock");
-    }
-    trim_stacks_if_due(c);
-    crl__smp_idle(c, earlier(next, next_trim_ns(c)));
+    c->budget = io_in_flight ? CRL__BUDGET_IO : CRL__BUDGET;
+    struct crl_task *t = crl__runq_pick(c);
+    if (!t)
+        return false;
+    switch_to(c, &c->loop, t);
+    c->cur = &c->loop;
+    crl__stack_reap(c);
+    return true;
 }
 
-static bool keep_running(struct crl__core *c)
+void crl__deadlock(struct crl__core *c)
 {
-    if (c->root->nlive)
-        return true;
-    return c->id != 0 && !atomic_load_explicit(&c->rt->stopping, memory_order_acquire);
+    crl__logf(CRL_LOG_ERROR, "corral: deadlock: %llu task(s) blocked with nothing to wake them",
+              (unsigned long long)c->stats.tasks_live);
+    crl_dump_tree(STDERR_FILENO);
+    crl__panic("corral: deadlock");
 }
 
-void crl__loop(struct crl__core *c)
+/* ---- Setting up a core ------------------------------------------------------------------ */
+
+__thread struct crl__core *crl__cur __attribute__((tls_model("initial-exec")));
+
+/* The loop context runs on the thread's own stack; sanitizers need its bounds. */
+static void loop_stack_bounds(struct crl_task *loop)
 {
-    while (keep_running(c)) {
-        c->budget = c->io_pending ? CRL__BUDGET_IO : CRL__BUDGET;
-        struct crl_task *t = crl__runq_pick(c);
-        if (t) {
-            switch_to(c, &c->loop, t);
-            c->cur = &c->loop;
-            crl__stack_reap(c);
-        }
-        if (c->runq_head) {
-            /* Submit what the tasks queued, reap what is done: a syscall, so only when some
-             * operation or pool job is outstanding. */
-            if (c->io_pending || c->offload_pending)
-                c->io->wait(c, 0);
-        } else if (keep_running(c)) {
-            idle_wait(c);
-        }
-        crl__smp_poll(c);
-        /* The clock costs ~25 ns on VMs: read it only for timers. An empty wheel left behind
-         * the clock stays correct: the next advance walks the gap in one step per event. */
-        if (c->wheel.count) {
-            c->now_ns = crl_now_ns();
-            crl__wheel_advance(&c->wheel, c->now_ns);
-        }
+    pthread_attr_t attr;
+    void *addr;
+    size_t size;
+    if (pthread_getattr_np(pthread_self(), &attr) != 0)
+        return;
+    if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
+        /* As a task's: stack.base + CRL__STACK_GUARD is the usable bottom. */
+        loop->stack.base = (char *)addr - CRL__STACK_GUARD;
+        loop->stack.size = size + CRL__STACK_GUARD;
     }
+    pthread_attr_destroy(&attr);
+}
+
+int crl__core_init(struct crl__core *c, struct crl_scope *root)
+{
+    c->loop.name = "(loop)";
+    c->loop.core = c;
+    c->loop.state = CRL__RUNNING;
+#if defined(__SANITIZE_THREAD__)
+    c->loop.tsan_fiber = __tsan_get_current_fiber();
+#endif
+    c->cur = &c->loop;
+    loop_stack_bounds(&c->loop);
+    c->now_ns = crl_now_ns();
+    crl__wheel_init(&c->wheel, c->now_ns);
+    c->ckpt_stride = c->ckpt_left = 1;
+    c->ckpt_ns = c->now_ns;
+    /* the class of the spawn fast path */
+    c->stacks.cls[0].size = crl__stack_region_size(c->cfg->stack_size);
+    crl__scope_init_root(root, c);
+    c->root = root;
+    return crl__stack_overflow_handler_install(c);
+}
+
+void crl__core_fini(struct crl__core *c)
+{
+    crl__stack_pool_fini(c);
+    crl__stack_overflow_handler_remove(c);
+    crl__tokens_fini(c);
 }

@@ -11,6 +11,8 @@
 #include "core.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The outermost cancelled scope up to the nearest shield is the one whose cancellation the
@@ -146,6 +148,7 @@ static void scope_init(struct crl_scope *s, struct crl__core *c)
     s->cancel_reason = 0;
     s->shield = false;
     s->joining = false;
+    s->token_slot = 0;
     s->deadline.next = NULL;
     s->deadline.pprev = NULL;
     s->deadline.fire = deadline_fire;
@@ -163,9 +166,13 @@ static void scope_open(struct crl_scope *s, struct crl_task *owner)
     owner->scope = s;
 }
 
+static void token_release(struct crl_scope *s);
+
 static void scope_close(struct crl_scope *s)
 {
     s->magic = 0;
+    if (s->token_slot)
+        token_release(s);
     if (crl__timer_armed(&s->deadline))
         crl__timer_disarm(&s->core->wheel, &s->deadline);
     crl__list_del(&s->kid_link);
@@ -304,4 +311,89 @@ bool crl_scope_cancelled(const struct crl_scope *s)
     if (!s->cancel_reason && s->deadline_ns != CRL_NO_DEADLINE && s->deadline_ns <= crl_now_ns())
         scope_cancel((struct crl_scope *)s, ETIMEDOUT);
     return s->cancel_reason != 0;
+}
+
+/* ---- Cancellation tokens ---------------------------------------------------------------
+ *
+ * A scope lives in the frame of crl_scope_run, so a token cannot point at it: it names an
+ * entry of its core's token table instead, with a generation. The entry holds the scope
+ * while it is open and is cleared when it closes, so a token of a scope that returned finds
+ * a free entry or one of another generation, never the dead frame. Generations come from
+ * one process-wide counter: no two tokens ever share one, whichever core or run made them. */
+
+static _Atomic uint64_t token_gen_last;
+
+static uint32_t token_slot_alloc(struct crl__core *c)
+{
+    if (c->token_free) {
+        uint32_t i = c->token_free;
+        c->token_free = c->tokens[i].next_free;
+        return i;
+    }
+    if (c->ntokens == 0)
+        c->ntokens = 1;                         /* entry 0 means none */
+    if ((c->ntokens & (c->ntokens - 1)) == 0) { /* full at a power of two: double */
+        struct crl__token_slot *t = realloc(c->tokens, 2 * c->ntokens * sizeof *t);
+        if (!t)
+            return 0;
+        c->tokens = t;
+    }
+    return c->ntokens++;
+}
+
+static void token_release(struct crl_scope *s)
+{
+    struct crl__core *c = s->core;
+    struct crl__token_slot *e = &c->tokens[s->token_slot];
+    e->scope = NULL;
+    e->gen = 0;
+    e->next_free = c->token_free;
+    c->token_free = s->token_slot;
+    s->token_slot = 0;
+}
+
+int crl_scope_token(struct crl_scope *s, struct crl_cancel_token *out)
+{
+    crl__scope_check(s, "crl_scope_token");
+    struct crl__core *c = s->core;
+    if (!s->token_slot) {
+        uint32_t i = token_slot_alloc(c);
+        if (!i)
+            return -ENOMEM;
+        c->tokens[i] = (struct crl__token_slot){s, atomic_fetch_add(&token_gen_last, 1) + 1, 0};
+        s->token_slot = i;
+    }
+    *out = (struct crl_cancel_token){c->tokens[s->token_slot].gen, c->id, s->token_slot};
+    return 0;
+}
+
+/* The open scope token names, or NULL if it finished (or never was on this core's table). */
+static struct crl_scope *token_scope(const struct crl__core *c, struct crl_cancel_token token)
+{
+    if (token.slot_ == 0 || token.slot_ >= c->ntokens || c->tokens[token.slot_].gen != token.gen_)
+        return NULL;
+    return c->tokens[token.slot_].scope;
+}
+
+int crl_token_cancel(struct crl_cancel_token token)
+{
+    if (token.gen_ == 0)
+        return -EINVAL;
+    struct crl__core *c = crl__cur;
+    if (!c || c->id != token.core_)
+        return -EXDEV;
+    struct crl_scope *s = token_scope(c, token);
+    if (!s)
+        return -ESRCH;
+    scope_cancel(s, ECANCELED);
+    return 0;
+}
+
+unsigned crl_token_core(struct crl_cancel_token token) { return token.core_; }
+
+void crl__tokens_fini(struct crl__core *c)
+{
+    free(c->tokens);
+    c->tokens = NULL;
+    c->ntokens = c->token_free = 0;
 }

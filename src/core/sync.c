@@ -7,6 +7,7 @@
 #include "core.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -14,7 +15,8 @@ struct waiter {
     struct waiter *next, *prev;
     struct crl_waitq *q;
     struct crl_task *task;
-    void *buf; /* the element to send or the place to receive into */
+    void *buf;        /* the element to send or the place to receive into */
+    const char *what; /* what it waits for, for the dump: "mutex", "channel recv"... */
 };
 
 /* ---- Wait queues ------------------------------------------------------------------------ */
@@ -79,12 +81,44 @@ static struct waiter *waitq_pop(struct crl_waitq *q)
 
 static void waiter_unpark(struct crl_task *t) { waitq_remove(t->park_obj); }
 
-/* Block the calling task on q; returns what its waker passed, or the cancellation error. */
-static int wait_on(struct crl_waitq *q, void *buf)
+/* A channel's waiter: the same, and the element it lent is no longer read or written. (A
+ * function of its own, so that the trace can tell a channel's parks from the others'.) */
+static void chan_waiter_unpark(struct crl_task *t)
 {
-    struct waiter w = {.task = crl__self(), .buf = buf};
+    struct waiter *w = t->park_obj;
+    waitq_remove(w);
+    w->buf = NULL;
+}
+
+__attribute__((constructor)) static void name_parks(void)
+{
+    crl__trace_name_park(waiter_unpark, CRL__PARK_SYNC);
+    crl__trace_name_park(chan_waiter_unpark, CRL__PARK_CHAN);
+}
+
+bool crl__sync_describe_wait(void (*unpark)(struct crl_task *t), const void *obj, int64_t now_ns,
+                             char *out, size_t cap)
+{
+    (void)now_ns;
+    if (unpark != waiter_unpark && unpark != chan_waiter_unpark)
+        return false;
+    const struct waiter *w = obj;
+    snprintf(out, cap, "%s %p", w->what, (const void *)w->q);
+    return true;
+}
+
+/* Block the calling task on q; returns what its waker passed, or the cancellation error. */
+static int wait_through(struct crl_waitq *q, void *buf, const char *what,
+                        void (*unpark)(struct crl_task *t))
+{
+    struct waiter w = {.task = crl__self(), .buf = buf, .what = what};
     waitq_push(q, &w);
-    return crl__park(waiter_unpark, &w);
+    return crl__park(unpark, &w);
+}
+
+static int wait_on(struct crl_waitq *q, const char *what)
+{
+    return wait_through(q, NULL, what, waiter_unpark);
 }
 
 static void wake_all(struct crl_waitq *q, int result)
@@ -150,7 +184,8 @@ int crl_chan_send(struct crl_chan *ch, const void *elem)
     int rc = crl_chan_try_send(ch, elem);
     if (rc != -EAGAIN)
         return rc;
-    return wait_on(&ch->senders_, (void *)elem); /* a receiver copies it out, then wakes us */
+    /* a receiver copies it out, then wakes us */
+    return wait_through(&ch->senders_, (void *)elem, "channel send", chan_waiter_unpark);
 }
 
 int crl_chan_try_recv(struct crl_chan *ch, void *elem)
@@ -176,7 +211,8 @@ int crl_chan_recv(struct crl_chan *ch, void *elem)
     int rc = crl_chan_try_recv(ch, elem);
     if (rc != -EAGAIN)
         return rc;
-    return wait_on(&ch->receivers_, elem); /* a sender copies into elem, then wakes us */
+    /* a sender copies into elem, then wakes us */
+    return wait_through(&ch->receivers_, elem, "channel recv", chan_waiter_unpark);
 }
 
 void crl_chan_close(struct crl_chan *ch)
@@ -216,7 +252,7 @@ int crl_mutex_lock(struct crl_mutex *m)
     }
     if (m->owner_ == t)
         return -EDEADLK;
-    return wait_on(&m->waiters_, NULL); /* on 0, unlock made us the owner */
+    return wait_on(&m->waiters_, "mutex"); /* on 0, unlock made us the owner */
 }
 
 int crl_mutex_unlock(struct crl_mutex *m)
@@ -252,7 +288,7 @@ int crl_sem_acquire(struct crl_sem *s)
 {
     if (crl_sem_try_acquire(s) == 0)
         return 0;
-    return wait_on(&s->waiters_, NULL); /* on 0, release handed us its unit */
+    return wait_on(&s->waiters_, "semaphore"); /* on 0, release handed us its unit */
 }
 
 void crl_sem_release(struct crl_sem *s)
@@ -273,13 +309,15 @@ void crl_event_init(struct crl_event *e)
     waitq_init(&e->waiters_);
 }
 
-int crl_event_wait(struct crl_event *e)
+int crl__event_wait_for(struct crl_event *e, const char *what)
 {
     check_owner(&e->waiters_, "event", e);
     if (e->set_)
         return 0;
-    return wait_on(&e->waiters_, NULL);
+    return wait_on(&e->waiters_, what);
 }
+
+int crl_event_wait(struct crl_event *e) { return crl__event_wait_for(e, "event"); }
 
 void crl_event_set(struct crl_event *e)
 {

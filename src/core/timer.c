@@ -8,6 +8,8 @@
  * next occupied slot with the occupancy bitmaps, so an idle wheel costs nothing per tick. */
 #include "core.h"
 
+#include <stdio.h>
+
 enum {
     TICK_SHIFT = 10,
     LEVEL_BITS = 6,
@@ -67,6 +69,7 @@ static void file_timer(struct crl__wheel *w, struct crl__timer *t)
 
 void crl__timer_arm(struct crl__wheel *w, struct crl__timer *t, int64_t deadline_ns)
 {
+    CRL__COUNT(w, armed);
     if (t->pprev)
         crl__timer_disarm(w, t);
     t->deadline_ns = deadline_ns;
@@ -137,6 +140,7 @@ static void fire_list(struct crl__wheel *w, struct crl__timer *list)
         t->next = NULL;
         t->pprev = NULL;
         w->count--;
+        CRL__COUNT(w, fired);
         t->fire(t);
     }
 }
@@ -248,12 +252,30 @@ static void sleep_unpark(struct crl_task *t)
     crl__timer_disarm(&t->core->wheel, &s->timer);
 }
 
+__attribute__((constructor)) static void name_parks(void)
+{
+    crl__trace_name_park(sleep_unpark, CRL__PARK_TIMER);
+}
+
 int crl_sleep_until(int64_t deadline_ns)
 {
     struct crl_task *t = crl__self();
     struct sleeper s = {.timer = {.fire = sleep_fire}, .task = t};
     crl__timer_arm(&t->core->wheel, &s.timer, crl__deadline_or_never(deadline_ns));
     return crl__park(sleep_unpark, &s);
+}
+
+bool crl__timer_describe_wait(void (*unpark)(struct crl_task *t), const void *obj, int64_t now_ns,
+                              char *out, size_t cap)
+{
+    if (unpark != sleep_unpark)
+        return false;
+    int64_t deadline = ((const struct sleeper *)obj)->timer.deadline_ns;
+    if (deadline == INT64_MAX)
+        snprintf(out, cap, "sleep forever");
+    else
+        snprintf(out, cap, "sleep until %+.1f ms", (double)(deadline - now_ns) / CRL_MSEC_NS);
+    return true;
 }
 
 int crl_sleep_ns(int64_t ns) { return crl_sleep_until(crl__deadline_after(crl_now_ns(), ns)); }

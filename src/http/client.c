@@ -4,9 +4,11 @@
  * server can make us hold; a kept-alive connection is checked before it is reused, and a
  * stale one is redialled once when that is safe. */
 #define _GNU_SOURCE
+#include "chunk.h"
 #include "client.h"
 
 #include "../core/core.h"
+#include "../net/net.h"
 
 #include "corral.h"
 
@@ -44,6 +46,7 @@ struct parse {
     int err;        /* why a callback stopped the parser (-EMSGSIZE, -ENOMEM, -EPROTO) */
     bool skip_body; /* the request was HEAD */
     bool in_field, in_value, head_done, done, keep_alive, got_byte;
+    bool t_named; /* the trailer line has a name (llhttp lets ": value" through) */
 };
 
 struct crl_http_client {
@@ -54,6 +57,7 @@ struct crl_http_client {
     bool kept;              /* fd was kept alive after a response (it may have gone stale) */
     bool busy;              /* a request is in progress */
     llhttp_t parser;
+    struct crl__chunk chunk; /* a chunked body's chunk lines, checked before llhttp (chunk.h) */
     struct parse p;
     char *out; /* the request's head (and a small body) as sent */
     size_t out_len, out_cap;
@@ -266,8 +270,10 @@ static int on_header_field(llhttp_t *parser, const char *at, size_t n)
 {
     struct crl_http_client *c = of(parser);
     struct parse *p = &c->p;
-    if (p->head_done)
+    if (p->head_done) {
+        p->t_named |= n > 0;
         return trailer(parser, n);
+    }
     if (!p->in_field) { /* a new field */
         if (p->nhdr == c->opts.max_headers)
             return fail(parser, -EMSGSIZE);
@@ -313,8 +319,11 @@ static int on_header_value(llhttp_t *parser, const char *at, size_t n)
 static int on_header_value_complete(llhttp_t *parser)
 {
     struct parse *p = &of(parser)->p;
-    if (p->head_done)
-        return 0;
+    if (p->head_done) { /* a trailer's name is a token, not empty */
+        bool named = p->t_named;
+        p->t_named = false;
+        return named ? 0 : fail(parser, -EPROTO);
+    }
     if (!p->in_value && on_header_value(parser, "", 0)) /* an empty value gets no data call */
         return HPE_USER;
     p->in_value = false;
@@ -335,7 +344,9 @@ static int on_headers_complete(llhttp_t *parser)
         return fail(parser, -EPROTO);
     if (p->skip_body || p->status < 200 || p->status == 204 || p->status == 304)
         return 1;
-    if ((parser->flags & F_CONTENT_LENGTH) && !(parser->flags & F_CHUNKED)) {
+    if (parser->flags & F_CHUNKED)
+        return HPE_PAUSED; /* feed scans the chunk lines from here on */
+    if (parser->flags & F_CONTENT_LENGTH) {
         if (parser->content_length > c->opts.max_body)
             return fail(parser, -EMSGSIZE);
         size_t want = (size_t)parser->content_length + 1;
@@ -365,7 +376,7 @@ static void parse_clear(struct parse *p)
     p->body = NULL;
     p->body_len = p->body_cap = 0;
     p->str_len = p->nhdr = 0;
-    p->in_field = p->in_value = p->head_done = false;
+    p->in_field = p->in_value = p->head_done = p->t_named = false;
 }
 
 /* An interim (1xx) response is dropped and parsing goes on; a final one pauses the parser,
@@ -402,25 +413,50 @@ static void parse_start(struct crl_http_client *c, bool head)
     p->status = p->version = p->err = 0;
     p->skip_body = head;
     p->done = p->keep_alive = p->got_byte = false;
+    c->chunk = (struct crl__chunk){0};
     llhttp_init(&c->parser, HTTP_RESPONSE, &settings);
     c->parser.data = c;
 }
 
-/* Feed n received bytes to the parser, holding each head to opts.max_head_bytes: while in a
- * head it gets no more than the room left, so an endless head ends at the limit. */
+/* How many of the n bytes at data the parser may have next, and how many after them it must
+ * not (chunk extensions, cut out as the server cuts them). A head gets no more than the room
+ * left, so an endless head ends at opts.max_head_bytes. 0 or -errno. */
+static int next_take(struct crl_http_client *c, const char *data, size_t n, size_t *take,
+                     size_t *skip)
+{
+    *take = n;
+    *skip = 0;
+    if (!c->p.head_done) {
+        size_t room = c->opts.max_head_bytes - c->p.head_fed;
+        if (room == 0)
+            return -EMSGSIZE;
+        *take = n < room ? n : room;
+    } else if (c->chunk.state != CRL__CHUNK_OFF) {
+        return crl__chunk_scan(&c->chunk, data, n, take, skip) ? -EPROTO : 0;
+    }
+    return 0;
+}
+
+/* Feed n received bytes to the parser. It pauses at the head of a chunked response (the
+ * chunk lines go through crl__chunk_scan from there) and at the final response's end. */
 static int feed(struct crl_http_client *c, const char *data, size_t n)
 {
     struct parse *p = &c->p;
     while (n > 0) {
         bool in_head = !p->head_done;
-        size_t take = n;
-        if (in_head) {
-            size_t room = c->opts.max_head_bytes - p->head_fed;
-            if (room == 0)
-                return -EMSGSIZE;
-            take = n < room ? n : room;
-        }
+        size_t take, skip;
+        int rc = next_take(c, data, n, &take, &skip);
+        if (rc)
+            return rc;
         llhttp_errno_t e = llhttp_execute(&c->parser, data, take);
+        if (e == HPE_PAUSED && !p->done) { /* a chunked body starts here */
+            const char *at = llhttp_get_error_pos(&c->parser);
+            llhttp_resume(&c->parser);
+            crl__chunk_start(&c->chunk);
+            n -= (size_t)(at - data);
+            data = at;
+            continue;
+        }
         if (e == HPE_PAUSED) { /* the final response is complete */
             if (llhttp_get_error_pos(&c->parser) != data + n)
                 p->keep_alive = false; /* bytes no request asked for: do not trust the rest */
@@ -430,8 +466,8 @@ static int feed(struct crl_http_client *c, const char *data, size_t n)
             return p->err ? p->err : -EPROTO;
         if (in_head)
             p->head_fed += take;
-        data += take;
-        n -= take;
+        data += take + skip;
+        n -= take + skip;
     }
     return 0;
 }
@@ -565,8 +601,10 @@ int crl_http_client_open(struct crl_http_client **out, const char *host_port,
 {
     struct sockaddr_storage ss;
     socklen_t len;
+    char host[256], port[6];
     *out = NULL;
-    if (crl_parse_addr(host_port, &ss, &len) != 0)
+    if (crl_parse_addr(host_port, &ss, &len) != 0 &&
+        crl__split_host_port(host_port, host, port) != 0) /* a name: resolved when dialling */
         return -EINVAL;
     struct crl_http_client *c = calloc(1, sizeof *c);
     if (!c || !(c->host_port = strdup(host_port))) {
@@ -603,6 +641,10 @@ void crl_http_client_close(struct crl_http_client *c)
     free(c->host_port);
     free(c);
 }
+
+const char *crl__http_client_host(const struct crl_http_client *c) { return c->host_port; }
+
+bool crl__http_client_kept(const struct crl_http_client *c) { return c->fd >= 0 && c->kept; }
 
 void crl__http_client_adopt(struct crl_http_client *c, int fd)
 {

@@ -11,4 +11,9 @@
  * connection c had is closed. Not blocking; no request may be in progress. */
 void crl__http_client_adopt(struct crl_http_client *c, int fd);
 
+/* For the per-core pool (fetch.c): the client's "HOST:PORT", and whether it holds a
+ * connection kept alive after its last response (worth keeping for the next request). */
+const char *crl__http_client_host(const struct crl_http_client *c);
+bool crl__http_client_kept(const struct crl_http_client *c);
+
 #endif

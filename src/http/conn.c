@@ -8,6 +8,7 @@
  * slices of it); body bytes the parser has consumed are dropped behind the head. */
 #include "http.h"
 #include "../core/core.h"
+#include "../core/count.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -15,6 +16,8 @@
 #include <string.h>
 
 __thread struct crl__http_stats crl__http_stats;
+/* Where a connection served without a runtime (the fuzzers' memory transport) counts. */
+static __thread struct crl_stats no_runtime_stats;
 
 enum {
     IN_START = 16384,     /* the input buffer may grow to at least this much for a head */
@@ -61,10 +64,13 @@ int crl__http_flush(struct crl__http_conn *c, const struct iovec *extra, int n)
         ssize_t w = c->io->writev(c->io_ctx, v, cnt, c->write_deadline_ns);
         crl__http_stats.writes++;
         if (w <= 0) {
+            if (w == -ETIMEDOUT)
+                CRL__COUNT(c->stats, http_timeouts[CRL_HTTP_TIMEOUT_WRITE]);
             c->write_err = w < 0 ? (int)w : -EIO;
             c->must_close = true;
             return c->write_err;
         }
+        CRL__COUNT_ADD(c->stats, http_bytes_out, w);
         size_t left = (size_t)w;
         for (; cnt > 0 && left >= v->iov_len; cnt--, v++)
             left -= v->iov_len;
@@ -76,10 +82,8 @@ int crl__http_flush(struct crl__http_conn *c, const struct iovec *extra, int n)
     return 0;
 }
 
-int crl__http_out_reserve(struct crl__http_conn *c, size_t n)
+int crl__http_out_make_room(struct crl__http_conn *c, size_t n)
 {
-    if (c->out_len + n <= c->out_cap)
-        return 0;
     if (c->out_len) {
         int rc = crl__http_flush(c, NULL, 0);
         if (rc)
@@ -156,6 +160,13 @@ static bool response_closes(struct crl__http_conn *c)
     return !c->req.body_done && c->req.expect_100 && !c->req.continue_sent;
 }
 
+/* A response head was made: counted in its status class (600-999 in none). */
+static void count_response(struct crl__http_conn *c, int status)
+{
+    if (status >= 100 && status < 600)
+        CRL__COUNT(c->stats, http_responses[status / 100 - 1]);
+}
+
 int crl__http_head(struct crl__http_conn *c, int status, const char *content_type,
                    enum crl__http_framing framing, uint64_t len)
 {
@@ -198,6 +209,7 @@ int crl__http_head(struct crl__http_conn *c, int status, const char *content_typ
         p = PUT_LIT(p, "Connection: keep-alive\r\n");
     p = PUT_LIT(p, "\r\n");
     c->out_len = (size_t)(p - c->out);
+    count_response(c, status);
     return 0;
 }
 
@@ -231,22 +243,28 @@ static ssize_t transport_read(struct crl__http_conn *c, int64_t deadline_ns)
         crl__http_stats.reads++;
         n = c->io->write_read(c->io_ctx, c->out, c->out_len, c->write_deadline_ns, buf, len,
                               deadline_ns, &werr);
+        size_t sent = c->out_len;
         c->out_len = 0;
         if (werr) {
+            if (werr == -ETIMEDOUT)
+                CRL__COUNT(c->stats, http_timeouts[CRL_HTTP_TIMEOUT_WRITE]);
             c->write_err = werr;
             c->must_close = true;
             return -EPIPE;
         }
+        CRL__COUNT_ADD(c->stats, http_bytes_out, sent);
     } else {
         if (crl__http_flush(c, NULL, 0))
             return -EPIPE;
         crl__http_stats.reads++;
         n = c->io->read(c->io_ctx, buf, len, deadline_ns);
     }
-    if (n > 0)
+    if (n > 0) {
         c->in_len += (size_t)n;
-    else if (n == 0)
+        CRL__COUNT_ADD(c->stats, http_bytes_in, n);
+    } else if (n == 0) {
         c->peer_eof = true;
+    }
     return n;
 }
 
@@ -302,6 +320,15 @@ static int head_ready(struct crl__http_conn *c)
     return 0;
 }
 
+/* A wait for a head timed out: the head's own (or the first request's) limit, or a
+ * keep-alive connection's idle one. */
+static void count_head_timeout(struct crl__http_conn *c, bool idle, bool first)
+{
+    enum crl_http_timeout_kind kind =
+        idle && !first ? CRL_HTTP_TIMEOUT_IDLE : CRL_HTTP_TIMEOUT_HEADER;
+    CRL__COUNT(c->stats, http_timeouts[kind]);
+}
+
 /* Read and parse the next request's head. Returns 0 when it is ready, an error status to
  * answer, or -1 to close quietly (end of stream, idle timeout, a stopping server). */
 static int read_head(struct crl__http_conn *c, bool first)
@@ -316,12 +343,17 @@ static int read_head(struct crl__http_conn *c, bool first)
             int rc = crl__http_parse_feed(c, c->in_len - c->in_parsed);
             if (rc == 1)
                 return head_ready(c);
-            if (rc || (rc = head_overflow(c)))
+            if (rc || (rc = head_overflow(c))) {
+                CRL__COUNT(c->stats, http_parse_errors);
                 return rc;
+            }
         }
         int rc = head_room(c);
-        if (rc)
+        if (rc) {
+            if (rc != 503) /* a limit, not a lack of memory */
+                CRL__COUNT(c->stats, http_parse_errors);
             return rc;
+        }
         if (c->write_err)
             return -1;
         bool idle = c->in_len == c->msg;               /* no byte of this request yet */
@@ -339,6 +371,8 @@ static int read_head(struct crl__http_conn *c, bool first)
         ssize_t n = transport_read(c, deadline);
         if (idle && c->io->set_idle)
             c->io->set_idle(c->io_ctx, false);
+        if (n == -ETIMEDOUT)
+            count_head_timeout(c, idle, first);
         if (n == -ETIMEDOUT && !idle)
             return 408;
         if (n <= 0)
@@ -358,6 +392,7 @@ static ssize_t body_fail(struct crl__http_conn *c, int err, int status)
 
 static ssize_t body_parse_fail(struct crl__http_conn *c, int status)
 {
+    CRL__COUNT(c->stats, http_parse_errors);
     if (status == 413)
         return body_fail(c, -EMSGSIZE, 413);
     return body_fail(c, -EPROTO, 400);
@@ -389,6 +424,7 @@ static int send_continue(struct crl__http_conn *c)
         return rc;
     memcpy(c->out + c->out_len, line, sizeof line - 1);
     c->out_len += sizeof line - 1;
+    count_response(c, 100);
     return 0;
 }
 
@@ -423,6 +459,8 @@ ssize_t crl__http_body_read(struct crl__http_conn *c, void *buf, size_t len)
             return body_fail(c, c->write_err, 0);
         if (n == 0)
             return body_fail(c, -ECONNRESET, 0);
+        if (n == -ETIMEDOUT)
+            CRL__COUNT(c->stats, http_timeouts[CRL_HTTP_TIMEOUT_BODY]);
         if (n < 0)
             return body_fail(c, (int)n, n == -ETIMEDOUT ? 408 : 0);
     }
@@ -444,7 +482,7 @@ static bool drain_body(struct crl__http_conn *c)
 
 static void run_request(struct crl__http_conn *c)
 {
-    crl__http_stats.requests++;
+    CRL__COUNT(c->stats, http_requests);
     c->handler(&c->req, &c->res, c->ctx);
     if (c->res.state == CRL__RES_NONE) {
         crl__http_send_error(c, c->body_status ? c->body_status : 500);
@@ -479,6 +517,7 @@ static int conn_init(struct crl__http_conn *c, const struct crl_http_limits *lim
     c->hdrs = c->hdrs_inline;
     c->hdrs_cap = CRL__HTTP_HDRS_INLINE;
     c->write_deadline_ns = CRL_NO_DEADLINE;
+    c->stats = crl__cur ? &crl__cur->stats : &no_runtime_stats;
     crl__http_parse_init(c);
     return 0;
 }
@@ -521,7 +560,6 @@ int crl__http_conn_serve(struct crl__http_conn *c, const struct crl__http_io *io
     c->io_ctx = io_ctx;
     c->handler = handler;
     c->ctx = ctx;
-    crl__http_stats.conns++;
     conn_loop(c);
     crl__http_flush(c, NULL, 0);
     bool unread = c->in_parsed < c->in_len || !c->req.body_done;

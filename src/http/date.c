@@ -6,6 +6,7 @@
  * write deadline), so that a response reads one clock, not two: the wall clock is read only
  * when the second it formatted is over. A step of the wall clock shows within a second. */
 #include "http.h"
+#include "../core/clock.h"
 
 #include <time.h>
 
@@ -54,8 +55,7 @@ const char *crl__http_date(int64_t now_ns)
     /* The coarse clocks move together, at the tick: read after now_ns, the wall clock is as
      * new or newer, so the end of its second lands at or before the real one (at worst a
      * refresh comes a tick early and formats the same second again). */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+    struct timespec ts = crl__clock_wall_coarse();
     format(cache.text, ts.tv_sec);
     cache.until_ns = now_ns + (CRL_SEC_NS - ts.tv_nsec);
     return cache.text;

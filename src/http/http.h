@@ -8,6 +8,7 @@
 #ifndef CRL_HTTP_HTTP_H
 #define CRL_HTTP_HTTP_H
 
+#include "chunk.h"
 #include "corral.h"
 
 #include <llhttp.h>
@@ -32,13 +33,12 @@ struct crl__http_io {
     void (*linger)(void *ctx); /* closing with input unread: half-close, drain (may be NULL) */
 };
 
-/* Counters of the calling thread (one per core), for tests and diagnostics. */
+/* Counters of the calling thread (one per core), for tests (the public ones, requests and
+ * bytes, are the core's struct crl_stats). */
 struct crl__http_stats {
-    uint64_t conns;    /* connections served */
-    uint64_t requests; /* requests handed to a handler */
-    uint64_t reads;    /* transport reads */
-    uint64_t writes;   /* transport writes (one per flush of the output buffer) */
-    uint64_t errors;   /* error responses (4xx/5xx made by the server itself) */
+    uint64_t reads;  /* transport reads */
+    uint64_t writes; /* transport writes (one per flush of the output buffer) */
+    uint64_t errors; /* error responses (4xx/5xx made by the server itself) */
 };
 extern __thread struct crl__http_stats crl__http_stats;
 
@@ -89,6 +89,7 @@ struct crl__http_parse {
     bool folded;                 /* a value continued on another line (obs-fold) */
     bool t_in_value;             /* a trailer's value has begun */
     bool t_at_end;               /* the last trailer value piece ended with the bytes fed */
+    bool t_named;                /* the trailer line has a name (not ": value") */
     char fed_last;               /* the last byte of the previous feed */
     const char *feed, *feed_end; /* the bytes being fed */
     uint8_t hosts, cls;          /* Host and Content-Length headers seen */
@@ -96,6 +97,7 @@ struct crl__http_parse {
     bool te_chunked;             /* its last coding so far is chunked */
     bool te_other;               /* it lists a coding other than chunked */
     bool end_checked;            /* the head's end was checked for CRLF CRLF */
+    struct crl__chunk chunk;     /* a chunked body's chunk lines (chunk.h), until the last */
     int status; /* the error status a callback chose (400, 413, 414, 431, 501, 503, 505) */
 };
 
@@ -114,6 +116,7 @@ enum {
 struct crl__http_conn {
     const struct crl__http_io *io;
     void *io_ctx;
+    struct crl_stats *stats;    /* the serving core's counters (a dummy without a runtime) */
     struct crl_http_limits lim; /* defaults filled in */
     crl_http_handler_fn *handler;
     void *ctx;
@@ -179,8 +182,14 @@ int crl__http_head(struct crl__http_conn *c, int status, const char *content_typ
                    enum crl__http_framing framing, uint64_t len);
 /* Write the output buffer and then extra[0..n) completely; 0 or the (sticky) write error. */
 int crl__http_flush(struct crl__http_conn *c, const struct iovec *extra, int n);
-/* Room for n more bytes at the end of the output buffer (flushing or growing it). */
-int crl__http_out_reserve(struct crl__http_conn *c, size_t n);
+/* Room for n more bytes at the end of the output buffer (flushing or growing it). 0 or a
+ * negative errno. The test of the room there is inline: whether LTO inlines the call into
+ * crl__http_head changed with unrelated code, by 18 instructions a request. */
+int crl__http_out_make_room(struct crl__http_conn *c, size_t n);
+static inline int crl__http_out_reserve(struct crl__http_conn *c, size_t n)
+{
+    return c->out_len + n <= c->out_cap ? 0 : crl__http_out_make_room(c, n);
+}
 /* Grow buffer *buf (of *cap bytes, keep of them in use; it may be the connection's inline
  * array inline_buf) to n bytes. 0 or -ENOMEM (then *buf is unchanged). */
 int crl__http_grow(char **buf, size_t *cap, const char *inline_buf, size_t keep, size_t n);
@@ -195,7 +204,8 @@ void crl__http_send_error(struct crl__http_conn *c, int status);
 /* parse.c */
 void crl__http_parse_init(struct crl__http_conn *c);
 void crl__http_parse_begin(struct crl__http_conn *c); /* a new message starts at c->msg */
-/* Feed llhttp n bytes at c->in + c->in_parsed, advancing in_parsed past what it took.
+/* Feed llhttp n bytes at c->in + c->in_parsed, advancing in_parsed past what it took (and
+ * past the chunk extensions it is not given, in a chunked body).
  * Returns 0 (all taken), 1 (paused: head or message done) or an error status (400...). */
 int crl__http_parse_feed(struct crl__http_conn *c, size_t n);
 /* A header's name or value as a NUL-terminated string. */

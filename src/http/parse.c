@@ -3,7 +3,9 @@
  * Content-Length, transfer codings, obs-fold, the version, the target's form, authorities).
  *
  * llhttp runs strict (built with LLHTTP_STRICT_MODE; one lenient flag, for the version: see
- * crl__http_parse_init). The parser pauses
+ * crl__http_parse_init). A chunked body's chunk lines are checked by crl__chunk_scan first,
+ * which cuts their extensions out of what llhttp sees (llhttp 8.1 rejects valid ones: chunk.h).
+ * The parser pauses
  * when a head with a body is complete and when a message is complete, so the bytes after a
  * request stay unparsed until its handler has run. */
 #include "http.h"
@@ -113,6 +115,7 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     struct crl__http_conn *c = conn_of(p);
     if (c->ps.head_done) { /* a trailer: not kept */
         c->ps.t_in_value = false;
+        c->ps.t_named |= len > 0;
         return check_header_bytes(c, at, len) ? HPE_USER : 0;
     }
     uint32_t off = (uint32_t)(at - (c->in + c->msg));
@@ -310,8 +313,11 @@ static bool line_folded(const struct crl__http_conn *c, const struct crl__http_h
 static int on_header_value_complete(llhttp_t *p)
 {
     struct crl__http_conn *c = conn_of(p);
-    if (c->ps.head_done)
-        return 0;
+    if (c->ps.head_done) { /* a trailer: its name is a token, not empty (llhttp lets it be) */
+        bool named = c->ps.t_named;
+        c->ps.t_named = false;
+        return named ? 0 : fail(c, 400);
+    }
     if (c->req.nhdrs == 0 || c->hdrs[c->req.nhdrs - 1].name_len == 0)
         return fail(c, 400); /* strict llhttp still lets ": value" through */
     if (!c->ps.in_value) {   /* an empty value: no value piece came */
@@ -456,6 +462,8 @@ static int on_headers_complete(llhttp_t *p)
                                                         : 0;
     c->is_head = p->method == HTTP_HEAD;
     c->upgrade = p->upgrade != 0;
+    if (chunked)
+        crl__chunk_start(&c->ps.chunk); /* its lines go through crl__chunk_scan */
     if (chunked || r->content_length > 0)
         return HPE_PAUSED; /* the handler reads the body */
     return 0;
@@ -537,7 +545,8 @@ static bool crlf_ended(const struct crl__http_conn *c, ptrdiff_t used)
     return used < 2 || fed_byte(c, used - 3) == '\n'; /* (further back: gone, unchecked) */
 }
 
-int crl__http_parse_feed(struct crl__http_conn *c, size_t n)
+/* Feed llhttp n bytes at in_parsed (crl__http_parse_feed without chunk lines to check). */
+static int feed_llhttp(struct crl__http_conn *c, size_t n)
 {
     const char *start = c->in + c->in_parsed;
     c->ps.feed = start;
@@ -566,4 +575,29 @@ int crl__http_parse_feed(struct crl__http_conn *c, size_t n)
     if (err == HPE_INVALID_METHOD && method_is_token(c))
         return 501; /* RFC 9110 9.1: a method we do not know, not a malformed one */
     return 400;     /* llhttp's own errors (a malformed version too: any HTTP/d.d passes it) */
+}
+
+/* A chunked body up to its last chunk: llhttp gets what crl__chunk_scan passes (the chunk
+ * lines' extensions cut out), and the bytes it skips count as parsed. */
+static int feed_chunked(struct crl__http_conn *c, size_t n)
+{
+    while (n) {
+        size_t pass, skip;
+        if (crl__chunk_scan(&c->ps.chunk, c->in + c->in_parsed, n, &pass, &skip))
+            return 400;
+        int rc = pass ? feed_llhttp(c, pass) : 0;
+        if (rc)
+            return rc;
+        c->in_parsed += skip;
+        n -= pass + skip;
+    }
+    return 0;
+}
+
+int crl__http_parse_feed(struct crl__http_conn *c, size_t n)
+{
+    /* One test of a byte for a message without a chunked body (or past its last chunk). */
+    if (__builtin_expect(c->ps.chunk.state != CRL__CHUNK_OFF, 0))
+        return feed_chunked(c, n);
+    return feed_llhttp(c, n);
 }

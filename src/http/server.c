@@ -1,15 +1,7 @@
 /* server.c - the HTTP server's socket side and its handler API: crl_http_serve runs the
  * connection state machine (conn.c) over crl_serve's connections through a transport of
- * timed socket operations; the crl_http_req_* and crl_http_res_* calls work on the state
- * machine's buffers.
- *
- * A timed operation is an ordinary one-shot I/O operation plus a timer of the core's wheel
- * that cancels it at the deadline: no scope per read, one timer per connection. The timer
- * stays armed between operations and only ever fires early: a keep-alive connection's next
- * deadline is later than the one it is armed for, so it is left where it is and, when it
- * fires, moves on to the deadline of the operation then waiting (or to none). Arming and
- * disarming per request would link and unlink it among other connections' timers, each in
- * another task's stack: cache misses that add up with hundreds of connections. */
+ * socket operations with deadlines (io.h: one timer per connection, no scope per read); the
+ * crl_http_req_* and crl_http_res_* calls work on the state machine's buffers. */
 #define _GNU_SOURCE
 #include "http.h"
 #include "../io/io.h"
@@ -24,70 +16,13 @@
 
 struct sock {
     int fd;
-    struct crl_conn *conn; /* NULL when served without crl_serve */
-    struct crl__timer timer;
-    struct crl__op *op;       /* the operation the timer cancels, NULL between operations */
-    int64_t deadline_ns;      /* op's deadline: the timer is armed for it or earlier */
-    struct crl__op *send;     /* write_read: its send, in flight while the task waits on op */
-    int64_t read_deadline_ns; /* write_read: op's own deadline, when the send's comes first */
-    bool write_first;         /* write_read: the timer is armed for the send's deadline */
-    bool fired;
+    struct crl_conn *conn;      /* NULL when served without crl_serve */
+    struct crl__op_timer timer; /* the deadlines of the connection's operations */
     bool replied; /* bytes went out since the last read: the peer's answer takes a trip */
 };
 
 int64_t crl__http_linger_ns = 30 * CRL_SEC_NS;
 int64_t crl__http_linger_read_ns = 5 * CRL_SEC_NS;
-
-static void sock_timer_fire(struct crl__timer *t)
-{
-    struct sock *s = crl__container_of(t, struct sock, timer);
-    struct crl__core *c = crl__core();
-    if (!s->op)
-        return; /* armed for an operation that is over: idle until the next one */
-    if (s->deadline_ns > t->deadline_ns) {
-        crl__timer_arm(&c->wheel, t, s->deadline_ns); /* fired early: the real deadline */
-        return;
-    }
-    if (s->write_first) {
-        s->write_first = false;
-        if (s->send->done) { /* the send made it in time: the receive's own deadline is next */
-            if (s->read_deadline_ns >= 0) {
-                s->deadline_ns = s->read_deadline_ns;
-                crl__timer_arm(&c->wheel, t, s->read_deadline_ns);
-            }
-            return;
-        }
-    }
-    s->fired = true; /* a send still in flight is cancelled once the receive is */
-    if (s->op && !s->op->done)
-        c->io->cancel(c, s->op); /* its completion still comes, as for any cancel */
-}
-
-/* Wait for op, started, cancelling it at deadline_ns: -ETIMEDOUT then. */
-static int sock_finish(struct sock *s, struct crl__op *op, int64_t deadline_ns)
-{
-    if (deadline_ns < 0 || op->done)
-        return crl__op_finish(op);
-    s->fired = false;
-    s->op = op;
-    s->deadline_ns = deadline_ns;
-    if (!crl__timer_armed(&s->timer) || s->timer.deadline_ns > deadline_ns)
-        crl__timer_arm(&crl__core()->wheel, &s->timer, deadline_ns);
-    int rc = crl__op_finish(op);
-    s->op = NULL; /* the timer stays armed: see the top of the file */
-    if (s->fired && (rc == -ECANCELED || rc == -EINTR)) {
-        int cancel = crl_checkpoint(); /* our own cancellation wins over the deadline */
-        return cancel ? cancel : -ETIMEDOUT;
-    }
-    return rc;
-}
-
-/* Run op, cancelled at deadline_ns: -ETIMEDOUT then. */
-static int sock_run(struct sock *s, struct crl__op *op, int64_t deadline_ns)
-{
-    int rc = crl__op_start(op);
-    return rc ? rc : sock_finish(s, op, deadline_ns);
-}
 
 static ssize_t sock_read(void *ctx, void *buf, size_t len, int64_t deadline_ns)
 {
@@ -95,7 +30,7 @@ static ssize_t sock_read(void *ctx, void *buf, size_t len, int64_t deadline_ns)
     struct crl__op op = {
         .kind = CRL__OP_RECV, .fd = s->fd, .poll_first = s->replied, .a.rw = {buf, len}};
     s->replied = false;
-    return sock_run(s, &op, deadline_ns);
+    return crl__op_run_until(&s->timer, &op, deadline_ns);
 }
 
 static ssize_t sock_writev(void *ctx, const struct iovec *iov, int iovcnt, int64_t deadline_ns)
@@ -107,24 +42,21 @@ static ssize_t sock_writev(void *ctx, const struct iovec *iov, int iovcnt, int64
                              .fd = s->fd,
                              .flags = MSG_NOSIGNAL,
                              .a.rw = {iov->iov_base, iov->iov_len}};
-        return sock_run(s, &op, deadline_ns);
+        return crl__op_run_until(&s->timer, &op, deadline_ns);
     }
     struct msghdr msg = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)iovcnt};
     struct crl__op op = {
         .kind = CRL__OP_SENDMSG, .fd = s->fd, .flags = MSG_NOSIGNAL, .a.msg = &msg};
-    return sock_run(s, &op, deadline_ns);
+    return crl__op_run_until(&s->timer, &op, deadline_ns);
 }
 
-/* The send is started, then the receive of what the peer sends next, and the task waits
- * for the receive alone: the send usually completes in the same submission, without
- * waking the task a second time. The timer serves both: armed at the earlier deadline, it
- * moves on to the receive's when the send was done by then. */
+/* The send and the receive of what the peer sends next, both in flight (crl__op_pair_until):
+ * the send usually completes in the same submission, without waking the task twice. */
 static ssize_t sock_write_read(void *ctx, const void *out, size_t out_len,
                                int64_t write_deadline_ns, void *buf, size_t len,
                                int64_t read_deadline_ns, int *write_err)
 {
     struct sock *s = ctx;
-    struct crl__core *c = crl__core();
     struct crl__op send = {.kind = CRL__OP_SEND,
                            .fd = s->fd,
                            .flags = MSG_NOSIGNAL | MSG_WAITALL, /* no short send unnoticed */
@@ -133,36 +65,19 @@ static ssize_t sock_write_read(void *ctx, const void *out, size_t out_len,
         .kind = CRL__OP_RECV, .fd = s->fd, .poll_first = true, .a.rw = {buf, len}};
     *write_err = 0;
     s->replied = false;
-    s->fired = false;
-    ssize_t n = crl__op_start(&send);
-    if (n == 0 && send.done && send.result < 0)
-        n = send.result; /* failed at once: the peer waits for this answer, so would we */
-    if (n) {
-        *write_err = (int)n;
-        return n;
+    int w, n;
+    int rc =
+        crl__op_pair_until(&s->timer, &send, write_deadline_ns, &recv, read_deadline_ns, &w, &n);
+    if (rc) {
+        *write_err = rc;
+        return rc;
     }
-    bool fired = false;
-    n = crl__op_start(&recv); /* cannot be cancelled: nothing ran since the send started */
-    if (n == 0) {
-        s->send = &send;
-        s->read_deadline_ns = read_deadline_ns;
-        s->write_first = write_deadline_ns >= 0 && !send.done &&
-                         (read_deadline_ns < 0 || write_deadline_ns < read_deadline_ns);
-        n = sock_finish(s, &recv, s->write_first ? write_deadline_ns : read_deadline_ns);
-        fired = s->fired;
-        s->send = NULL;
-        s->write_first = false;
-    }
-    if (!send.done && n < 0)
-        c->io->cancel(c, &send); /* the receive failed: the connection ends */
-    ssize_t w = sock_finish(s, &send, write_deadline_ns);
-    fired = fired || s->fired;
     if (w != (ssize_t)out_len) {
         int cancel = crl_checkpoint(); /* our own cancellation wins over a deadline */
         *write_err = cancel                     ? cancel
-                     : fired                    ? -ETIMEDOUT
-                     : w < 0 && w != -ECANCELED ? (int)w
-                     : n < 0                    ? (int)n
+                     : s->timer.fired           ? -ETIMEDOUT
+                     : w < 0 && w != -ECANCELED ? w
+                     : n < 0                    ? n
                                                 : -EIO;
     }
     return n;
@@ -220,10 +135,11 @@ int crl__http_serve_fd(int fd, struct crl_conn *conn, const struct crl_http_limi
         struct sock s;
         struct crl__http_conn http; /* initialized by crl__http_conn_serve */
     } f;
-    f.s = (struct sock){.fd = fd, .conn = conn, .timer = {.fire = sock_timer_fire}};
+    f.s = (struct sock){.fd = fd, .conn = conn};
+    crl__op_timer_init(&f.s.timer);
     crl_tcp_set_nodelay(fd, true); /* heads and bodies leave in one write: no Nagle wait */
     int rc = crl__http_conn_serve(&f.http, &sock_io, &f.s, lim, handler, ctx);
-    crl__timer_disarm(&crl__core()->wheel, &f.s.timer); /* it lives in this frame */
+    crl__op_timer_fini(&f.s.timer); /* it lives in this frame */
     return rc;
 }
 

@@ -28,6 +28,26 @@
 
 enum fd_kind { FD_UNKNOWN, FD_FILE, FD_STREAM };
 
+/* This backend's state of an op, in its backend_ bytes (set up by ep_submit). */
+struct ep_op {
+    struct crl__job job;         /* file I/O runs as a blocking-pool job */
+    struct crl__op *next, *prev; /* its fd's queue (see queued) */
+    bool queued;                 /* waiting in its fd's queue */
+    bool in_pool;                /* job queued or running */
+    uint8_t phase;               /* connect: 0 not tried yet, 1 in progress */
+};
+_Static_assert(sizeof(struct ep_op) <= CRL__OP_BACKEND_SIZE, "ep_op must fit in an op");
+_Static_assert(_Alignof(struct ep_op) <= 8, "ep_op must fit the alignment of backend_");
+
+static struct ep_op *eop(struct crl__op *op) { return (struct ep_op *)(void *)op->backend_; }
+
+_Static_assert(offsetof(struct ep_op, job) == 0, "op_of_job takes the job for its ep_op");
+
+static struct crl__op *op_of_job(struct crl__job *job)
+{
+    return crl__container_of(job, struct crl__op, backend_);
+}
+
 struct ep_fd {
     struct crl__op *head, *tail; /* ops waiting for this fd to become ready */
     uint8_t kind;
@@ -66,7 +86,7 @@ static uint64_t key_of(int fd, uint32_t gen) { return (uint64_t)gen << 32 | (uin
 static int key_fd(uint64_t key) { return (int)(uint32_t)key; }
 static uint32_t key_gen(uint64_t key) { return (uint32_t)(key >> 32); }
 
-static struct ep_state *st_of(struct crl__core *c) { return c->io_state; }
+static struct ep_state *st_of(struct crl__core *c) { return c->io->state; }
 
 static int ep_init(struct crl__core *c)
 {
@@ -80,14 +100,14 @@ static int ep_init(struct crl__core *c)
         return rc;
     }
     struct epoll_event ev = {.events = EPOLLIN, .data.u64 = WAKE_KEY};
-    if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, c->wake_fd, &ev) != 0) {
+    if (epoll_ctl(st->epfd, EPOLL_CTL_ADD, c->io->wake_fd, &ev) != 0) {
         int rc = -errno;
         close(st->epfd);
         free(st);
         return rc;
     }
     st->sweep_every_ns = SWEEP_NS;
-    c->io_state = st;
+    c->io->state = st;
     return 0;
 }
 
@@ -97,7 +117,7 @@ static void ep_fini(struct crl__core *c)
     close(st->epfd);
     free(st->fds);
     free(st);
-    c->io_state = NULL;
+    c->io->state = NULL;
 }
 
 static struct ep_fd *fd_entry(struct ep_state *st, int fd)
@@ -149,8 +169,8 @@ static int neg_errno(ssize_t r) { return r < 0 ? -errno : (int)r; }
 
 static int try_connect(struct crl__op *op)
 {
-    if (op->phase == 0) {
-        op->phase = 1;
+    if (eop(op)->phase == 0) {
+        eop(op)->phase = 1;
         if (connect(op->fd, op->a.connect.addr, op->a.connect.addrlen) == 0)
             return 0;
         return errno == EINPROGRESS ? -EAGAIN : -errno;
@@ -233,11 +253,12 @@ static void enqueue(struct ep_state *st, struct ep_fd *e, struct crl__op *op)
     st->fresh = true;
     if (op->fd >= st->hi)
         st->hi = op->fd + 1;
-    op->queued = true;
-    op->next = NULL;
-    op->prev = e->tail;
+    struct ep_op *o = eop(op);
+    o->queued = true;
+    o->next = NULL;
+    o->prev = e->tail;
     if (e->tail)
-        e->tail->next = op;
+        eop(e->tail)->next = op;
     else
         e->head = op;
     e->tail = op;
@@ -245,16 +266,17 @@ static void enqueue(struct ep_state *st, struct ep_fd *e, struct crl__op *op)
 
 static void unlink_op(struct ep_state *st, struct ep_fd *e, struct crl__op *op)
 {
+    struct ep_op *o = eop(op);
     st->nqueued--;
-    if (op->prev)
-        op->prev->next = op->next;
+    if (o->prev)
+        eop(o->prev)->next = o->next;
     else
-        e->head = op->next;
-    if (op->next)
-        op->next->prev = op->prev;
+        e->head = o->next;
+    if (o->next)
+        eop(o->next)->prev = o->prev;
     else
-        e->tail = op->prev;
-    op->queued = false;
+        e->tail = o->prev;
+    o->queued = false;
 }
 
 /* ---- Files: the blocking pool ------------------------------------------------------------ */
@@ -263,15 +285,15 @@ static int file_job_run(struct crl__job *job)
 {
     int res;
     do /* may block: pool thread; interrupted, again */
-        res = try_op(crl__container_of(job, struct crl__op, job));
+        res = try_op(op_of_job(job));
     while (res == -EINTR);
     return res;
 }
 
 static void file_job_done(struct crl__core *c, struct crl__job *job)
 {
-    struct crl__op *op = crl__container_of(job, struct crl__op, job);
-    op->in_pool = false;
+    struct crl__op *op = op_of_job(job);
+    eop(op)->in_pool = false;
     complete(c, op, job->result);
 }
 
@@ -298,14 +320,15 @@ static void to_pool(struct crl__core *c, struct crl__op *op, bool direct)
             return;
         }
     }
-    op->job.run = file_job_run;
-    op->job.done = file_job_done;
-    op->in_pool = true;
-    c->offload_pending++;
-    int rc = crl__pool_submit(c, &op->job);
+    struct ep_op *o = eop(op);
+    o->job.run = file_job_run;
+    o->job.done = file_job_done;
+    o->in_pool = true;
+    c->io->offload_pending++;
+    int rc = crl__pool_submit(c, &o->job);
     if (rc) {
-        op->in_pool = false;
-        c->offload_pending--;
+        o->in_pool = false;
+        c->io->offload_pending--;
         complete(c, op, rc);
     }
 }
@@ -335,7 +358,7 @@ static int try_stream_op(struct crl__core *c, struct ep_fd *e, struct crl__op *o
 {
     int res;
     do { /* a call interrupted did nothing: again */
-        res = __builtin_expect(c->faults != NULL, 0) ? crl__faults_kernel(c, op) : 0;
+        res = __builtin_expect(c->io->faults != NULL, 0) ? crl__faults_kernel(c, op) : 0;
         if (res == -EAGAIN)
             return injected_eagain(c, e, op->fd);
         if (res == 0)
@@ -363,8 +386,16 @@ static int register_fd(struct ep_state *st, int fd, struct ep_fd *e)
 static void ep_submit(struct crl__core *c, struct crl__op *op)
 {
     struct ep_state *st = st_of(c);
+    struct ep_op *o = eop(op);
+    o->queued = false;
+    o->in_pool = false;
+    o->phase = 0;
     if (op->kind == CRL__OP_NOP || op->kind == CRL__OP_SHUTDOWN) {
         complete(c, op, try_op(op));
+        return;
+    }
+    if (op->kind == CRL__OP_STATX) {
+        complete(c, op, -ENOSYS); /* the caller stats in the blocking pool (io.h) */
         return;
     }
     if (op->kind == CRL__OP_OPENAT || op->kind == CRL__OP_FSYNC) {
@@ -400,15 +431,16 @@ static void ep_submit(struct crl__core *c, struct crl__op *op)
 
 static void ep_cancel(struct crl__core *c, struct crl__op *op)
 {
-    if (op->in_pool) {
-        if (crl__pool_cancel(&op->job)) { /* not started: it never will */
-            op->in_pool = false;
-            c->offload_pending--;
+    struct ep_op *o = eop(op);
+    if (o->in_pool) {
+        if (crl__pool_cancel(&o->job)) { /* not started: it never will */
+            o->in_pool = false;
+            c->io->offload_pending--;
             complete(c, op, -ECANCELED);
         }
         return; /* running: its completion comes back through the pool */
     }
-    if (!op->queued)
+    if (!o->queued)
         return;
     unlink_op(st_of(c), &st_of(c)->fds[op->fd], op);
     complete(c, op, -ECANCELED);
@@ -424,7 +456,7 @@ static void fd_ready(struct crl__core *c, struct ep_state *st, struct ep_fd *e, 
         e->hung_up = true;
     struct crl__op *op = e->head;
     while (op) {
-        struct crl__op *next = op->next;
+        struct crl__op *next = eop(op)->next;
         int res = try_stream_op(c, e, op);
         if (res != -EAGAIN) {
             unlink_op(st, e, op);

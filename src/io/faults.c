@@ -198,7 +198,7 @@ struct held {
 };
 
 struct crl__faults {
-    struct crl__io_ops ops; /* c->io while injecting: the wrappers, as the inner backend */
+    struct crl__io_ops ops; /* c->io->ops while injecting: the wrappers, as the inner backend */
     const struct crl__io_ops *inner;
     struct crl__faults_cfg cfg;
     struct crl__fault_rng rng;
@@ -271,32 +271,30 @@ static unsigned submit_faults(const struct crl__op *op)
 
 static void faults_submit(struct crl__core *c, struct crl__op *op)
 {
-    struct crl__faults *f = c->faults;
-    if (op->kind != CRL__OP_ACCEPT_MULTI) {
-        switch (crl__faults_draw(&f->rng, &f->cfg, submit_faults(op))) {
-        case CRL__FAULT_ECONNRESET:
-            /* a file read or write cannot be reset */
-            if (!is_kind(op, KINDS_RW) || sock_type(op->fd) >= 0) {
-                crl__op_complete(c, op, -ECONNRESET);
-                return;
-            }
-            break;
-        case CRL__FAULT_ENOMEM: crl__op_complete(c, op, -ENOMEM); return;
-        case CRL__FAULT_SHORT: shorten(f, op); break;
-        case CRL__FAULT_DELAY:
-            if (hold(f, op))
-                return;
-            break;
-        default: break;
+    struct crl__faults *f = c->io->faults;
+    switch (crl__faults_draw(&f->rng, &f->cfg, submit_faults(op))) {
+    case CRL__FAULT_ECONNRESET:
+        /* a file read or write cannot be reset */
+        if (!is_kind(op, KINDS_RW) || sock_type(op->fd) >= 0) {
+            crl__op_complete(c, op, -ECONNRESET);
+            return;
         }
+        break;
+    case CRL__FAULT_ENOMEM: crl__op_complete(c, op, -ENOMEM); return;
+    case CRL__FAULT_SHORT: shorten(f, op); break;
+    case CRL__FAULT_DELAY:
+        if (hold(f, op))
+            return;
+        break;
+    default: break;
     }
     f->inner->submit(c, op);
 }
 
 int crl__faults_kernel(struct crl__core *c, struct crl__op *op)
 {
-    struct crl__faults *f = c->faults;
-    if ((op->fault & 3) == 3 || op->kind == CRL__OP_NOP || op->kind == CRL__OP_ACCEPT_MULTI)
+    struct crl__faults *f = c->io->faults;
+    if ((op->fault & 3) == 3 || op->kind == CRL__OP_NOP)
         return 0; /* three per op at the most: a retried op gets through */
     unsigned allowed = B(EINTR) | (is_kind(op, KINDS_EAGAIN) ? B(EAGAIN) : 0);
     enum crl__fault d = crl__faults_draw(&f->rng, &f->cfg, allowed);
@@ -334,7 +332,7 @@ static void release_held(struct crl__core *c, struct crl__faults *f)
 
 static void faults_wait(struct crl__core *c, int64_t deadline_ns)
 {
-    struct crl__faults *f = c->faults;
+    struct crl__faults *f = c->io->faults;
     f->iteration++;
     release_held(c, f);
     if (f->nheld) { /* come back soon for them */
@@ -348,7 +346,7 @@ static void faults_wait(struct crl__core *c, int64_t deadline_ns)
 /* Complete the held ops that match (op, or every op on fd) with res; how many did. */
 static unsigned drop_held(struct crl__core *c, const struct crl__op *op, int fd, int res)
 {
-    struct crl__faults *f = c->faults;
+    struct crl__faults *f = c->io->faults;
     unsigned keep = 0, dropped = 0, n = f->nheld;
     struct crl__op *gone[MAX_HELD];
     for (unsigned i = 0; i < n; i++) {
@@ -367,31 +365,31 @@ static unsigned drop_held(struct crl__core *c, const struct crl__op *op, int fd,
 static void faults_cancel(struct crl__core *c, struct crl__op *op)
 {
     if (!drop_held(c, op, -1, -ECANCELED))
-        c->faults->inner->cancel(c, op);
+        c->io->faults->inner->cancel(c, op);
 }
 
 static void faults_forget(struct crl__core *c, int fd)
 {
     drop_held(c, NULL, fd, -EBADF);
-    if (c->faults->inner->forget)
-        c->faults->inner->forget(c, fd);
+    if (c->io->faults->inner->forget)
+        c->io->faults->inner->forget(c, fd);
 }
 
 static void faults_fini(struct crl__core *c)
 {
-    struct crl__faults *f = c->faults;
-    c->io = f->inner;
-    c->faults = NULL;
+    struct crl__faults *f = c->io->faults;
+    c->io->ops = f->inner;
+    c->io->faults = NULL;
     c->stack_fault = NULL;
     free(f);
-    c->io->fini(c);
+    c->io->ops->fini(c);
 }
 
 /* The root task is never refused: without it there is no run to inject faults into. */
 static bool stack_fault(struct crl__core *c)
 {
-    return c->ntasks > 0 &&
-           crl__faults_draw(&c->faults->rng, &c->faults->cfg, B(ENOMEM)) == CRL__FAULT_ENOMEM;
+    return c->stats.tasks_live > 0 && crl__faults_draw(&c->io->faults->rng, &c->io->faults->cfg,
+                                                       B(ENOMEM)) == CRL__FAULT_ENOMEM;
 }
 
 int crl__faults_start(struct crl__core *c)
@@ -403,8 +401,8 @@ int crl__faults_start(struct crl__core *c)
     struct crl__faults *f = calloc(1, sizeof *f);
     if (!f)
         return -ENOMEM;
-    f->inner = c->io;
-    f->ops = *c->io;
+    f->inner = c->io->ops;
+    f->ops = *c->io->ops;
     f->ops.submit = faults_submit;
     f->ops.cancel = faults_cancel;
     f->ops.wait = faults_wait;
@@ -412,8 +410,8 @@ int crl__faults_start(struct crl__core *c)
     f->ops.fini = faults_fini;
     f->cfg = cfg;
     crl__fault_rng_seed(&f->rng, cfg.seed, c->id);
-    c->faults = f;
-    c->io = &f->ops;
+    c->io->faults = f;
+    c->io->ops = &f->ops;
     c->stack_fault = stack_fault;
     return 0;
 }

@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+struct statx;
+
 enum crl__op_kind {
     CRL__OP_NOP,
     CRL__OP_READ, /* fd, buf, len, off (-1: file position / stream) */
@@ -25,25 +27,28 @@ enum crl__op_kind {
     CRL__OP_SEND,
     CRL__OP_RECVMSG, /* fd, msg, flags */
     CRL__OP_SENDMSG,
-    CRL__OP_ACCEPT,       /* fd, addr, addrlen */
-    CRL__OP_CONNECT,      /* fd, addr, addrlen (by value) */
-    CRL__OP_POLL,         /* fd, events */
-    CRL__OP_OPENAT,       /* path, flags, mode */
-    CRL__OP_FSYNC,        /* fd */
-    CRL__OP_SHUTDOWN,     /* fd, how (in flags) */
-    CRL__OP_ACCEPT_MULTI, /* io_uring only: a listener's standing accept (listener.c) */
+    CRL__OP_ACCEPT,   /* fd, addr, addrlen */
+    CRL__OP_CONNECT,  /* fd, addr, addrlen (by value) */
+    CRL__OP_POLL,     /* fd, events */
+    CRL__OP_OPENAT,   /* path, flags, mode */
+    CRL__OP_FSYNC,    /* fd */
+    CRL__OP_SHUTDOWN, /* fd, how (in flags) */
+    /* fd (a directory or AT_FDCWD), path, flags (AT_*), into buf: statx(2) of
+     * STATX_BASIC_STATS. A backend that cannot (epoll; io_uring without IORING_OP_STATX)
+     * completes it at once with -ENOSYS, and fs.c runs fstatat(2) in the blocking pool. */
+    CRL__OP_STATX,
 };
+
+/* Room for the backend's own state of an op (struct uring_op in uring.c, struct ep_op in
+ * epoll.c: each asserts that it fits): only the backend names what is in it. */
+#define CRL__OP_BACKEND_SIZE 72
 
 struct crl__op {
     uint8_t kind;
     bool done;       /* the completion arrived; result is final */
     bool waiting;    /* the task is parked on it */
-    bool queued;     /* linked in its fd's list (epoll: waiting; io_uring: in flight) */
-    bool cancelling; /* a cancel was requested; the completion is still to come */
-    uint8_t phase;   /* io_uring: 0 the op itself is in flight, 2 a poll for its readiness */
     bool poll_first; /* recv hint: the peer must first answer what we sent, so wait for
                         readiness before trying (io_uring skips a receive bound to fail) */
-    bool closed;     /* io_uring: crl_close closed its fd under it; it ends with -EBADF */
     uint8_t fault;   /* fault injection's per-op state (faults.c), 0 when off */
     int fd;
     int flags; /* recv/send/accept flags, open flags, poll events, shutdown how */
@@ -71,13 +76,41 @@ struct crl__op {
             const char *path;
             mode_t mode;
         } open;
+        struct {
+            const char *path;
+            struct statx *buf;
+        } statx;
     } a;
     int64_t off;
-    size_t sent;                 /* a send with MSG_WAITALL: bytes of earlier tries */
-    struct crl__op *next, *prev; /* its fd's list (see queued) */
-    struct crl__job job;         /* epoll: file I/O runs as a blocking-pool job */
-    bool in_pool;                /* epoll: job queued or running */
+    size_t sent; /* a send with MSG_WAITALL: bytes of earlier tries */
+    /* The backend's: set up by its submit, so crl__op_start need not clear it. */
+    _Alignas(8) unsigned char backend_[CRL__OP_BACKEND_SIZE];
 };
+
+/* A standing accept's report (see crl__io_ops.accept_multi): res is a connection's fd, or
+ * with more false the accept's end: -ECANCELED after a cancel, -EBADF when crl_close closed
+ * the listening fd, another -errno (-EMFILE...) when it failed. */
+typedef void crl__accept_fn(struct crl__core *c, struct crl__op *op, int res, bool more);
+
+struct crl__faults;
+
+/* The I/O layer's part of a core. */
+struct crl__io_core {
+    const struct crl__io_ops *ops; /* the backend (or fault injection's wrapper of it) */
+    void *state;                   /* the backend's own */
+    size_t pending;                /* operations submitted and not yet completed */
+    int wake_fd;                   /* eventfd other threads write to wake this core */
+    pthread_mutex_t done_lock;     /* guards done_jobs, filled by pool threads */
+    struct crl__job *done_jobs;    /* finished blocking-pool jobs to complete here */
+    size_t offload_pending;        /* jobs queued or running in the pool */
+    struct crl__faults *faults;    /* faults.c's state for this core, NULL when off */
+    struct crl_event fd_freed;     /* set by crl_close for accepts backing off on EMFILE */
+};
+
+/* Wake core c's thread from its wait in the backend (from any thread). */
+void crl__io_wake(struct crl__core *c);
+/* The dump's describer of io's parks: an operation ("read fd 7"), a blocking-pool job. */
+crl__wait_describer crl__io_describe_wait;
 
 /* A backend: each file exports exactly one of these. */
 struct crl__io_ops {
@@ -93,18 +126,27 @@ struct crl__io_ops {
      * waiting on it with -EBADF (on io_uring, once the kernel's cancellations come back).
      * Also called for a new fd, whose number may have been closed behind our back. */
     void (*forget)(struct crl__core *c, int fd);
-    bool multishot_accept; /* submit takes CRL__OP_ACCEPT_MULTI */
+    /* Start a standing accept on op->fd (accept4 flags in op->flags) that delivers every
+     * connection to on_accept until it ends (cancel ends it); op lives until its last
+     * report, which is not counted in io_pending (its owner counts it). NULL when the
+     * backend has none: accept one connection per op then. */
+    void (*accept_multi)(struct crl__core *c, struct crl__op *op, crl__accept_fn *on_accept);
 };
 
-/* io_uring: one completion of a listener's standing accept (more: more will follow). */
-void crl__listener_cqe(struct crl__core *c, struct crl__op *op, int res, bool more);
+/* Submit what the tasks queued and complete what is ready, without waiting: only when some
+ * operation or pool job is outstanding (it costs a syscall). */
+static inline void crl__io_poll(struct crl__core *c)
+{
+    if (c->io->pending || c->io->offload_pending)
+        c->io->ops->wait(c, 0);
+}
 
 extern const struct crl__io_ops crl__io_uring_ops;
 extern const struct crl__io_ops crl__io_epoll_ops;
 
 /* ---- Fault injection (faults.c) ---------------------------------------------------------
  *
- * CORRAL_FAULTS="seed=N,rate=R,errors=E1:E2:..." wraps the backend's ops table (c->io) in
+ * CORRAL_FAULTS="seed=N,rate=R,errors=E1:E2:..." wraps the backend's ops table (c->io->ops) in
  * one that injects faults, each decision drawn from a PRNG of this core's own (the seed mixed
  * with the core id): the same sequence of operations on a core meets the same faults.
  * ECONNRESET and ENOMEM fail an op at submission, "short" shrinks a read or write before it
@@ -151,13 +193,13 @@ uint64_t crl__fault_rng_next(struct crl__fault_rng *r);
 enum crl__fault crl__faults_draw(struct crl__fault_rng *r, const struct crl__faults_cfg *cfg,
                                  unsigned allowed);
 
-/* Wrap c->io when fault injection is on (nothing otherwise); -EINVAL for a bad
+/* Wrap c->io->ops when fault injection is on (nothing otherwise); -EINVAL for a bad
  * CORRAL_FAULTS (logged). */
 /* 0, or -EINVAL (logged) for a bad CORRAL_FAULTS: crl_run asks before any core starts. */
 int crl__faults_check(void);
 int crl__faults_start(struct crl__core *c);
 /* A backend is about to issue op to the kernel: 0 to go ahead, or -EINTR / -EAGAIN to act
- * as if the kernel had answered that (without doing the op). Call only when c->faults. */
+ * as if the kernel had answered that (without doing the op). Call only when c->io->faults. */
 int crl__faults_kernel(struct crl__core *c, struct crl__op *op);
 /* io_uring issues a NOP in place of an op crl__faults_kernel failed: the NOP's completion
  * res becomes the injected result (any other completion of op passes unchanged). */
@@ -169,7 +211,8 @@ int crl__io_start(struct crl__core *c, enum crl_backend want);
 void crl__io_stop(struct crl__core *c);
 
 /* Called by backends when the core's wake-up eventfd fired: drain it, then complete what
- * other threads handed back (blocking-pool jobs). */
+ * other threads handed back (blocking-pool jobs). What other cores sent is the runtime
+ * layer's to take in, after the wait. */
 void crl__core_woken(struct crl__core *c);
 
 /* Called by backends when op has finished with result res. */
@@ -208,6 +251,47 @@ int crl__op_run(struct crl__op *op);
  * op must be finished before its record goes out of scope. */
 int crl__op_start(struct crl__op *op);
 int crl__op_finish(struct crl__op *op);
+
+/* ---- Operations with a deadline ----------------------------------------------------------
+ *
+ * An operation cancelled at its deadline, which then returns -ETIMEDOUT (deadlines follow
+ * corral.h's time rule: CRL_NO_DEADLINE is none, and then nothing more than crl__op_run
+ * happens). No scope per operation: the deadline is a timer of the core's wheel that the
+ * caller keeps for a sequence of operations (a connection's). It stays armed between
+ * operations and only ever fires early: a keep-alive connection's next deadline is later
+ * than the one it is armed for, so it is left where it is and, when it fires, moves on to
+ * the deadline of the operation then waiting (or to none). Arming and disarming per
+ * operation would link and unlink it among other connections' timers, each in another
+ * task's stack: cache misses that add up with hundreds of connections. */
+struct crl__op_timer {
+    struct crl__timer timer;
+    struct crl__op *op;    /* the operation it cancels, NULL between operations */
+    int64_t deadline_ns;   /* op's deadline: the timer is armed for it or earlier */
+    struct crl__op *first; /* crl__op_pair_until: armed for the deadline of this op, */
+    int64_t then_ns;       /* ... and op's own deadline is next once first is done */
+    bool fired;            /* crl__op_pair_until: a deadline cancelled one of the two */
+};
+
+/* Before its first use (timer is not armed). */
+void crl__op_timer_init(struct crl__op_timer *t);
+/* Disarm t: before it goes out of scope, on the core it was used on. */
+void crl__op_timer_fini(struct crl__op_timer *t);
+
+/* Run op from the calling task, cancelled at deadline_ns: its result, -ETIMEDOUT when the
+ * deadline came first (the op cancelled and reaped), or the task's own cancellation (which
+ * wins over the deadline). */
+int crl__op_run_until(struct crl__op_timer *t, struct crl__op *op, int64_t deadline_ns);
+
+/* Two operations on one connection, both in flight: first (a send) and second (the receive
+ * of the peer's answer); the task waits for second alone, and first usually completes in
+ * the same submission, without a second wake-up. The timer serves both: armed at the earlier
+ * deadline, it moves on to second's when first was done by then. When second fails, first
+ * is cancelled. Returns 0 when both ran (their results, as crl__op_run_until's, in
+ * *first_res and *second_res; t->fired tells whether a deadline fired), or the error first
+ * failed with at once or could not start with (second is not started then). */
+int crl__op_pair_until(struct crl__op_timer *t, struct crl__op *first, int64_t first_deadline_ns,
+                       struct crl__op *second, int64_t second_deadline_ns, int *first_res,
+                       int *second_res);
 
 /* fd ownership (owner.c), where assertions are on: the first operation on an fd claims it
  * for its core, one from another core aborts; crl_close releases it. */

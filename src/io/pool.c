@@ -4,7 +4,7 @@
  * queued it: onto the core's completion list, then a write to its wake-up eventfd. The core
  * drains the list in its loop and completes the jobs there. */
 #define _GNU_SOURCE
-#include "pool.h"
+#include "io.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -27,14 +27,14 @@ static void hand_back(struct crl__job *job)
 {
     struct crl__core *c = job->core;
     uint64_t one = 1;
-    pthread_mutex_lock(&c->done_lock);
-    job->next = c->done_jobs;
-    c->done_jobs = job; /* from here on the job belongs to its core again */
+    pthread_mutex_lock(&c->io->done_lock);
+    job->next = c->io->done_jobs;
+    c->io->done_jobs = job; /* from here on the job belongs to its core again */
     /* Still under the lock: the core may take the job in (woken by an earlier job), finish
      * and close wake_fd the moment we let go of it. */
-    ssize_t unused = write(c->wake_fd, &one, sizeof one);
+    ssize_t unused = write(c->io->wake_fd, &one, sizeof one);
     (void)unused;
-    pthread_mutex_unlock(&c->done_lock);
+    pthread_mutex_unlock(&c->io->done_lock);
 }
 
 static void *worker(void *unused)
@@ -57,10 +57,16 @@ static void *worker(void *unused)
         pthread_mutex_unlock(&pool.lock);
         job->result = job->run(job);
         pthread_mutex_lock(&pool.lock);
+        if (job->state == CRL__JOB_ABANDONED) { /* its core no longer expects it */
+            pthread_mutex_unlock(&pool.lock);
+            job->release(job);
+            pthread_mutex_lock(&pool.lock);
+            continue;
+        }
         job->state = CRL__JOB_DONE;
-        pthread_mutex_unlock(&pool.lock);
+        /* Under pool.lock, so that crl__pool_abandon sees the job either still running or
+         * already on its core's list, never in between. */
         hand_back(job);
-        pthread_mutex_lock(&pool.lock);
     }
     pthread_mutex_unlock(&pool.lock);
     return NULL;
@@ -88,7 +94,7 @@ int crl__pool_submit(struct crl__core *c, struct crl__job *job)
     job->next = NULL;
     job->state = CRL__JOB_QUEUED;
     pthread_mutex_lock(&pool.lock);
-    int rc = pool.nthreads ? 0 : start_threads(c->rt->cfg.offload_threads);
+    int rc = pool.nthreads ? 0 : start_threads(c->cfg->offload_threads);
     if (rc == 0) {
         if (pool.tail)
             pool.tail->next = job;
@@ -98,40 +104,61 @@ int crl__pool_submit(struct crl__core *c, struct crl__job *job)
         pthread_cond_signal(&pool.work);
     }
     pthread_mutex_unlock(&pool.lock);
+    if (rc == 0)
+        CRL__COUNT(&c->stats, pool_queued);
     return rc;
+}
+
+/* Take a queued job off the queue; called with pool.lock held. */
+static bool unqueue(struct crl__job *job)
+{
+    if (job->state != CRL__JOB_QUEUED)
+        return false;
+    struct crl__job **pp = &pool.head, *prev = NULL;
+    while (*pp && *pp != job) {
+        prev = *pp;
+        pp = &(*pp)->next;
+    }
+    if (!*pp)
+        return false;
+    *pp = job->next;
+    if (pool.tail == job)
+        pool.tail = prev;
+    job->state = CRL__JOB_DROPPED;
+    return true;
 }
 
 bool crl__pool_cancel(struct crl__job *job)
 {
-    bool removed = false;
     pthread_mutex_lock(&pool.lock);
-    if (job->state == CRL__JOB_QUEUED) {
-        struct crl__job **pp = &pool.head, *prev = NULL;
-        while (*pp && *pp != job) {
-            prev = *pp;
-            pp = &(*pp)->next;
-        }
-        if (*pp) {
-            *pp = job->next;
-            if (pool.tail == job)
-                pool.tail = prev;
-            job->state = CRL__JOB_DROPPED;
-            removed = true;
-        }
-    }
+    bool removed = unqueue(job);
     pthread_mutex_unlock(&pool.lock);
     return removed;
 }
 
+bool crl__pool_abandon(struct crl__job *job)
+{
+    pthread_mutex_lock(&pool.lock);
+    bool removed = unqueue(job);
+    bool running = !removed && job->state == CRL__JOB_RUNNING;
+    if (running)
+        job->state = CRL__JOB_ABANDONED;
+    pthread_mutex_unlock(&pool.lock);
+    if (removed)
+        job->release(job);
+    return removed || running;
+}
+
 void crl__pool_reap(struct crl__core *c)
 {
-    pthread_mutex_lock(&c->done_lock);
-    struct crl__job *job = c->done_jobs;
-    c->done_jobs = NULL;
-    pthread_mutex_unlock(&c->done_lock);
+    pthread_mutex_lock(&c->io->done_lock);
+    struct crl__job *job = c->io->done_jobs;
+    c->io->done_jobs = NULL;
+    pthread_mutex_unlock(&c->io->done_lock);
     while (job) {
         struct crl__job *next = job->next; /* done() may end the job's owner */
-        c->offload_pending--;
+        c->io->offload_pending--;
+        CRL__COUNT(&c->stats, pool_run);
         job->done(c, job);
         job = next;
     }

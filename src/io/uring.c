@@ -30,6 +30,21 @@ enum {
     TAG_MASK = 3
 };
 
+/* This backend's state of an op, in its backend_ bytes (set up by uring_submit). */
+struct uring_op {
+    bool queued;     /* linked in its fd's list of ops in flight */
+    bool cancelling; /* a cancel was requested; the completion is still to come */
+    bool closed;     /* crl_close closed its fd under it; it ends with -EBADF */
+    bool standing;   /* a standing accept (uring_accept_multi): its CQEs go to on_accept */
+    uint8_t phase;   /* 0 the op itself is in flight, TAG_POLL a poll for its readiness */
+    struct crl__op *next, *prev; /* its fd's list (see queued) */
+    crl__accept_fn *on_accept;   /* standing: where its CQEs go */
+};
+_Static_assert(sizeof(struct uring_op) <= CRL__OP_BACKEND_SIZE, "uring_op must fit in an op");
+_Static_assert(_Alignof(struct uring_op) <= 8, "uring_op must fit the alignment of backend_");
+
+static struct uring_op *uop(struct crl__op *op) { return (struct uring_op *)(void *)op->backend_; }
+
 /* The ring, and per fd the ops in flight on it (linked through their next/prev, marked
  * queued), so that crl_close can end them: the kernel holds their file until they complete,
  * so closing the fd alone would neither wake them nor release the file. */
@@ -37,9 +52,10 @@ struct uring_state {
     struct io_uring ring;
     struct crl__op **by_fd;
     int nfds;
+    bool has_statx; /* the kernel takes IORING_OP_STATX (5.6+) */
 };
 
-static struct uring_state *st_of(struct crl__core *c) { return c->io_state; }
+static struct uring_state *st_of(struct crl__core *c) { return c->io->state; }
 static struct io_uring *ring_of(struct crl__core *c) { return &st_of(c)->ring; }
 
 static struct io_uring_sqe *get_sqe(struct io_uring *ring);
@@ -48,8 +64,16 @@ static struct io_uring_sqe *get_sqe(struct io_uring *ring);
 static void arm_wakeup(struct crl__core *c)
 {
     struct io_uring_sqe *sqe = get_sqe(ring_of(c));
-    io_uring_prep_poll_multishot(sqe, c->wake_fd, POLLIN);
+    io_uring_prep_poll_multishot(sqe, c->io->wake_fd, POLLIN);
     io_uring_sqe_set_data64(sqe, TAG_WAKE);
+}
+
+static bool op_supported(struct io_uring *ring, int opcode)
+{
+    struct io_uring_probe *probe = io_uring_get_probe_ring(ring);
+    bool ok = probe && io_uring_opcode_supported(probe, opcode);
+    io_uring_free_probe(probe);
+    return ok;
 }
 
 static int uring_init(struct crl__core *c)
@@ -80,7 +104,8 @@ static int uring_init(struct crl__core *c)
     /* This thread alone enters its ring: a registered ring fd spares a file lookup per
      * io_uring_enter. Optional: without it, the plain fd works. */
     io_uring_register_ring_fd(ring);
-    c->io_state = st;
+    st->has_statx = op_supported(ring, IORING_OP_STATX);
+    c->io->state = st;
     arm_wakeup(c);
     return 0;
 }
@@ -91,7 +116,7 @@ static void uring_fini(struct crl__core *c)
     io_uring_queue_exit(&st->ring);
     free(st->by_fd);
     free(st);
-    c->io_state = NULL;
+    c->io->state = NULL;
 }
 
 static struct io_uring_sqe *get_sqe(struct io_uring *ring)
@@ -145,8 +170,9 @@ static void prep_op(struct io_uring_sqe *sqe, struct crl__op *op)
         break;
     case CRL__OP_FSYNC: io_uring_prep_fsync(sqe, op->fd, 0); break;
     case CRL__OP_SHUTDOWN: io_uring_prep_shutdown(sqe, op->fd, op->flags); break;
-    case CRL__OP_ACCEPT_MULTI:
-        io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL, op->flags);
+    case CRL__OP_STATX:
+        io_uring_prep_statx(sqe, op->fd, op->a.statx.path, op->flags, STATX_BASIC_STATS,
+                            op->a.statx.buf);
         break;
     }
 }
@@ -155,7 +181,7 @@ static void issue(struct crl__core *c, struct crl__op *op)
 {
     struct io_uring *ring = ring_of(c);
     struct io_uring_sqe *sqe = get_sqe(ring);
-    bool stand_in = __builtin_expect(c->faults != NULL, 0) && crl__faults_kernel(c, op);
+    bool stand_in = __builtin_expect(c->io->faults != NULL, 0) && crl__faults_kernel(c, op);
     if (stand_in)
         io_uring_prep_nop(sqe); /* its completion carries the injected result (faults.c) */
     else
@@ -164,7 +190,7 @@ static void issue(struct crl__core *c, struct crl__op *op)
     if (!stand_in && op->kind == CRL__OP_RECV && op->poll_first &&
         (ring->flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN)))
         sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
-    op->phase = 0;
+    uop(op)->phase = 0;
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
 }
 
@@ -183,36 +209,58 @@ static bool track(struct uring_state *st, struct crl__op *op)
         st->nfds = n;
     }
     struct crl__op *head = st->by_fd[op->fd];
-    op->prev = NULL;
-    op->next = head;
+    struct uring_op *u = uop(op);
+    u->prev = NULL;
+    u->next = head;
     if (head)
-        head->prev = op;
+        uop(head)->prev = op;
     st->by_fd[op->fd] = op;
-    op->queued = true;
+    u->queued = true;
     return true;
 }
 
 static void untrack(struct uring_state *st, struct crl__op *op)
 {
-    if (op->prev)
-        op->prev->next = op->next;
+    struct uring_op *u = uop(op);
+    if (u->prev)
+        uop(u->prev)->next = u->next;
     else
-        st->by_fd[op->fd] = op->next;
-    if (op->next)
-        op->next->prev = op->prev;
-    op->queued = false;
+        st->by_fd[op->fd] = u->next;
+    if (u->next)
+        uop(u->next)->prev = u->prev;
+    u->queued = false;
 }
 
 static void uring_submit(struct crl__core *c, struct crl__op *op)
 {
+    if (op->kind == CRL__OP_STATX && !st_of(c)->has_statx) {
+        crl__op_complete(c, op, -ENOSYS); /* the caller stats in the blocking pool (io.h) */
+        return;
+    }
+    struct uring_op *u = uop(op);
+    u->queued = false;
+    u->cancelling = false;
+    u->closed = false;
+    u->standing = false;
     if (op->fd >= 0 && !track(st_of(c), op)) {
-        if (op->kind == CRL__OP_ACCEPT_MULTI)
-            crl__listener_cqe(c, op, -ENOMEM, false);
-        else
-            crl__op_complete(c, op, -ENOMEM);
+        crl__op_complete(c, op, -ENOMEM);
         return;
     }
     issue(c, op);
+}
+
+/* One multishot accept SQE: every connection comes as a CQE of its own (on_accept_multi). */
+static void uring_accept_multi(struct crl__core *c, struct crl__op *op, crl__accept_fn *on_accept)
+{
+    struct uring_op *u = uop(op);
+    *u = (struct uring_op){.standing = true, .on_accept = on_accept};
+    if (op->fd >= 0 && !track(st_of(c), op)) {
+        on_accept(c, op, -ENOMEM, false);
+        return;
+    }
+    struct io_uring_sqe *sqe = get_sqe(ring_of(c));
+    io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL, op->flags);
+    io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op);
 }
 
 /* The events an op that answered -EAGAIN (or a connect that is in progress) waits for. */
@@ -237,17 +285,18 @@ static void poll_for(struct io_uring *ring, struct crl__op *op, unsigned events)
 {
     struct io_uring_sqe *sqe = get_sqe(ring);
     io_uring_prep_poll_add(sqe, op->fd, events);
-    op->phase = TAG_POLL;
+    uop(op)->phase = TAG_POLL;
     io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | TAG_POLL);
 }
 
 static void uring_cancel(struct crl__core *c, struct crl__op *op)
 {
-    if (op->done || op->cancelling)
+    struct uring_op *u = uop(op);
+    if (op->done || u->cancelling)
         return;
-    op->cancelling = true;
+    u->cancelling = true;
     struct io_uring_sqe *sqe = get_sqe(ring_of(c));
-    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | op->phase, 0);
+    io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | u->phase, 0);
     io_uring_sqe_set_data64(sqe, TAG_CANCEL);
 }
 
@@ -259,8 +308,8 @@ static void uring_forget(struct crl__core *c, int fd)
     struct uring_state *st = st_of(c);
     if (fd < 0 || fd >= st->nfds || !st->by_fd[fd])
         return;
-    for (struct crl__op *op = st->by_fd[fd]; op; op = op->next) {
-        op->closed = true;
+    for (struct crl__op *op = st->by_fd[fd]; op; op = uop(op)->next) {
+        uop(op)->closed = true;
         uring_cancel(c, op);
     }
     io_uring_submit(&st->ring);
@@ -302,6 +351,7 @@ static void mark_defined(const struct crl__op *op, int res)
         if (op->a.msg->msg_control)
             VALGRIND_MAKE_MEM_DEFINED(op->a.msg->msg_control, op->a.msg->msg_controllen);
         break;
+    case CRL__OP_STATX: VALGRIND_MAKE_MEM_DEFINED(op->a.statx.buf, sizeof *op->a.statx.buf); return;
     case CRL__OP_ACCEPT:
         if (op->a.accept.addrlen) {
             VALGRIND_MAKE_MEM_DEFINED(op->a.accept.addrlen, sizeof *op->a.accept.addrlen);
@@ -323,9 +373,9 @@ static void mark_defined(const struct crl__op *op, int res)
 /* op's last completion: off its fd's list, and -EBADF if its fd was closed under it. */
 static void finish(struct crl__core *c, struct crl__op *op, int res)
 {
-    if (op->queued)
+    if (uop(op)->queued)
         untrack(st_of(c), op);
-    if (op->closed && res < 0)
+    if (uop(op)->closed && res < 0)
         res = -EBADF;
     mark_defined(op, res);
     crl__op_complete(c, op, res);
@@ -334,30 +384,30 @@ static void finish(struct crl__core *c, struct crl__op *op, int res)
 static void on_accept_multi(struct crl__core *c, struct crl__op *op, int res, unsigned flags)
 {
     bool more = flags & IORING_CQE_F_MORE;
-    if (!more && op->queued)
+    if (!more && uop(op)->queued)
         untrack(st_of(c), op);
-    if (!more && op->closed && res < 0)
+    if (!more && uop(op)->closed && res < 0)
         res = -EBADF;
-    crl__listener_cqe(c, op, res, more);
+    uop(op)->on_accept(c, op, res, more);
 }
 
 static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
 {
     unsigned tag = data & TAG_MASK;
-    if (tag == 0 && ((struct crl__op *)(uintptr_t)data)->kind == CRL__OP_ACCEPT_MULTI) {
+    if (tag == 0 && uop((struct crl__op *)(uintptr_t)data)->standing) {
         on_accept_multi(c, (struct crl__op *)(uintptr_t)data, res, flags);
         return;
     }
-    if (__builtin_expect(c->faults != NULL, 0) && tag == 0)
+    if (__builtin_expect(c->io->faults != NULL, 0) && tag == 0)
         res = crl__faults_result((struct crl__op *)(uintptr_t)data, res);
     if (tag == 0 && res != -EAGAIN && res != -EINPROGRESS) { /* the common case: done */
         struct crl__op *op = (struct crl__op *)(uintptr_t)data;
-        if (res == -EINTR && !op->cancelling) {
+        if (res == -EINTR && !uop(op)->cancelling) {
             issue(c, op); /* interrupted before it did anything: again (cancelled: done) */
             return;
         }
         if (crl__is_send_all(op) && (res = crl__send_all_step(op, res)) == -EAGAIN) {
-            if (!op->cancelling) {
+            if (!uop(op)->cancelling) {
                 issue(c, op); /* the rest: older kernels stop short */
                 return;
             }
@@ -376,7 +426,7 @@ static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
     }
     struct crl__op *op = (struct crl__op *)(uintptr_t)(data & ~(uint64_t)TAG_MASK);
     if (tag == TAG_POLL) {
-        if (res < 0 || op->cancelling)
+        if (res < 0 || uop(op)->cancelling)
             finish(c, op, res < 0 ? res : -ECANCELED);
         else if (op->kind == CRL__OP_CONNECT)
             finish(c, op, connect_result(op->fd));
@@ -388,10 +438,10 @@ static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
     }
     unsigned events = readiness_events(op);
     bool would_block = res == -EAGAIN || (op->kind == CRL__OP_CONNECT && res == -EINPROGRESS);
-    if (would_block && events && !op->cancelling) {
+    if (would_block && events && !uop(op)->cancelling) {
         poll_for(ring_of(c), op, events);
     } else {
-        if (would_block && op->cancelling)
+        if (would_block && uop(op)->cancelling)
             res = -ECANCELED; /* it did nothing, and will not be tried again */
         finish(c, op, res);
     }
@@ -447,9 +497,26 @@ static unsigned reap(struct crl__core *c)
     return ready;
 }
 
+/* valgrind 3.19 keeps the other threads from running while one waits in io_uring_enter, so
+ * a pool thread could not finish the job the core waits for: under valgrind, with pool jobs
+ * out, wait 1 ms at a time. */
+static int64_t valgrind_bound(const struct crl__core *c, int64_t deadline_ns)
+{
+#ifdef CRL_MEMCHECK
+    if (RUNNING_ON_VALGRIND && c->io->offload_pending) {
+        int64_t soon = crl_now_ns() + CRL_MSEC_NS;
+        return deadline_ns < 0 || deadline_ns > soon ? soon : deadline_ns;
+    }
+#else
+    (void)c;
+#endif
+    return deadline_ns;
+}
+
 static void uring_wait(struct crl__core *c, int64_t deadline_ns)
 {
     struct io_uring *ring = ring_of(c);
+    deadline_ns = valgrind_bound(c, deadline_ns);
     struct io_uring_cqe *cqe;
     if (deadline_ns == 0) {
         io_uring_submit_and_get_events(ring);
@@ -478,5 +545,5 @@ const struct crl__io_ops crl__io_uring_ops = {
     .cancel = uring_cancel,
     .wait = uring_wait,
     .forget = uring_forget,
-    .multishot_accept = true,
+    .accept_multi = uring_accept_multi,
 };

@@ -16,9 +16,9 @@
 #define _GNU_SOURCE
 #include "smp.h"
 #include "ring.h"
-#include "../io/io.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -43,13 +43,17 @@ struct remote {
     int result;
 };
 
-static struct crl__ring *ring(struct crl__runtime *rt, unsigned from, unsigned to)
+static struct crl__ring *ring(struct crl__smp_group *g, unsigned from, unsigned to)
 {
-    return &rt->rings[from * rt->ncores + to];
+    return &g->rings[from * g->ncores + to];
 }
 
-int crl__smp_init(struct crl__runtime *rt)
+int crl__smp_group_init(struct crl__smp_group *rt, unsigned ncores)
 {
+    rt->ncores = ncores;
+    rt->cores = calloc(ncores, sizeof *rt->cores);
+    if (!rt->cores)
+        return -ENOMEM;
     size_t n = (size_t)rt->ncores * rt->ncores;
     rt->rings = calloc(n, sizeof *rt->rings);
     if (!rt->rings)
@@ -58,15 +62,17 @@ int crl__smp_init(struct crl__runtime *rt)
         int rc = crl__ring_init(&rt->rings[i], CRL__RING_CAPACITY);
         if (rc) {
             rt->ncores = (unsigned)(i / rt->ncores); /* free what was made */
-            crl__smp_fini(rt);
+            crl__smp_group_fini(rt);
             return rc;
         }
     }
     return 0;
 }
 
-void crl__smp_fini(struct crl__runtime *rt)
+void crl__smp_group_fini(struct crl__smp_group *rt)
 {
+    free(rt->cores);
+    rt->cores = NULL;
     if (!rt->rings)
         return;
     for (size_t i = 0; i < (size_t)rt->ncores * rt->ncores; i++)
@@ -77,23 +83,23 @@ void crl__smp_fini(struct crl__runtime *rt)
 
 int crl__smp_core_init(struct crl__core *c)
 {
-    crl__list_init(&c->remote_calls);
-    atomic_init(&c->notes, NULL);
-    atomic_init(&c->cancel_gen, 0);
-    c->cancel_seen = 0;
+    crl__list_init(&c->smp->remote_calls);
+    atomic_init(&c->smp->notes, NULL);
+    atomic_init(&c->smp->cancel_gen, 0);
+    c->smp->cancel_seen = 0;
     /* A task computing between checkpoints keeps the loop from polling: its checkpoints take
      * in what other cores sent meanwhile, a cancellation of the call it runs among them. */
     c->checkpoint_hook = crl__smp_poll;
-    pthread_mutex_init(&c->foreign_lock, NULL);
-    c->foreign = NULL;
-    c->foreign_closed = false;
-    atomic_init(&c->foreign_pending, false);
-    crl_event_init(&c->credit_freed);
-    c->credits = malloc(c->rt->ncores * sizeof *c->credits);
-    if (!c->credits)
+    pthread_mutex_init(&c->smp->foreign_lock, NULL);
+    c->smp->foreign = NULL;
+    c->smp->foreign_closed = false;
+    atomic_init(&c->smp->foreign_pending, false);
+    crl_event_init(&c->smp->credit_freed);
+    c->smp->credits = malloc(c->smp->group->ncores * sizeof *c->smp->credits);
+    if (!c->smp->credits)
         return -ENOMEM;
-    for (unsigned i = 0; i < c->rt->ncores; i++)
-        c->credits[i] = CRL__RING_CAPACITY / 2;
+    for (unsigned i = 0; i < c->smp->group->ncores; i++)
+        c->smp->credits[i] = CRL__RING_CAPACITY / 2;
     return 0;
 }
 
@@ -102,16 +108,17 @@ static void fail_foreign(struct crl__core *c);
 void crl__smp_core_fini(struct crl__core *c)
 {
     fail_foreign(c);
-    pthread_mutex_destroy(&c->foreign_lock);
-    free(c->credits);
-    c->credits = NULL;
+    pthread_mutex_destroy(&c->smp->foreign_lock);
+    free(c->smp->credits);
+    c->smp->credits = NULL;
 }
 
 void crl__smp_notify(struct crl__core *c)
 {
-    uint64_t one = 1;
-    ssize_t unused = write(c->wake_fd, &one, sizeof one);
-    (void)unused;
+    struct crl__core *me = crl__cur; /* NULL on a foreign thread: counted nowhere */
+    if (me)
+        CRL__COUNT(&me->stats, wakeups_sent);
+    c->smp->wake(c);
 }
 
 /* The sender published (a ring push, a cancel flag), then looks at `sleeping`; the sleeper
@@ -120,21 +127,21 @@ void crl__smp_notify(struct crl__core *c)
 void crl__smp_kick(struct crl__core *c)
 {
     crl__full_fence();
-    if (atomic_load_explicit(&c->sleeping, memory_order_relaxed))
+    if (atomic_load_explicit(&c->smp->sleeping, memory_order_relaxed))
         crl__smp_notify(c);
 }
 
 bool crl__smp_pending(struct crl__core *c)
 {
-    struct crl__runtime *rt = c->rt;
-    if (atomic_load_explicit(&c->foreign_pending, memory_order_relaxed) ||
-        atomic_load_explicit(&c->notes, memory_order_relaxed))
+    struct crl__smp_group *rt = c->smp->group;
+    if (atomic_load_explicit(&c->smp->foreign_pending, memory_order_relaxed) ||
+        atomic_load_explicit(&c->smp->notes, memory_order_relaxed))
         return true;
     for (unsigned from = 0; from < rt->ncores; from++)
         if (from != c->id && !crl__ring_empty(ring(rt, from, c->id)))
             return true;
     /* a call running here was cancelled */
-    return atomic_load_explicit(&c->cancel_gen, memory_order_relaxed) != c->cancel_seen;
+    return atomic_load_explicit(&c->smp->cancel_gen, memory_order_relaxed) != c->smp->cancel_seen;
 }
 
 static inline void cpu_relax(void)
@@ -146,23 +153,14 @@ static inline void cpu_relax(void)
 #endif
 }
 
-/* While polling for messages, I/O must not wait: submit what the tasks queued and reap what
- * completed (with DEFER_TASKRUN completions arrive only when the ring is entered). Returns
- * true if that made a task runnable. */
-static bool poll_io(struct crl__core *c)
-{
-    if (c->io_pending || c->offload_pending)
-        c->io->wait(c, 0);
-    return c->runq_head != NULL;
-}
-
-/* Spin until a message comes (true), a task became runnable through I/O (true), or the
- * clock passes until_ns (false). The clock and the I/O poll cost more than a look at the
- * rings, so they come once every 16 looks. */
-static bool spin_for_work(struct crl__core *c, int64_t until_ns)
+/* Spin until a message comes (true), a task became runnable through the rest of the core
+ * (its I/O, which must not wait meanwhile: poll_rest) (true), or the clock passes until_ns
+ * (false). The clock and the I/O poll cost more than a look at the rings, so they come once
+ * every 16 looks. */
+bool crl__smp_spin(struct crl__core *c, int64_t until_ns)
 {
     do {
-        if (poll_io(c))
+        if (c->smp->poll_rest(c))
             return true;
         for (int i = 0; i < 16; i++) {
             if (crl__smp_pending(c))
@@ -173,25 +171,25 @@ static bool spin_for_work(struct crl__core *c, int64_t until_ns)
     return false;
 }
 
-void crl__smp_idle(struct crl__core *c, int64_t deadline_ns)
+bool crl__smp_idle_poll(struct crl__core *c, int64_t *poll_ns)
 {
-    bool polled = c->polled_enough;
-    c->polled_enough = false;
+    bool polled = c->smp->polled_enough;
+    c->smp->polled_enough = false;
     /* A core waiting for replies polls longer: the reply comes a wake-up sooner awake. */
-    int64_t poll_ns = c->remote_pending ? c->rt->cfg.reply_poll_ns : c->rt->cfg.idle_poll_ns;
-    if (c->rt->ncores > 1 && poll_ns > 0 && !polled) {
-        int64_t now = crl_now_ns();
-        int64_t until = poll_ns > INT64_MAX - now ? INT64_MAX : now + poll_ns;
-        if (deadline_ns >= 0 && deadline_ns < until)
-            until = deadline_ns;
-        if (spin_for_work(c, until))
-            return; /* the loop takes it in */
-    }
-    atomic_store_explicit(&c->sleeping, true, memory_order_relaxed);
+    *poll_ns = c->smp->remote_pending ? c->cfg->reply_poll_ns : c->cfg->idle_poll_ns;
+    return c->smp->group->ncores > 1 && *poll_ns > 0 && !polled;
+}
+
+bool crl__smp_sleep_begin(struct crl__core *c)
+{
+    atomic_store_explicit(&c->smp->sleeping, true, memory_order_relaxed);
     crl__full_fence();
-    if (c->rt->ncores == 1 || !crl__smp_pending(c))
-        c->io->wait(c, deadline_ns);
-    atomic_store_explicit(&c->sleeping, false, memory_order_relaxed);
+    return c->smp->group->ncores == 1 || !crl__smp_pending(c);
+}
+
+void crl__smp_sleep_end(struct crl__core *c)
+{
+    atomic_store_explicit(&c->smp->sleeping, false, memory_order_relaxed);
 }
 
 /* ---- The target's side ------------------------------------------------------------------ */
@@ -200,9 +198,9 @@ static void reply(struct crl__core *c, struct remote *r, int result)
 {
     struct crl__ring_msg m = {.ptr = r->call, .value = result}; /* p1 = NULL: a reply */
     /* The caller's credit guarantees room; after the push the record is the caller's. */
-    while (!crl__ring_push(ring(c->rt, c->id, r->from), &m))
+    while (!crl__ring_push(ring(c->smp->group, c->id, r->from), &m))
         crl_yield();
-    crl__smp_kick(c->rt->cores[r->from]);
+    crl__smp_kick(c->smp->group->cores[r->from]);
 }
 
 static int remote_body(struct crl_scope *s, void *arg)
@@ -229,6 +227,8 @@ static int remote_task(void *arg)
 
 static void take_request(struct crl__core *c, const struct crl__ring_msg *m, unsigned from)
 {
+    CRL__COUNT(&c->stats, calls_received);
+    CRL__TRACE_EV(c, CRL__TRACE_XCORE_RECV, from, 0);
     struct remote *r = malloc(sizeof *r);
     struct remote failed = {.call = m->ptr, .from = from};
     if (!r) {
@@ -236,7 +236,7 @@ static void take_request(struct crl__core *c, const struct crl__ring_msg *m, uns
         return;
     }
     *r = (struct remote){.call = m->ptr, .fn = (crl_task_fn *)m->p1, .arg = m->p2, .from = from};
-    crl__list_add_tail(&c->remote_calls, &r->link);
+    crl__list_add_tail(&c->smp->remote_calls, &r->link);
     if (crl_spawn_named(c->root, remote_task, r, "remote call") != 0) {
         crl__list_del(&r->link);
         free(r);
@@ -276,10 +276,10 @@ static int foreign_task(void *arg)
 
 static void take_foreign(struct crl__core *c)
 {
-    pthread_mutex_lock(&c->foreign_lock);
-    struct crl__foreign *f = c->foreign;
-    c->foreign = NULL;
-    pthread_mutex_unlock(&c->foreign_lock);
+    pthread_mutex_lock(&c->smp->foreign_lock);
+    struct crl__foreign *f = c->smp->foreign;
+    c->smp->foreign = NULL;
+    pthread_mutex_unlock(&c->smp->foreign_lock);
     while (f) {
         struct crl__foreign *next = f->next;
         if (crl_spawn_named(c->root, foreign_task, f, "foreign call") != 0)
@@ -291,11 +291,11 @@ static void take_foreign(struct crl__core *c)
 /* The core stops: calls that arrived too late fail instead of waiting forever. */
 static void fail_foreign(struct crl__core *c)
 {
-    pthread_mutex_lock(&c->foreign_lock);
-    struct crl__foreign *f = c->foreign;
-    c->foreign = NULL;
-    c->foreign_closed = true;
-    pthread_mutex_unlock(&c->foreign_lock);
+    pthread_mutex_lock(&c->smp->foreign_lock);
+    struct crl__foreign *f = c->smp->foreign;
+    c->smp->foreign = NULL;
+    c->smp->foreign_closed = true;
+    pthread_mutex_unlock(&c->smp->foreign_lock);
     while (f) {
         struct crl__foreign *next = f->next;
         finish_foreign(f, -ESHUTDOWN);
@@ -306,12 +306,12 @@ static void fail_foreign(struct crl__core *c)
 struct crl_runtime *crl_runtime_current(void)
 {
     struct crl__core *c = crl__core();
-    return c ? (struct crl_runtime *)c->rt : NULL;
+    return c ? (struct crl_runtime *)c->smp->group : NULL;
 }
 
 int crl_runtime_call(struct crl_runtime *handle, unsigned core, crl_task_fn *fn, void *arg)
 {
-    struct crl__runtime *rt = (struct crl__runtime *)handle;
+    struct crl__smp_group *rt = (struct crl__smp_group *)handle;
     if (crl__core())
         return -EBUSY;
     if (!rt || core >= rt->ncores)
@@ -320,15 +320,15 @@ int crl_runtime_call(struct crl_runtime *handle, unsigned core, crl_task_fn *fn,
     struct crl__foreign f = {.fn = fn, .arg = arg};
     pthread_mutex_init(&f.lock, NULL);
     pthread_cond_init(&f.cond, NULL);
-    pthread_mutex_lock(&c->foreign_lock);
-    bool closed = c->foreign_closed;
+    pthread_mutex_lock(&c->smp->foreign_lock);
+    bool closed = c->smp->foreign_closed;
     if (!closed) {
-        f.next = c->foreign;
-        c->foreign = &f;
+        f.next = c->smp->foreign;
+        c->smp->foreign = &f;
     }
-    pthread_mutex_unlock(&c->foreign_lock);
+    pthread_mutex_unlock(&c->smp->foreign_lock);
     if (!closed) {
-        atomic_store_explicit(&c->foreign_pending, true, memory_order_relaxed);
+        atomic_store_explicit(&c->smp->foreign_pending, true, memory_order_relaxed);
         crl__smp_notify(c); /* always: this is not an executor that could know c is awake */
         pthread_mutex_lock(&f.lock);
         while (!f.done)
@@ -346,20 +346,20 @@ static void take_reply(struct crl__core *c, const struct crl__ring_msg *m, unsig
 {
     struct crl__call *call = m->ptr;
     call->result = m->value;
-    c->credits[from]++;
-    c->remote_pending--;
+    c->smp->credits[from]++;
+    c->smp->remote_pending--;
     call->done = true;
     if (call->waiting) {
         call->waiting = false;
         crl__wake(call->caller, 0);
     }
-    if (c->credit_freed.waiters_.head_)
-        crl_event_set(&c->credit_freed);
+    if (c->smp->credit_freed.waiters_.head_)
+        crl_event_set(&c->smp->credit_freed);
 }
 
 static void check_cancels(struct crl__core *c)
 {
-    for (struct crl__list *l = c->remote_calls.next; l != &c->remote_calls; l = l->next) {
+    for (struct crl__list *l = c->smp->remote_calls.next; l != &c->smp->remote_calls; l = l->next) {
         struct remote *r = crl__container_of(l, struct remote, link);
         if (!r->cancelled && atomic_load_explicit(&r->call->cancel, memory_order_relaxed)) {
             r->cancelled = true;
@@ -376,17 +376,17 @@ void crl__smp_post(struct crl__core *c, struct crl__xnote *n)
     /* acquire: pairs with take_notes' release, so our write of n->next follows its read */
     if (atomic_exchange_explicit(&n->queued, true, memory_order_acquire))
         return; /* on its way: taking it in will set the event, after our change */
-    struct crl__xnote *head = atomic_load_explicit(&c->notes, memory_order_relaxed);
+    struct crl__xnote *head = atomic_load_explicit(&c->smp->notes, memory_order_relaxed);
     do
         n->next = head;
-    while (!atomic_compare_exchange_weak_explicit(&c->notes, &head, n, memory_order_release,
+    while (!atomic_compare_exchange_weak_explicit(&c->smp->notes, &head, n, memory_order_release,
                                                   memory_order_relaxed));
     crl__smp_kick(c);
 }
 
 static void take_notes(struct crl__core *c)
 {
-    struct crl__xnote *n = atomic_exchange_explicit(&c->notes, NULL, memory_order_acquire);
+    struct crl__xnote *n = atomic_exchange_explicit(&c->smp->notes, NULL, memory_order_acquire);
     while (n) {
         struct crl__xnote *next = n->next;
         crl_event_set(n->event);
@@ -397,17 +397,17 @@ static void take_notes(struct crl__core *c)
 
 void crl__smp_poll(struct crl__core *c)
 {
-    struct crl__runtime *rt = c->rt;
-    if (atomic_load_explicit(&c->notes, memory_order_relaxed))
+    struct crl__smp_group *rt = c->smp->group;
+    if (atomic_load_explicit(&c->smp->notes, memory_order_relaxed))
         take_notes(c);
-    if (atomic_load_explicit(&c->foreign_pending, memory_order_relaxed)) {
-        atomic_store_explicit(&c->foreign_pending, false, memory_order_relaxed);
+    if (atomic_load_explicit(&c->smp->foreign_pending, memory_order_relaxed)) {
+        atomic_store_explicit(&c->smp->foreign_pending, false, memory_order_relaxed);
         take_foreign(c); /* under the lock: sees every call pushed before the flag */
     }
     if (rt->ncores < 2)
         return;
     /* Read before the rings: a cancellation bumps it after sending the call it cancels. */
-    uint32_t gen = atomic_load_explicit(&c->cancel_gen, memory_order_acquire);
+    uint32_t gen = atomic_load_explicit(&c->smp->cancel_gen, memory_order_acquire);
     struct crl__ring_msg batch[32];
     for (unsigned from = 0; from < rt->ncores; from++) {
         if (from == c->id)
@@ -422,8 +422,8 @@ void crl__smp_poll(struct crl__core *c)
             }
         }
     }
-    if (gen != c->cancel_seen) {
-        c->cancel_seen = gen;
+    if (gen != c->smp->cancel_seen) {
+        c->smp->cancel_seen = gen;
         check_cancels(c);
     }
 }
@@ -435,7 +435,7 @@ static void call_unpark(struct crl_task *t)
     call->waiting = false;
     atomic_store_explicit(&call->cancel, true, memory_order_relaxed);
     /* release: the target, seeing the new gen, sees the flag (and the call itself) */
-    atomic_fetch_add_explicit(&call->target_core->cancel_gen, 1, memory_order_release);
+    atomic_fetch_add_explicit(&call->target_core->smp->cancel_gen, 1, memory_order_release);
     crl__smp_kick(call->target_core);
 }
 
@@ -445,21 +445,21 @@ static void call_unpark(struct crl_task *t)
  * timer is due, or reply_poll_ns passes. Returns true if the reply came. */
 static bool reply_in_place(struct crl__core *c, struct crl__call *call)
 {
-    int64_t poll_ns = c->rt->cfg.reply_poll_ns;
+    int64_t poll_ns = c->cfg->reply_poll_ns;
     if (c->runq_head || poll_ns <= 0)
         return false;
     int64_t until = crl__deadline_after(crl_now_ns(), poll_ns),
             timer = crl__wheel_next_ns(&c->wheel);
     if (timer >= 0 && timer < until)
         until = timer;
-    while (spin_for_work(c, until)) {
+    while (crl__smp_spin(c, until)) {
         crl__smp_poll(c); /* takes our reply in (call->waiting is false: no wake-up) */
         if (call->done)
             return true;
         if (c->runq_head)
             return false;
     }
-    c->polled_enough = true; /* the core has polled long enough: it may sleep at once */
+    c->smp->polled_enough = true; /* the core has polled long enough: it may sleep at once */
     return false;
 }
 
@@ -467,25 +467,27 @@ int crl_call(unsigned core, crl_task_fn *fn, void *arg)
 {
     struct crl_task *t = crl__self();
     struct crl__core *c = t->core;
-    if (core >= c->rt->ncores)
+    if (core >= c->smp->group->ncores)
         return -EINVAL;
     int rc = crl__cancel_status(t);
     if (rc)
         return rc;
     if (core == c->id)
         return fn(arg);
-    while (c->credits[core] == 0) { /* wait for a reply to free a credit */
-        crl_event_clear(&c->credit_freed);
-        rc = crl_event_wait(&c->credit_freed);
+    while (c->smp->credits[core] == 0) { /* wait for a reply to free a credit */
+        crl_event_clear(&c->smp->credit_freed);
+        rc = crl__event_wait_for(&c->smp->credit_freed, "a cross-core call credit");
         if (rc)
             return rc;
     }
-    struct crl__call call = {.caller = t, .target_core = c->rt->cores[core]};
+    struct crl__call call = {.caller = t, .target_core = c->smp->group->cores[core]};
     atomic_init(&call.cancel, false);
-    c->credits[core]--;
-    c->remote_pending++;
+    c->smp->credits[core]--;
+    c->smp->remote_pending++;
     struct crl__ring_msg m = {.ptr = &call, .p1 = (void *)fn, .p2 = arg};
-    crl__ring_push(ring(c->rt, c->id, core), &m); /* a credit guarantees room */
+    crl__ring_push(ring(c->smp->group, c->id, core), &m); /* a credit guarantees room */
+    CRL__COUNT(&c->stats, calls_sent);
+    CRL__TRACE_EV(c, CRL__TRACE_XCORE_SEND, core, 0);
     crl__smp_kick(call.target_core);
     if (reply_in_place(c, &call))
         return call.result;
@@ -493,11 +495,27 @@ int crl_call(unsigned core, crl_task_fn *fn, void *arg)
     rc = crl__park(call_unpark, &call);
     while (!call.done) { /* fn may point into our frame: wait for the target to finish */
         call.waiting = true;
-        crl__park(NULL, &call);
+        crl__park_held(call_unpark, &call);
     }
     if (rc && (call.result == -ECANCELED || call.result == -ETIMEDOUT))
         return rc;
     return call.result;
+}
+
+__attribute__((constructor)) static void name_parks(void)
+{
+    crl__trace_name_park(call_unpark, CRL__PARK_CALL);
+}
+
+bool crl__smp_describe_wait(void (*unpark)(struct crl_task *t), const void *obj, int64_t now_ns,
+                            char *out, size_t cap)
+{
+    (void)now_ns;
+    if (unpark != call_unpark)
+        return false;
+    const struct crl__call *call = obj;
+    snprintf(out, cap, "reply from core %u", call->target_core->id);
+    return true;
 }
 
 unsigned crl_core_id(void)
@@ -509,7 +527,7 @@ unsigned crl_core_id(void)
 unsigned crl_core_count(void)
 {
     struct crl__core *c = crl__core();
-    return c ? c->rt->ncores : 0;
+    return c ? c->smp->group->ncores : 0;
 }
 
 /* ---- Children on other cores ------------------------------------------------------------ */
@@ -534,7 +552,7 @@ int crl_spawn_on_named(struct crl_scope *s, unsigned core, crl_task_fn *fn, void
                        const char *name)
 {
     struct crl__core *c = crl__core();
-    if (!c || core >= c->rt->ncores)
+    if (!c || core >= c->smp->group->ncores)
         return -EINVAL;
     if (core == c->id)
         return crl_spawn_named(s, fn, arg, name);

@@ -40,7 +40,7 @@ int crl_xchan_create(struct crl_xchan **out, size_t elem_size, size_t capacity,
 {
     struct crl__core *c = crl__core();
     if (!c || elem_size == 0 || capacity == 0 || capacity > ((size_t)1 << 30) ||
-        sender_core >= c->rt->ncores || receiver_core >= c->rt->ncores)
+        sender_core >= c->smp->group->ncores || receiver_core >= c->smp->group->ncores)
         return -EINVAL;
     size_t cap = 1;
     while (cap < capacity)
@@ -56,8 +56,8 @@ int crl_xchan_create(struct crl_xchan **out, size_t elem_size, size_t capacity,
     ch->mask = (uint32_t)cap - 1;
     ch->elem_size = elem_size;
     ch->slots = slots;
-    ch->send.core = c->rt->cores[sender_core];
-    ch->recv.core = c->rt->cores[receiver_core];
+    ch->send.core = c->smp->group->cores[sender_core];
+    ch->recv.core = c->smp->group->cores[receiver_core];
     struct xside *sides[2] = {&ch->send, &ch->recv};
     for (int i = 0; i < 2; i++) {
         crl_event_init(&sides[i]->ready);
@@ -91,7 +91,12 @@ static void wake(struct xside *other)
     if (!atomic_load_explicit(&other->sleeping, memory_order_relaxed) ||
         !atomic_exchange_explicit(&other->sleeping, false, memory_order_relaxed))
         return;
-    crl__smp_post(other->core, &other->note);
+    /* Both sides on this core: wake the waiter now. A note posted to ourselves would only be
+     * taken in after the loop found no task runnable, which it reports as a deadlock. */
+    if (other->core == crl__core())
+        crl_event_set(&other->ready);
+    else
+        crl__smp_post(other->core, &other->note);
 }
 
 /* Wait until the other side changed something; `check` is looked at again after `sleeping`
@@ -103,7 +108,7 @@ static int wait_side(struct xside *me, bool (*check)(struct crl_xchan *), struct
     crl__full_fence();
     if (check(ch))
         return 0;
-    return crl_event_wait(&me->ready);
+    return crl__event_wait_for(&me->ready, me == &ch->send ? "xchan send" : "xchan recv");
 }
 
 /* ---- Sending ---------------------------------------------------------------------------- */
@@ -144,6 +149,7 @@ int crl_xchan_try_send(struct crl_xchan *ch, const void *elem)
     }
     memcpy(ch->slots + (size_t)(tail & ch->mask) * ch->elem_size, elem, ch->elem_size);
     atomic_store_explicit(&ch->tail, tail + 1, memory_order_release);
+    CRL__COUNT(&ch->send.core->stats, chan_sent);
     wake(&ch->recv);
     return 0;
 }
@@ -182,6 +188,7 @@ int crl_xchan_try_recv(struct crl_xchan *ch, void *elem)
     }
     memcpy(elem, ch->slots + (size_t)(head & ch->mask) * ch->elem_size, ch->elem_size);
     atomic_store_explicit(&ch->head, head + 1, memory_order_release);
+    CRL__COUNT(&ch->recv.core->stats, chan_received);
     wake(&ch->send);
     return 0;
 }

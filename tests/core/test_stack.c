@@ -230,6 +230,9 @@ TEST_PLAIN(idle_core_without_timers_still_gives_back_stacks)
 {
     if (test_under_valgrind()) /* it runs no other thread while the core waits in the kernel */
         TEST_SKIP("valgrind stalls the writing thread while the core waits for its read");
+#if defined(__SANITIZE_THREAD__)
+    TEST_SKIP("under TSan on a loaded runner the 20 ms trims come late: too few in 300 ms");
+#endif
     struct trim t = {.period_ns = 20 * CRL_MSEC_NS, .no_timer = true};
     run_burst_idle_burst(&t);
     CHECK_LT(t.after_idle, t.after_burst / 8);
@@ -272,7 +275,7 @@ TEST(stacks_released_in_any_order_split_no_mapping)
     if (!crl__stack_guard_adds_no_mapping())
         TEST_SKIP("no MADV_GUARD_INSTALL (kernel < 6.13 or an emulator): guards use mprotect");
     struct crl__core *c = crl__core();
-    size_t size = c->rt->cfg.stack_size;
+    size_t size = c->cfg->stack_size;
     struct crl_task **tasks = calloc(ALTERNATING, sizeof *tasks);
     CHECK(tasks != NULL);
     int err = 0;

@@ -153,7 +153,8 @@ TE_FORMS = [b"chunked", b"Chunked", b"CHUNKED", b" chunked ", b"chunked, chunked
             b"gzip, chunked", b"chunked, gzip", b"identity", b"chunked;q=1", b"\tchunked",
             b"x-chunked", b"chunkedx", b"chunked,", b",chunked", b""]
 EXTS = [b";a", b";a=b", b';a="q s"', b";a=b;c", b" ;a", b"; a", b";a =b", b";", b";a=",
-        b';a="\\"', b";a=b c", b"\t;a"]
+        b';a="\\"', b";a=b c", b"\t;a", b";a=b;c=d", b';n="va\\"l"', b" ; a = b", b";a= b",
+        b";a ", b";=b", b';a="\x7f"', b';a="b" ;c', b";a;b"]
 INSERT = b" \t\r\n\x00:;,=\"\\\x01\x7f\x80\xff0aAzZ/?#-_."
 
 
@@ -314,11 +315,12 @@ CORRAL_REJECTS = {
               "Content-Length with a trailing HTAB (stricter than the RFC)",
     "host": "RFC 9112 3.2: a Host value that is not uri-host [':' port] MUST get 400 (h11 "
             "does not check it: an h11 bug; corral checks it)",
-    "chunk-line": "RFC 9112 7.1: a chunk line with whitespace after the size, or an extension "
-                  "outside RFC 9112 7.1.1's grammar (h11 takes anything after ';')",
-    "chunk-ext-llhttp": "RFC 9112 7.1.1 allows several extensions and quoted-pairs in a quoted "
-                        "value; llhttp 8.1 rejects a token value followed by ';' and a "
-                        "quoted-pair (stricter than the RFC, no smuggling risk)",
+    "chunk-line": "RFC 9112 7.1: a chunk line with whitespace after the size and no ';', or "
+                  "an extension outside RFC 9112 7.1.1's grammar (h11 takes anything after "
+                  "';', and trailing OWS)",
+    "chunk-size-overflow": "RFC 9112 7.1: a recipient MUST prevent integer overflows in a "
+                           "chunk-size; corral rejects one of 64 bits or more (h11 takes 20 digits "
+                           "of any value)",
     "trailer-framing": "RFC 9110 6.5.1: framing fields are not for a trailer section; llhttp "
                        "checks Content-Length in one as in a header section",
     "cl-limit": "RFC 9110 15.5.14: a Content-Length above corral's max_body gets 413",
@@ -330,6 +332,8 @@ CORRAL_REJECTS = {
 H11_REJECTS = {
     "chunk-size-digits": "RFC 9112 7.1 sets no limit on a chunk-size's digits (leading zeros); "
                          "h11 takes at most 20",
+    "chunk-bws": "RFC 9112 7.1.1: BWS before a chunk extension's ';' is in the grammar; h11 "
+                 "wants the ';' right after the chunk-size",
     "te-list": "RFC 9110 5.6.1: empty list elements are ignored (',chunked'), and RFC 9112 6.1 "
                "lets Transfer-Encoding come in several lines; h11 wants exactly one "
                "'chunked'",
@@ -352,8 +356,11 @@ TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 # A plain host name or address and port: corral may reject any other (issue 17 item 11)
 HOST = re.compile(rb"[-.0-9A-Za-z]*(:[0-9]{1,5})?")
 CTL = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
-CHUNK_OK = re.compile(rb"[0-9A-Fa-f]+(;[-!#$%&'*+.^_`|~0-9a-zA-Z]+(=([-!#$%&'*+.^_`|~0-9a-zA-Z]+|"
+# RFC 9112 7.1.1: chunk-size *( BWS ";" BWS token [ BWS "=" BWS ( token / quoted-string ) ] )
+CHUNK_OK = re.compile(rb"[0-9A-Fa-f]+([ \t]*;[ \t]*[-!#$%&'*+.^_`|~0-9a-zA-Z]+([ \t]*=[ \t]*"
+                      rb"([-!#$%&'*+.^_`|~0-9a-zA-Z]+|"
                       rb'"([\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"))?)*')
+CHUNK_BWS = re.compile(rb"([0-9A-Fa-f]+)[ \t]+(?=;)")  # BWS before the first ';'
 
 
 def chunk_faults(body):
@@ -372,9 +379,11 @@ def chunk_faults(body):
             f.add("chunk-size-digits")
         if not CHUNK_OK.fullmatch(line):  # the size is still read: go on
             f.add("chunk-line")
-        elif re.search(rb"=[-!#$%&'*+.^_`|~0-9a-zA-Z]+;", line) or b"\\" in line:
-            f.add("chunk-ext-llhttp")
+        elif CHUNK_BWS.match(line):
+            f.add("chunk-bws")
         n = int(m.group(), 16)
+        if n >= 1 << 64:
+            return f | {"chunk-size-overflow"}
         if n == 0:
             break
         if body[i + n:i + n + 2] != b"\r\n":
@@ -489,7 +498,8 @@ def msg_match(hm, cm):
     if isinstance(hm[2], str) and re.fullmatch(r"1\.[2-9]", hm[2]) and cm[2] == 11:
         hm, why = hm[:2] + (11,) + hm[3:], "version-1x"
     m = re.fullmatch(rb"(?i)https?://[^/?#]*([/?].*)?", hm[1])
-    if m and cm[1] in (hm[1], m.group(1) or b"/"):
+    path = m.group(1) or b"" if m else b""
+    if m and cm[1] in (hm[1], path if path.startswith(b"/") else b"/" + path):  # ("?q": "/?q")
         hm, why = hm[:1] + (cm[1],) + hm[2:], "absolute-form"
     return why if hm == cm else None
 
@@ -539,8 +549,29 @@ def classify(data, h, c):
     return "UNEXPLAINED"
 
 
+def strip_chunk_bws(rest):
+    """rest with the BWS before the first ';' of its first message's chunk lines cut (the
+    chunk lines walked as chunk_faults walks them, so that chunk data stays as it is)."""
+    head, body = split_head(rest)
+    out, i = [], 0
+    while True:
+        j = body.find(b"\r\n", i)
+        m = re.match(rb"[0-9A-Fa-f]+", body[i:j]) if j >= 0 else None
+        if not m:
+            break
+        out.append(CHUNK_BWS.sub(rb"\1", body[i:j], count=1) + b"\r\n")
+        n, i = int(m.group(), 16), j + 2
+        if n == 0:
+            break
+        out.append(body[i:i + n + 2])
+        i += n + 2
+    return rest[:len(rest) - len(body)] + b"".join(out) + body[i:]
+
+
 def h11_rewrite(rest, f):
     """rest with the forms of H11_REJECTS found in it (f) written as h11 takes them."""
+    if "chunk-bws" in f:
+        rest = strip_chunk_bws(rest)
     if "chunk-size-digits" in f:  # keep 20 digits of a chunk-size's leading zeros
         rest = re.sub(rb"(?m)^0+(?=[0-9A-Fa-f]{20})(?=[0-9A-Fa-f]+(;|\r\n))", b"", rest)
     if "te-list" in f:  # one line "Transfer-Encoding: chunked" for the ones of the head

@@ -204,6 +204,39 @@ static int get(struct crl_http_client *c, const char *target, struct crl_http_re
     return crl_http_client_request(c, &req, r);
 }
 
+/* ---- Host names --------------------------------------------------------------------------- */
+
+static int by_name_client(struct script *s)
+{
+    char name[64];
+    snprintf(name, sizeof name, "localhost:%s", strrchr(s->addr, ':') + 1);
+    struct crl_http_client *c;
+    CHECK_EQ(crl_http_client_open(&c, name, NULL), 0);
+    struct crl_http_response r;
+    CHECK_EQ(get(c, "/n", &r), 0);
+    CHECK(strcmp(r.body, "named") == 0);
+    crl_http_response_fini(&r);
+    crl_http_client_close(c);
+    return 0;
+}
+
+/* A client opened on "localhost:PORT" resolves the name when it dials, and says it in Host. */
+TEST(client_dials_a_host_name)
+{
+    const char *why = test_cannot_run_other_threads();
+    if (why)
+        TEST_SKIP(why);
+    struct script *s = new_script();
+    s->ex[0] = reply("HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nnamed");
+    s->nex = 1;
+    run_script(s, by_name_client);
+    char want[256];
+    snprintf(want, sizeof want, "GET /n HTTP/1.1\r\nHost: localhost:%s\r\n\r\n",
+             strrchr(s->addr, ':') + 1);
+    CHECK(strcmp(s->got[0], want) == 0);
+    free(s);
+}
+
 /* ---- Framing and keep-alive ------------------------------------------------------------- */
 
 static int get_client(struct script *s)
@@ -869,12 +902,14 @@ TEST(refused_connection_gives_its_error)
 }
 
 /* Requests that could not be sent as asked, or would smuggle a field, are refused before
- * anything is sent; so are addresses that are not numeric HOST:PORT. */
+ * anything is sent; so are addresses that are not HOST:PORT. */
 TEST(bad_requests_are_einval)
 {
     struct crl_http_client *c;
-    CHECK_EQ(crl_http_client_open(&c, "localhost:80", NULL), -EINVAL);
+    CHECK_EQ(crl_http_client_open(&c, "localhost", NULL), -EINVAL);
     CHECK(c == NULL);
+    CHECK_EQ(crl_http_client_open(&c, "bad host:80", NULL), -EINVAL);
+    CHECK_EQ(crl_http_client_open(&c, "[localhost]:80", NULL), -EINVAL);
     CHECK_EQ(crl_http_client_open(&c, "127.0.0.1:9", NULL), 0); /* never dialled */
     struct crl_http_header inject = {"X-A", "1\r\nX-B: 2"}, framing = {"content-length", "3"},
                            bad_name = {"X A", "1"};
@@ -979,6 +1014,86 @@ TEST(response_cut_anywhere_is_parsed_the_same)
         CHECK(strcmp(r.body, "hello!") == 0);
         crl_http_response_fini(&r);
     }
+}
+
+/* A chunked response with chunk line line (before "abc") and then last-chunk line last,
+ * answered in pieces of piece bytes: the request's result, the body in *r. */
+static int chunked_answer(const char *line, const char *last, size_t piece,
+                          struct crl_http_response *r)
+{
+    char bytes[512];
+    int n = snprintf(bytes, sizeof bytes,
+                     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n%s\r\nabc\r\n%s\r\n"
+                     "X-T: 1\r\n\r\n",
+                     line, last);
+    return answer_in_pieces("GET", bytes, (size_t)n, piece, NULL, r);
+}
+
+/* RFC 9112 7.1.1: chunk extensions in every form of the grammar are ignored (BWS, several,
+ * token and quoted values, quoted-pairs; llhttp 8.1 alone rejects most), in one piece and
+ * byte by byte, on a chunk and on the last chunk. */
+TEST(valid_chunk_extensions_are_ignored)
+{
+    static const char *const exts[] = {
+        ";a",   ";a=b", ";a=b;c", ";a=\"b\";c", ";a=b;c=d", ";n=\"va\\\"l\"", " ;a",
+        "\t;a", "; a",  ";a =b",  ";a= b",      " ; a = b", ";a=\"\xe9\"",    ";a=\"\\\t\""};
+    for (size_t i = 0; i < sizeof exts / sizeof *exts; i++) {
+        char line[64], last[64];
+        snprintf(line, sizeof line, "3%s", exts[i]);
+        snprintf(last, sizeof last, "0%s", exts[i]);
+        for (size_t piece = 1; piece <= 512; piece += 511) {
+            struct crl_http_response r;
+            CHECK_EQ(chunked_answer(line, "0", piece, &r), 0);
+            CHECK(r.body_len == 3 && strcmp(r.body, "abc") == 0);
+            crl_http_response_fini(&r);
+            CHECK_EQ(chunked_answer("3", last, piece, &r), 0);
+            CHECK(r.body_len == 3 && strcmp(r.body, "abc") == 0);
+            crl_http_response_fini(&r);
+        }
+    }
+}
+
+/* RFC 9112 7.1.1: chunk lines outside the grammar are -EPROTO, as are chunk lines longer
+ * than 4 KiB and trailer lines with no name: an empty extension, name or value, whitespace before
+ * the line's end, a name that is no token, a bare CR or LF, a CTL or DEL, an unterminated quoted
+ * string. */
+TEST(invalid_chunk_extensions_give_eproto)
+{
+    static const char *const exts[] = {
+        ";",     ";=b",         ";a=",         ";a ",           ";a=b ",     " ",
+        ";a@b",  ";a=b c",      ";a=\"b",      ";a=\"b\\\"",    ";a=\"\r\"", ";a\rb",
+        ";a\nb", ";a=\"\x01\"", ";a=\"\x7f\"", ";a=\"\\\x7f\"", ";a=\"b\"c", ";\x80"};
+    for (size_t i = 0; i < sizeof exts / sizeof *exts; i++) {
+        char line[64], last[64];
+        snprintf(line, sizeof line, "3%s", exts[i]);
+        snprintf(last, sizeof last, "0%s", exts[i]);
+        for (size_t piece = 1; piece <= 512; piece += 511) {
+            struct crl_http_response r;
+            CHECK_EQ(chunked_answer(line, "0", piece, &r), -EPROTO);
+            crl_http_response_fini(&r);
+            CHECK_EQ(chunked_answer("3", last, piece, &r), -EPROTO);
+            crl_http_response_fini(&r);
+        }
+    }
+    static const char *const bad_trailers[] = {": 1", "X: 1\r\n:a"}; /* no name */
+    for (size_t i = 0; i < 2; i++) {
+        struct crl_http_response r;
+        char last[32];
+        snprintf(last, sizeof last, "0\r\n%s", bad_trailers[i]);
+        CHECK_EQ(chunked_answer("3", last, 512, &r), -EPROTO);
+        crl_http_response_fini(&r);
+    }
+    static char bytes[5000];
+    int n = snprintf(bytes, sizeof bytes, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n");
+    memset(bytes + n, '0', 4100); /* leading zeros: a last chunk of 4102 bytes */
+    memcpy(bytes + n + 4100, "\r\n\r\n", 4);
+    struct crl_http_response r;
+    CHECK_EQ(answer_in_pieces("GET", bytes, (size_t)n + 4104, 4096, NULL, &r), -EPROTO);
+    crl_http_response_fini(&r);
+    memmove(bytes + n, bytes + n + 10, 4094); /* 4092 bytes: taken */
+    CHECK_EQ(answer_in_pieces("GET", bytes, (size_t)n + 4094, 4096, NULL, &r), 0);
+    CHECK_EQ(r.body_len, 0);
+    crl_http_response_fini(&r);
 }
 
 /* A status line of a version this client does not speak (llhttp accepts "HTTP/2.0") is

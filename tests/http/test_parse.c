@@ -490,6 +490,13 @@ static const struct bad_case bad_cases[] = {
     {"obs-fold after an empty trailer value",
      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX:\r\n \r\n\r\n", 0,
      400},
+    /* A trailer field's name is a token (RFC 9110 5.1; found by diff_h11) */
+    {"trailer with an empty name",
+     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n: 1\r\n\r\n", 0, 400},
+    {"trailer with an empty name, after another",
+     "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nb\r\n0\r\nX: 1\r\n:-T: "
+     "1\r\n\r\n",
+     0, 400},
     /* The target and the authority (RFC 9112 3.2, RFC 3986 3.2) */
     {"Host with a space", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 0, 400},
     {"Host with userinfo", "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 0, 400},

@@ -385,6 +385,148 @@ TEST_PLAIN(rfc9112_7_1_1_unknown_chunk_extensions_are_ignored)
     mem_free(&m);
 }
 
+/* A chunked request for / with chunk lines line1 (before "abc") and line2 (the last chunk's,
+ * before the trailer "X: 1"), followed by the request for /smuggled. */
+static char *ext_request(const char *line1, const char *line2)
+{
+    static char req[8192];
+    snprintf(req, sizeof req,
+             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n%s\r\nabc\r\n%s\r\n"
+             "X: 1\r\n\r\n",
+             line1, line2);
+    return req;
+}
+
+/* Serve input one byte per read; the response to it is in m->out. */
+static void exchange_bytewise(struct mem_io *m, const char *input, struct app *a)
+{
+    size_t n = strlen(input);
+    char(*bytes)[2] = calloc(n, sizeof *bytes);
+    const char **pieces = calloc(n + 1, sizeof *pieces);
+    CHECK(bytes && pieces);
+    for (size_t i = 0; i < n; i++) {
+        bytes[i][0] = input[i];
+        pieces[i] = bytes[i];
+    }
+    exchange_pieces(m, pieces, a, NULL);
+    free(pieces);
+    free(bytes);
+}
+
+/* The valid chunk lines of RFC 9112 7.1.1's grammar (BWS, several extensions, token and
+ * quoted values, quoted-pairs, obs-text): each ignored, in one read and byte by byte. llhttp
+ * 8.1 alone rejects all but the first few (a=b;c, quoted-pairs, any BWS). */
+static const char *const valid_chunk_lines[] = {
+    "3;a",
+    "3;a=b",
+    "3;a;b",
+    "3;a=\"q s\"",
+    "3;a=\"b\";c",
+    "3;a=b;c",
+    "3;a=b;c=d",
+    "3;name=\"va\\\"l\"",
+    "3;n=\"\\\\\"",
+    "3;n=\"\t\\\t\xe9\\\xe9\"",
+    "3 ;a",
+    "3\t;a",
+    "3; a",
+    "3;a =b",
+    "3;a= b",
+    "3 ; a = b",
+    "3 \t; \ta\t =\t b ; c = \"d\" ;e",
+    "3;!#$%&'*+-.^_`|~09AZaz=!#$%&'*+-.^_`|~09AZaz",
+    "003;a=b",
+};
+
+/* 7.1.1: every valid chunk extension is ignored: the body is delivered, and the next
+ * request is served. */
+TEST_PLAIN(rfc9112_7_1_1_valid_chunk_extensions_are_ignored)
+{
+    for (size_t i = 0; i < sizeof valid_chunk_lines / sizeof *valid_chunk_lines; i++) {
+        const char *line = valid_chunk_lines[i];
+        for (int last = 0; last < 2; last++) { /* on a chunk, then on the last chunk */
+            struct mem_io m;
+            struct app a = {0};
+            char last_line[64];
+            snprintf(last_line, sizeof last_line, "0%s", line + strspn(line, "0123456789"));
+            EXPECT_SERVED(ext_request(last ? "3" : line, last ? last_line : "0"), 1, &a, &m);
+            CHECK_STR(m.out, "ok:abc");
+            mem_free(&m);
+        }
+    }
+}
+
+/* 7.1.1: the same, a byte per read (an extension, a quoted-pair, BWS cut across reads). */
+TEST_PLAIN(rfc9112_7_1_1_chunk_extensions_split_across_reads_are_ignored)
+{
+    for (size_t i = 0; i < sizeof valid_chunk_lines / sizeof *valid_chunk_lines; i++) {
+        struct mem_io m;
+        struct app a = {0};
+        char input[9000];
+        snprintf(input, sizeof input, "%s%s", ext_request(valid_chunk_lines[i], "0;x = \"y\""),
+                 "POST /2 HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi");
+        exchange_bytewise(&m, input, &a);
+        CHECK_EQ(a.calls, 2);
+        CHECK_EQ(count_str(m.out, "HTTP/1.1 200 OK\r\n"), 2);
+        CHECK_STR(m.out, "ok:abc");
+        CHECK_STR(m.out, "ok:hi");
+        mem_free(&m);
+    }
+}
+
+/* 7.1.1: chunk lines outside the grammar get 400 and close, on a chunk and on the last one:
+ * an empty extension, name or value, a name or value that is no token, whitespace with no
+ * ';' after it, a bare CR or LF, a control character or DEL, an unterminated quoted
+ * string, a quoted-pair of a CTL. */
+TEST_PLAIN(rfc9112_7_1_1_invalid_chunk_extensions_get_400)
+{
+    static const char *const lines[] = {
+        "3;",           "3;;a",         "3;a;",           "3;=b",
+        "3;a=",         "3;a=;b",       "3;a@b",          "3;a/b=c",
+        "3;a=b@",       "3;a=b c",      "3;a b",          "3 ",
+        "3;a ",         "3;a=b ",       "3;a=\"b\" ",     "3;a=\"b\"c",
+        "3 a",          "3;a=\"b",      "3;a=\"b\\\"",    "3;a=\"b\rc\"",
+        "3;a=\"b\nc\"", "3;a\rb",       "3;a\nb",         "3;a=b\n",
+        "3;a=\"\x01\"", "3;a=\"\x7f\"", "3;a=\"\\\x01\"", "3;a=\"\\\x7f\"",
+        "3;a\x01",      "3;a=b\x7f",    "3;\x80",         ";a",
+        "3;a=\"\"\"",   "3,a",
+    };
+    for (size_t i = 0; i < sizeof lines / sizeof *lines; i++) {
+        EXPECT_REJECTED(ext_request(lines[i], "0"), 400);
+        char last[64];
+        bool sized = lines[i][0] == '3'; /* (";a" stays as it is) */
+        snprintf(last, sizeof last, "%s%s", sized ? "0" : "", lines[i] + sized);
+        EXPECT_REJECTED(ext_request("3", last), 400);
+    }
+}
+
+/* 7.1.1: a chunk line is at most 4 KiB (CRLF included); a longer one gets 400 however it is
+ * cut. */
+TEST_PLAIN(rfc9112_7_1_1_long_chunk_lines_get_400)
+{
+    char line[5000] = "3;a=\"";
+    memset(line + 5, 'x', 4088 - 5 - 1);
+    line[4088 - 1] = '"'; /* 4088 bytes, 4090 with CRLF: taken */
+    struct mem_io m;
+    struct app a = {0};
+    EXPECT_SERVED(ext_request(line, "0"), 1, &a, &m);
+    CHECK_STR(m.out, "ok:abc");
+    mem_free(&m);
+    memcpy(line + 4088 - 1, "xxxxxx\"", 8); /* 4094 bytes + CRLF: 4096 */
+    EXPECT_SERVED(ext_request(line, "0"), 1, &a, &m);
+    mem_free(&m);
+    memcpy(line + 4094 - 1, "x\"", 3); /* one more: 4097 */
+    EXPECT_REJECTED(ext_request(line, "0"), 400);
+    exchange_bytewise(&m, ext_request(line, "0"), &a);
+    CHECK_EQ(first_status(m.out), 400);
+    CHECK_STR(m.out, "Connection: close\r\n");
+    mem_free(&m);
+    char zeros[5000];
+    memset(zeros, '0', 4200);
+    zeros[4200] = '\0';
+    EXPECT_REJECTED(ext_request("3", zeros), 400); /* leading zeros count too */
+}
+
 /* 7.1.2: trailer fields are not merged into the header section. */
 TEST_PLAIN(rfc9112_7_1_2_trailers_are_not_header_fields)
 {

@@ -135,30 +135,6 @@ TEST(tcp_echo_over_ipv6)
     CHECK_EQ(crl_close(e.lfd), 0);
 }
 
-/* Addresses parse as numeric IPv4 or bracketed IPv6 with a port; anything else is refused. */
-TEST(parse_addr_accepts_numeric_forms_only)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    CHECK_EQ(crl_parse_addr("127.0.0.1:8080", &ss, &len), 0);
-    CHECK_EQ(ss.ss_family, AF_INET);
-    CHECK_EQ(crl_parse_addr("[::1]:80", &ss, &len), 0);
-    CHECK_EQ(ss.ss_family, AF_INET6);
-    CHECK_EQ(crl_parse_addr("localhost:80", &ss, &len), -EINVAL);
-    CHECK_EQ(crl_parse_addr("127.0.0.1", &ss, &len), -EINVAL);
-    CHECK_EQ(crl_parse_addr("127.0.0.1:99999", &ss, &len), -EINVAL);
-    CHECK_EQ(crl_parse_addr("[::1]80", &ss, &len), -EINVAL);
-}
-
-/* A connection to a port nobody listens on is refused. */
-TEST(tcp_connect_refused)
-{
-    char addr[64];
-    int lfd = test_listen_loopback(addr, sizeof addr);
-    CHECK_EQ(crl_close(lfd), 0); /* the port is free again */
-    CHECK_EQ(crl_tcp_connect(addr, CRL_NO_DEADLINE), -ECONNREFUSED);
-}
-
 /* UDP: sendto / recvfrom carry the datagram and the sender's address. */
 TEST(udp_sendto_recvfrom)
 {
@@ -563,23 +539,4 @@ TEST_PLAIN(config_backend_beats_environment)
         setenv("CORRAL_BACKEND", saved, 1);
     else
         unsetenv("CORRAL_BACKEND");
-}
-
-/* With reuseport two listeners share a port (one per core, later); without, the second is
- * refused. */
-TEST(listen_reuseport_shares_a_port)
-{
-    struct crl_listen_opts rp = {.reuseport = true};
-    int a = crl_tcp_listen("127.0.0.1:0", &rp);
-    CHECK(a >= 0);
-    struct sockaddr_storage ss;
-    socklen_t len;
-    CHECK_EQ(crl_socket_local_addr(a, &ss, &len), 0);
-    char addr[64];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(((struct sockaddr_in *)&ss)->sin_port));
-    int b = crl_tcp_listen(addr, &rp);
-    CHECK(b >= 0);
-    CHECK_EQ(crl_tcp_listen(addr, NULL), -EADDRINUSE);
-    CHECK_EQ(crl_close(a), 0);
-    CHECK_EQ(crl_close(b), 0);
 }

@@ -213,6 +213,36 @@ TEST(xchan_on_one_core)
     crl_xchan_destroy(f.ch);
 }
 
+static int same_core_body(struct crl_scope *s, void *arg)
+{
+    struct flow *f = arg;
+    CHECK_EQ(crl_spawn(s, receiver, f), 0);
+    CHECK_EQ(crl_scope_run(senders_body, f), 0);
+    crl_xchan_close(f->ch);
+    return 0;
+}
+
+static int same_core(void *arg)
+{
+    struct flow *f = arg;
+    CHECK_EQ(crl_xchan_create(&f->ch, sizeof(long), 4, 0, 0), 0);
+    CHECK_EQ(crl_scope_run(same_core_body, f), 0);
+    crl_xchan_destroy(f->ch);
+    return 0;
+}
+
+/* Both sides on one core of a one-core runtime, each waiting in turn for the other: a side
+ * woken by a task of its own core wakes (the wake-up is not left for a loop that would first
+ * find every task blocked and call it a deadlock). */
+TEST_PLAIN(xchan_same_core_sides_wake_each_other)
+{
+    struct flow f = {.count = 1000, .in_order = true};
+    CHECK_EQ(crl_run(&(struct crl_config){.cores = 1}, same_core, &f), 0);
+    CHECK_EQ(f.received, f.count);
+    CHECK(f.in_order);
+    CHECK_EQ(f.recv_end, -EPIPE);
+}
+
 #ifndef NDEBUG
 static int misuse(void *arg)
 {

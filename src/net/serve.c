@@ -12,7 +12,8 @@
  * fewest live connections (an atomic per core: the one number cores share on purpose); a
  * small task per handoff makes the cross-core call, so the acceptor never waits on it. */
 #define _GNU_SOURCE
-#include "io.h"
+#include "net.h"
+#include "../core/count.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -96,10 +97,13 @@ static int conn_task(void *arg)
     if (getpeername(r.pub.fd, (struct sockaddr *)&r.pub.peer, &r.pub.peer_len) != 0)
         r.pub.peer_len = 0;
     crl__list_add_tail(&sc->conns, &r.link);
+    struct crl_stats *st = &crl__core()->stats; /* this core's: the task never moves */
+    CRL__COUNT(st, conns_live);
     int rc = srv->fn(&r.pub, srv->ctx);
     if (rc < 0 && rc != -ECANCELED)
         crl__logf(CRL_LOG_DEBUG, "corral: connection on core %u ended: %s", sc->id, strerror(-rc));
     crl__list_del(&r.link);
+    CRL__COUNT_SUB(st, conns_live, 1);
     crl_close(r.pub.fd);
     conn_finished(sc);
     return 0; /* one connection's failure is not the server's */
@@ -185,6 +189,7 @@ static int handoff_task(void *arg)
 
 static void dispatch(struct serve_core *here, int fd)
 {
+    CRL__COUNT(&crl__core()->stats, conns_accepted);
     struct server *srv = here->srv;
     if (srv->opts.balance == CRL_BALANCE_REUSEPORT) {
         atomic_fetch_add_explicit(&here->live, 1, memory_order_relaxed);
@@ -357,21 +362,6 @@ static int serve_body(struct crl_scope *s, void *arg)
     return 0;
 }
 
-/* "HOST:PORT" of a bound socket, brackets around IPv6. */
-static void format_addr(const struct sockaddr_storage *a, char *out, size_t cap)
-{
-    char host[INET6_ADDRSTRLEN];
-    if (a->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *v6 = (const struct sockaddr_in6 *)a;
-        inet_ntop(AF_INET6, &v6->sin6_addr, host, sizeof host);
-        snprintf(out, cap, "[%s]:%u", host, ntohs(v6->sin6_port));
-    } else {
-        const struct sockaddr_in *v4 = (const struct sockaddr_in *)a;
-        inet_ntop(AF_INET, &v4->sin_addr, host, sizeof host);
-        snprintf(out, cap, "%s:%u", host, ntohs(v4->sin_port));
-    }
-}
-
 /* The listening sockets: one per core (REUSEPORT, all on the port the first one got) or one
  * on core 0. The bound address goes to *bound. */
 static int open_listeners(struct server *srv, const char *host_port, struct sockaddr_storage *bound,
@@ -392,7 +382,10 @@ static int open_listeners(struct server *srv, const char *host_port, struct sock
             int rc = crl_socket_local_addr(fd, bound, bound_len);
             if (rc)
                 return rc;
-            format_addr(bound, addr, sizeof addr); /* "HOST:0" becomes the port it got */
+            /* "HOST:0" becomes the port it got */
+            rc = crl_format_addr((struct sockaddr *)bound, *bound_len, addr, sizeof addr);
+            if (rc < 0)
+                return rc;
         }
     }
     return 0;

@@ -1,24 +1,17 @@
 /* run.c - crl_run: sets up a core on the calling thread, runs the root task in the root scope
  * until every task has ended, tears the core down; and the scope-tree dump. */
 #define _GNU_SOURCE
-#include "core.h"
+#include "runtime.h"
 
-#include "../io/io.h"
 #include "../io/pool.h"
-#include "../smp/smp.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
-#if defined(__SANITIZE_THREAD__)
-#include <sanitizer/tsan_interface.h>
-#endif
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-__thread struct crl__core *crl__cur __attribute__((tls_model("initial-exec")));
 
 enum { DEFAULT_STACK = 64 * 1024 };
 
@@ -76,22 +69,6 @@ static int config_resolve(const struct crl_config *in, struct crl_config *out)
     return 0;
 }
 
-/* The loop context runs on the thread's own stack; sanitizers need its bounds. */
-static void loop_stack_bounds(struct crl_task *loop)
-{
-    pthread_attr_t attr;
-    void *addr;
-    size_t size;
-    if (pthread_getattr_np(pthread_self(), &attr) != 0)
-        return;
-    if (pthread_attr_getstack(&attr, &addr, &size) == 0) {
-        /* As a task's: stack.base + CRL__STACK_GUARD is the usable bottom. */
-        loop->stack.base = (char *)addr - CRL__STACK_GUARD;
-        loop->stack.size = size + CRL__STACK_GUARD;
-    }
-    pthread_attr_destroy(&attr);
-}
-
 struct root_call {
     crl_task_fn *main;
     void *arg;
@@ -105,43 +82,29 @@ static int root_task(void *p)
     return rc->result;
 }
 
-static int core_start(struct crl__core *c, struct crl__runtime *rt, struct crl_scope *root,
+static int core_start(struct crl__executor *ex, struct crl__runtime *rt, struct crl_scope *root,
                       unsigned id)
 {
-    memset(c, 0, sizeof *c);
-    c->wake_fd = -1;
-    c->rt = rt;
-    c->id = id;
-    c->loop.name = "(loop)";
-    c->loop.core = c;
-    c->loop.state = CRL__RUNNING;
-#if defined(__SANITIZE_THREAD__)
-    c->loop.tsan_fiber = __tsan_get_current_fiber();
-#endif
-    c->cur = &c->loop;
-    loop_stack_bounds(&c->loop);
-    c->now_ns = crl_now_ns();
-    crl__wheel_init(&c->wheel, c->now_ns);
-    c->ckpt_stride = c->ckpt_left = 1;
-    c->ckpt_ns = c->now_ns;
-    /* the class of the spawn fast path */
-    c->stacks.cls[0].size = crl__stack_region_size(rt->cfg.stack_size);
-    crl_event_init(&c->fd_freed);
-    crl__scope_init_root(root, c);
-    c->root = root;
-    int rc = crl__smp_core_init(c);
+    memset(ex, 0, sizeof *ex);
+    crl__executor_wire(ex, rt, id);
+    struct crl__core *c = &ex->core;
+    if (rt->watchdog)
+        crl__stall_core_start(ex);
+    c->trace = rt->trace_rings ? rt->trace_rings[id] : NULL;
+    int rc = crl__core_init(c, root);
     if (!rc)
-        rc = crl__stack_overflow_handler_install(c);
+        rc = crl__smp_core_init(c);
     return rc ? rc : crl__io_start(c, rt->cfg.backend);
 }
 
-static void core_stop(struct crl__core *c)
+static void core_stop(struct crl__executor *ex)
 {
+    struct crl__core *c = &ex->core;
     crl__core_locals_destroy(c);
+    crl__dump_core_fini(&ex->dump);
     crl__smp_core_fini(c);
     crl__io_stop(c);
-    crl__stack_pool_fini(c);
-    crl__stack_overflow_handler_remove(c);
+    crl__core_fini(c);
 }
 
 /* ---- Several cores --------------------------------------------------------------------- */
@@ -213,7 +176,7 @@ struct core_thread {
 static bool all_started(struct crl__runtime *rt)
 {
     for (unsigned i = 0; i < rt->ncores; i++)
-        if (!rt->cores[i])
+        if (!rt->smp.cores[i])
             return false;
     return true;
 }
@@ -232,17 +195,17 @@ static void *secondary_main(void *arg)
     sigdelset(&set, SIGABRT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     pin_to(ct->cpu);
-    struct crl__core core;
+    struct crl__executor ex;
     struct crl_scope root;
-    crl__cur = &core;
-    int rc = core_start(&core, ct->rt, &root, ct->id);
-    ct->rt->cores[ct->id] = rc ? NULL : &core;
+    crl__cur = &ex.core;
+    int rc = core_start(&ex, ct->rt, &root, ct->id);
+    ct->rt->smp.cores[ct->id] = rc ? NULL : &ex.core;
     gate_wait(&ct->rt->started);
     if (all_started(ct->rt))
-        crl__loop(&core);
+        crl__loop(&ex);
     /* Core 0 may still be writing our wake-up fd: tear down only once it is done. */
     gate_wait(&ct->rt->stopped);
-    core_stop(&core);
+    core_stop(&ex);
     crl__cur = NULL;
     return NULL;
 }
@@ -270,8 +233,8 @@ static void stop_secondaries(struct crl__runtime *rt, struct core_thread *ct, un
 {
     atomic_store(&rt->stopping, true);
     for (unsigned i = 1; i < started; i++)
-        if (rt->cores[i])
-            crl__smp_notify(rt->cores[i]);
+        if (rt->smp.cores[i])
+            crl__smp_notify(rt->smp.cores[i]);
     if (started > 1)
         gate_wait(&rt->stopped);
     for (unsigned i = 1; i < started; i++)
@@ -283,6 +246,7 @@ struct run_state {
     struct core_thread ct[CPU_SETSIZE];
     int cpus[CPU_SETSIZE];
     cpu_set_t saved_mask;
+    sigset_t saved_sigmask; /* core 0's thread's, restored after (the stall signal let in) */
 };
 
 static int runtime_init(struct run_state *st, const struct crl_config *cfg)
@@ -300,12 +264,12 @@ static int runtime_init(struct run_state *st, const struct crl_config *cfg)
                          rt->ncores, CPU_COUNT(&st->saved_mask));
         return rc;
     }
-    rt->cores = calloc(rt->ncores, sizeof *rt->cores);
-    if (!rt->cores)
-        return -ENOMEM;
-    rc = crl__smp_init(rt);
-    if (rc) {
-        free(rt->cores);
+    rc = crl__smp_group_init(&rt->smp, rt->ncores);
+    if (rc)
+        return rc;
+    if ((rc = crl__stall_init(rt)) || (rc = crl__tracing_init(rt))) {
+        crl__stall_fini(rt);
+        crl__smp_group_fini(&rt->smp);
         return rc;
     }
     atomic_init(&rt->stopping, false);
@@ -318,8 +282,9 @@ static void runtime_fini(struct run_state *st)
 {
     gate_fini(&st->rt.started);
     gate_fini(&st->rt.stopped);
-    crl__smp_fini(&st->rt);
-    free(st->rt.cores);
+    crl__tracing_fini(&st->rt);
+    crl__stall_fini(&st->rt);
+    crl__smp_group_fini(&st->rt.smp);
 }
 
 int crl_run(const struct crl_config *cfg, crl_task_fn *main, void *arg)
@@ -339,11 +304,12 @@ int crl_run(const struct crl_config *cfg, crl_task_fn *main, void *arg)
         pin_to(st->cpus[0]);
     unsigned started = 1;
     rc = start_secondaries(rt, st->ct, st->cpus, &started);
-    struct crl__core core;
+    struct crl__executor ex;
     struct crl_scope root;
-    crl__cur = &core;
-    int start_rc = core_start(&core, rt, &root, 0);
-    rt->cores[0] = start_rc ? NULL : &core;
+    crl__cur = &ex.core;
+    pthread_sigmask(SIG_SETMASK, NULL, &st->saved_sigmask);
+    int start_rc = core_start(&ex, rt, &root, 0);
+    rt->smp.cores[0] = start_rc ? NULL : &ex.core;
     gate_wait(&rt->started);
     if (!rc)
         rc = start_rc ? start_rc : all_started(rt) ? 0 : -ENOMEM;
@@ -351,71 +317,24 @@ int crl_run(const struct crl_config *cfg, crl_task_fn *main, void *arg)
     if (!rc)
         rc = crl__spawn(&root, root_task, &call, "main", 0);
     if (!rc) {
-        crl__loop(&core);
+        int wd = crl__stall_start(rt);
+        if (wd)
+            crl__logf(CRL_LOG_WARN, "corral: no stall detector: %s", strerror(-wd));
+        crl__dump_register(rt);
+        crl__loop(&ex);
+        crl__dump_unregister(rt); /* waits for a dump under way, which may read every core */
+        crl__stall_stop(rt);
         rc = root.error ? root.error : call.result;
     }
     stop_secondaries(rt, st->ct, started);
-    core_stop(&core);
+    core_stop(&ex);
     crl__cur = NULL;
+    pthread_sigmask(SIG_SETMASK, &st->saved_sigmask, NULL);
+    crl__tracing_to_file(rt);
     crl__pool_stop();
     if (rt->cfg.cores > 1)
         sched_setaffinity(0, sizeof st->saved_mask, &st->saved_mask);
     runtime_fini(st);
     free(st);
     return rc;
-}
-
-/* ---- Scope tree dump -------------------------------------------------------------------- */
-
-static const char *state_name(enum crl__task_state s)
-{
-    switch (s) {
-    case CRL__RUNNABLE: return "runnable";
-    case CRL__RUNNING: return "running";
-    case CRL__PARKED: return "parked";
-    case CRL__DONE: return "done";
-    }
-    return "?";
-}
-
-static void dump_scope(int fd, const struct crl_scope *s, int depth)
-{
-    dprintf(fd, "%*sscope %p%s%s%s live=%u\n", depth * 2, "", (const void *)s,
-            s->owner ? " opened by " : " (root)", s->owner ? s->owner->name : "",
-            s->cancel_reason == ETIMEDOUT ? " timed-out"
-            : s->cancel_reason            ? " cancelled"
-                                          : "",
-            s->nlive);
-    for (const struct crl__list *l = s->tasks.next; l != &s->tasks; l = l->next) {
-        const struct crl_task *t = crl__container_of(l, struct crl_task, scope_link);
-        dprintf(fd, "%*stask '%s' %s%s\n", depth * 2 + 2, "", t->name, state_name(t->state),
-                t->state == CRL__PARKED && !t->unpark ? " (joining)" : "");
-    }
-    if (s->owner && s->owner->scope == s)
-        dprintf(fd, "%*sbody of '%s' %s\n", depth * 2 + 2, "", s->owner->name,
-                state_name(s->owner->state));
-    for (const struct crl__list *l = s->kids.next; l != &s->kids; l = l->next)
-        dump_scope(fd, crl__container_of(l, struct crl_scope, kid_link), depth + 1);
-}
-
-void crl_dump_tree(int fd)
-{
-    struct crl__core *c = crl__cur;
-    if (!c) {
-        dprintf(fd, "corral: no runtime on this thread\n");
-        return;
-    }
-    dprintf(fd, "corral: core scope tree, %zu live task(s)\n", c->ntasks);
-    dump_scope(fd, c->root, 1);
-}
-
-void crl_stats_get(struct crl_stats *out)
-{
-    struct crl__core *c = crl__cur;
-    if (!c) {
-        *out = (struct crl_stats){0};
-        return;
-    }
-    *out = c->stats;
-    out->tasks_live = c->ntasks;
 }

@@ -1,12 +1,14 @@
-/* net.c - socket conveniences over the I/O calls: numeric "HOST:PORT" addresses, TCP listen
- * and connect (with a deadline), UDP bind, Unix stream sockets, socket options. */
+/* socket.c - socket conveniences over the I/O calls: "HOST:PORT" addresses (numeric here, names
+ * through resolve.c), TCP listen and connect (with a deadline, over each address of a name in
+ * turn), UDP bind, Unix stream sockets, socket options. */
 #define _GNU_SOURCE
-#include "io.h"
+#include "net.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/un.h>
@@ -53,14 +55,50 @@ int crl_parse_addr(const char *host_port, struct sockaddr_storage *addr, socklen
     return 0;
 }
 
+int crl_format_addr(const struct sockaddr *addr, socklen_t len, char *buf, size_t size)
+{
+    char host[INET6_ADDRSTRLEN];
+    unsigned port;
+    bool v6 = addr && addr->sa_family == AF_INET6;
+    if (!addr || !buf || size == 0)
+        return -EINVAL;
+    buf[0] = 0;
+    if (v6 && len >= sizeof(struct sockaddr_in6)) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
+        port = ntohs(in6->sin6_port);
+    } else if (addr->sa_family == AF_INET && len >= sizeof(struct sockaddr_in)) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
+        port = ntohs(in->sin_port);
+    } else {
+        return v6 || addr->sa_family == AF_INET ? -EINVAL : -EAFNOSUPPORT;
+    }
+    int n =
+        v6 ? snprintf(buf, size, "[%s]:%u", host, port) : snprintf(buf, size, "%s:%u", host, port);
+    if ((size_t)n >= size) {
+        buf[0] = 0;
+        return -ENOSPC;
+    }
+    return n;
+}
+
+int crl_socket_local_name(int fd, char *buf, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int rc = crl_socket_local_addr(fd, &ss, &len);
+    return rc ? rc : crl_format_addr((const struct sockaddr *)&ss, len, buf, size);
+}
+
 static int new_socket(int family, int type)
 {
     int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -errno;
     struct crl__core *c = crl__core();
-    if (c && c->io && c->io->forget)
-        c->io->forget(c, fd); /* the number may be one closed behind the backend's back */
+    if (c && c->io->ops && c->io->ops->forget)
+        c->io->ops->forget(c, fd); /* the number may be one closed behind the backend's back */
     return fd;
 }
 
@@ -75,13 +113,14 @@ static int fail_close(int fd, int rc)
     return rc;
 }
 
-/* A socket of type bound to "HOST:PORT", with SO_REUSEADDR / SO_REUSEPORT if asked. */
+/* A socket of type bound to "HOST:PORT" (a name: its first address), with SO_REUSEADDR /
+ * SO_REUSEPORT if asked. */
 static int bound_socket(const char *host_port, int type, bool reuseaddr, bool reuseport)
 {
     struct sockaddr_storage addr;
     socklen_t len;
-    int rc = crl_parse_addr(host_port, &addr, &len);
-    if (rc)
+    int rc = crl_resolve(host_port, &addr, &len, 1, CRL_NO_DEADLINE);
+    if (rc < 0)
         return rc;
     int fd = new_socket(addr.ss_family, type);
     if (fd < 0)
@@ -105,31 +144,54 @@ int crl_tcp_listen(const char *host_port, const struct crl_listen_opts *opts)
     return fd;
 }
 
+enum { MAX_CONNECT_ADDRS = 16 };
+
 struct connect_call {
-    int fd;
-    struct sockaddr_storage addr;
-    socklen_t len;
+    const char *host_port;
+    int fd; /* out: the connected socket */
 };
 
+/* Connect a new socket to addr: the connected fd, or the error (the socket closed). */
+static int connect_one(const struct sockaddr_storage *addr, socklen_t len)
+{
+    int fd = new_socket(addr->ss_family, SOCK_STREAM);
+    if (fd < 0)
+        return fd;
+    int rc = crl_connect(fd, (const struct sockaddr *)addr, len);
+    return rc < 0 ? fail_close(fd, rc) : fd;
+}
+
+/* Resolve, then try each address in turn; the last error if none answers. A cancellation
+ * ends the tries at once. */
 static int connect_fn(void *arg)
 {
     struct connect_call *cc = arg;
-    return crl_connect(cc->fd, (struct sockaddr *)&cc->addr, cc->len);
+    struct sockaddr_storage addrs[MAX_CONNECT_ADDRS];
+    socklen_t lens[MAX_CONNECT_ADDRS];
+    int n = crl_resolve(cc->host_port, addrs, lens, MAX_CONNECT_ADDRS, CRL_NO_DEADLINE);
+    int rc = n < 0 ? n : -ECONNREFUSED;
+    for (int i = 0; i < n; i++) {
+        rc = connect_one(&addrs[i], lens[i]);
+        if (rc >= 0) {
+            cc->fd = rc;
+            return 0;
+        }
+        if (rc == -ECANCELED || rc == -ETIMEDOUT)
+            break;
+    }
+    return rc;
 }
 
 int crl_tcp_connect(const char *host_port, int64_t deadline_ns)
 {
-    struct connect_call cc;
-    int rc = crl_parse_addr(host_port, &cc.addr, &cc.len);
-    if (rc)
+    struct connect_call cc = {.host_port = host_port, .fd = -1};
+    int rc = deadline_ns == CRL_NO_DEADLINE ? connect_fn(&cc)
+                                            : crl_with_deadline(deadline_ns, connect_fn, &cc);
+    if (rc < 0) {
+        if (cc.fd >= 0) /* connected just as the deadline fired */
+            crl_close(cc.fd);
         return rc;
-    cc.fd = new_socket(cc.addr.ss_family, SOCK_STREAM);
-    if (cc.fd < 0)
-        return cc.fd;
-    rc = deadline_ns == CRL_NO_DEADLINE ? connect_fn(&cc)
-                                        : crl_with_deadline(deadline_ns, connect_fn, &cc);
-    if (rc < 0)
-        return fail_close(cc.fd, rc);
+    }
     return cc.fd;
 }
 

@@ -5,7 +5,8 @@
  * still queued are closed, never leaked. Backends without multishot accept (epoll) fall
  * back to crl_accept per call. */
 #define _GNU_SOURCE
-#include "io.h"
+#include "net.h"
+#include "../core/count.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -17,25 +18,26 @@ struct crl_listener {
     int lfd;
     bool armed; /* the multishot op is in the kernel */
     bool closing;
-    int error; /* why the multishot op ended, to report once */
-    int *fds;  /* accepted, not yet taken: a ring */
+    bool lfd_closed; /* crl_close(lfd) ended the standing accept (-EBADF): for good */
+    int error;       /* why the multishot op ended, to report once */
+    int *fds;        /* accepted, not yet taken: a ring */
     size_t head, len, cap;
     struct crl_event ready; /* set while fds are queued, an error waits, or it closes */
 };
 
+static void on_accept(struct crl__core *c, struct crl__op *op, int res, bool more);
+
 static void arm(struct crl_listener *l)
 {
     struct crl__core *c = l->core;
-    l->op.kind = CRL__OP_ACCEPT_MULTI;
+    l->op.kind = CRL__OP_ACCEPT; /* what it does; the backend knows it as a standing one */
     l->op.fd = l->lfd;
     l->op.flags = SOCK_NONBLOCK | SOCK_CLOEXEC;
     l->op.done = false;
-    l->op.cancelling = false;
-    l->op.phase = 0;
     l->armed = true;
-    c->stats.accept_calls++;
-    c->io_pending++; /* a standing op: the core is not idle while it may deliver */
-    c->io->submit(c, &l->op);
+    CRL__COUNT(&c->stats, accept_calls);
+    c->io->pending++; /* a standing op: the core is not idle while it may deliver */
+    c->io->ops->accept_multi(c, &l->op, on_accept);
 }
 
 int crl_listener_open(struct crl_listener **out, int lfd)
@@ -47,7 +49,7 @@ int crl_listener_open(struct crl_listener **out, int lfd)
     l->core = c;
     l->lfd = lfd;
     crl_event_init(&l->ready);
-    if (c->io->multishot_accept)
+    if (c->io->ops->accept_multi)
         arm(l);
     *out = l;
     return 0;
@@ -72,15 +74,18 @@ static bool push_fd(struct crl_listener *l, int fd)
     return true;
 }
 
-void crl__listener_cqe(struct crl__core *c, struct crl__op *op, int res, bool more)
+/* One report of the standing accept (more: more will follow). */
+static void on_accept(struct crl__core *c, struct crl__op *op, int res, bool more)
 {
     struct crl_listener *l = crl__container_of(op, struct crl_listener, op);
     if (res >= 0 && (l->closing || !push_fd(l, res)))
         close(res); /* nobody will take it */
     if (!more) {    /* the multishot accept ended: cancelled, or an error such as EMFILE */
         l->armed = false;
-        c->io_pending--;
-        if (res < 0 && res != -ECANCELED)
+        c->io->pending--;
+        if (res == -EBADF)
+            l->lfd_closed = true;
+        else if (res < 0 && res != -ECANCELED)
             l->error = res;
     }
     if (l->len || !l->armed)
@@ -113,15 +118,15 @@ int crl_listener_accept(struct crl_listener *l)
 {
     check_core(l);
     struct crl__core *c = l->core;
-    if (!c->io->multishot_accept)
+    if (!c->io->ops->accept_multi)
         return crl_accept(l->lfd, NULL, NULL);
     int64_t backoff_ns = CRL__ACCEPT_BACKOFF_START_NS;
     for (;;) {
         if (l->len)
             return take_fd(l);
         if (!l->armed) {
-            if (l->op.closed)
-                return -EBADF; /* crl_close(lfd) ended the standing accept: for good */
+            if (l->lfd_closed)
+                return -EBADF;
             int err = l->error;
             l->error = 0;
             if (err == -EMFILE || err == -ENFILE) {
@@ -157,7 +162,7 @@ void crl_listener_close(struct crl_listener *l)
     while (l->len)
         close(take_fd(l)); /* also clears ready, which stays clear until the op ends */
     if (l->armed) {
-        c->io->cancel(c, &l->op);
+        c->io->ops->cancel(c, &l->op);
         crl_scope_run(wait_disarmed, l);
     }
     free(l->fds);

@@ -1,0 +1,157 @@
+/* bench-instr.c - the workloads whose instructions bench/instr.sh counts under valgrind: it
+ * runs each at two sizes and divides the difference, so that start-up and exit cancel out.
+ *
+ *   bench-instr spawn N   N times crl_spawn(trivial) + crl_scope_join in one scope, on one
+ *                         core (like bench-core's corral_spawn_join)
+ *   bench-instr http K    K pipelined `GET /` requests, in batches of 16 as wrk's pipeline.lua
+ *                         sends them, through the HTTP connection state machine over a
+ *                         transport in memory (no sockets, no runtime), each answered with
+ *                         corral-httpd's hello response; the responses are counted, not kept
+ *
+ * Exits non-zero if the work was not done as asked (a wrong count of responses or bytes). */
+#define _GNU_SOURCE
+#include "corral.h"
+#include "http/http.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- spawn + join ----------------------------------------------------------------------- */
+
+static int trivial(void *arg)
+{
+    (void)arg;
+    return 0;
+}
+
+static int spawn_join_loop(struct crl_scope *s, void *arg)
+{
+    long n = *(long *)arg;
+    for (long i = 0; i < n; i++) {
+        int rc = crl_spawn(s, trivial, NULL);
+        if (rc < 0)
+            return rc;
+        crl_scope_join(s);
+    }
+    return 0;
+}
+
+static int spawn_main(void *arg) { return crl_scope_run(spawn_join_loop, arg); }
+
+static int run_spawn(long n)
+{
+    struct crl_config cfg = {.cores = 1}; /* no other core's idle polls in the count */
+    if (getenv("BENCH_INSTR_TRACE")) {
+        /* Tracing on, in the smallest ring: full at both sizes, so writing it at exit costs
+         * the same and cancels out, leaving the recording's cost per operation. */
+        cfg.trace_file = "/dev/null";
+        cfg.trace_events = 16;
+    }
+    return crl_run(&cfg, spawn_main, &n);
+}
+
+/* ---- pipelined HTTP requests over memory ------------------------------------------------ */
+
+enum { BATCH = 16 };
+
+static const char request[] = "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n";
+
+/* The client: K requests in reads of one batch each, then end of stream. */
+struct pipe_io {
+    const char *batch; /* BATCH requests back to back */
+    long requests_left;
+    size_t batch_off; /* of the batch being read */
+    size_t bytes_out; /* response bytes, counted */
+};
+
+static ssize_t pipe_read(void *ctx, void *buf, size_t len, int64_t deadline_ns)
+{
+    (void)deadline_ns;
+    struct pipe_io *p = ctx;
+    if (p->requests_left <= 0)
+        return 0;
+    long in_batch = p->requests_left < BATCH ? p->requests_left : BATCH;
+    size_t end = (size_t)in_batch * (sizeof request - 1), n = end - p->batch_off;
+    if (n > len)
+        n = len;
+    memcpy(buf, p->batch + p->batch_off, n);
+    p->batch_off += n;
+    if (p->batch_off == end) {
+        p->requests_left -= in_batch;
+        p->batch_off = 0;
+    }
+    return (ssize_t)n;
+}
+
+static ssize_t pipe_writev(void *ctx, const struct iovec *iov, int iovcnt, int64_t deadline_ns)
+{
+    (void)deadline_ns;
+    struct pipe_io *p = ctx;
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    p->bytes_out += total;
+    return (ssize_t)total;
+}
+
+/* As the socket server does: the responses and the next read in one call. */
+static ssize_t pipe_write_read(void *ctx, const void *out, size_t out_len,
+                               int64_t write_deadline_ns, void *buf, size_t len,
+                               int64_t read_deadline_ns, int *write_err)
+{
+    struct iovec v = {(void *)out, out_len};
+    ssize_t w = pipe_writev(ctx, &v, 1, write_deadline_ns);
+    *write_err = w < 0 ? (int)w : 0;
+    return pipe_read(ctx, buf, len, read_deadline_ns);
+}
+
+static const struct crl__http_io pipe_transport = {
+    .read = pipe_read, .writev = pipe_writev, .write_read = pipe_write_read};
+
+static long responses;
+
+static int hello(crl_http_req *req, crl_http_res *res, void *ctx)
+{
+    (void)req, (void)ctx;
+    responses++;
+    return crl_http_res_send(res, 200, "text/plain", "Hello, world!", 13);
+}
+
+/* The length of one hello response: its head has a Date of fixed width. */
+static size_t response_len(void)
+{
+    static const char head[] = "HTTP/1.1 200 OK\r\nDate: \r\nContent-Type: text/plain\r\n"
+                               "Content-Length: 13\r\n\r\nHello, world!";
+    return sizeof head - 1 + CRL__HTTP_DATE_LEN;
+}
+
+static int run_http(long k)
+{
+    static struct crl__http_conn conn;
+    char batch[BATCH * (sizeof request - 1)];
+    for (int i = 0; i < BATCH; i++)
+        memcpy(batch + (size_t)i * (sizeof request - 1), request, sizeof request - 1);
+    struct pipe_io p = {.batch = batch, .requests_left = k};
+    struct crl_http_limits lim = {0};
+    int rc = crl__http_conn_serve(&conn, &pipe_transport, &p, &lim, hello, NULL);
+    if (rc < 0 || responses != k || p.bytes_out != (size_t)k * response_len()) {
+        fprintf(stderr, "bench-instr http: rc %d, %ld responses of %ld, %zu bytes (want %zu)\n", rc,
+                responses, k, p.bytes_out, (size_t)k * response_len());
+        return 1;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    long n = argc == 3 ? strtol(argv[2], NULL, 10) : 0;
+    if (n <= 0 || (strcmp(argv[1], "spawn") != 0 && strcmp(argv[1], "http") != 0)) {
+        fprintf(stderr, "usage: bench-instr spawn N | http K\n");
+        return 2;
+    }
+    if (strcmp(argv[1], "spawn") == 0)
+        return run_spawn(n) < 0;
+    return run_http(n);
+}

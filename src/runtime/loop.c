@@ -1,0 +1,116 @@
+/* loop.c - each core's loop: the one place that steps every layer in turn. */
+#include "runtime.h"
+
+#include <stdatomic.h>
+
+static int64_t earlier(int64_t a, int64_t b) { return a < 0 ? b : b < 0 || a < b ? a : b; }
+
+/* The I/O of a core, polled without waiting while the core spins for messages: true if that
+ * made a task runnable (smp's poll_rest). */
+static bool poll_io(struct crl__core *c)
+{
+    crl__io_poll(c);
+    return c->runq_head != NULL;
+}
+
+/* Busy and idle time: the clock is read only around an idle wait, which costs a syscall or
+ * a spin anyway. The time up to idle_start was busy, from it to now idle. */
+static void account_idle(struct crl__executor *ex, int64_t idle_start)
+{
+    struct crl__core *c = &ex->core;
+    int64_t now = crl_now_ns();
+    CRL__COUNT_ADD(&c->stats, busy_ns, idle_start - ex->busy_since_ns);
+    CRL__COUNT_ADD(&c->stats, idle_ns, now - idle_start);
+    ex->busy_since_ns = now;
+    c->now_ns = now;
+}
+
+/* The run queue's depth high-water, sampled as a loop turn starts (the queue is walked then:
+ * a push or a pick costs nothing more). Bounded: a deeper queue counts as this deep. */
+static void sample_runq(struct crl__core *c)
+{
+#ifndef CRL_NO_DIAGNOSTICS
+    uint64_t n = 0;
+    for (const struct crl_task *t = c->runq_head; t && n < 65536; t = t->run_next)
+        n++;
+    CRL__COUNT_MAX(&c->stats, runq_high, n);
+#else
+    (void)c;
+#endif
+}
+
+static bool keep_running(struct crl__executor *ex)
+{
+    struct crl__core *c = &ex->core;
+    if (c->root->nlive)
+        return true;
+    return c->id != 0 && !atomic_load_explicit(&c->rt->stopping, memory_order_acquire);
+}
+
+/* Nothing runnable: with several cores, poll for messages a while (a wake-up costs more
+ * than the poll), then sleep in the backend until the next timer or stack trim. With nothing
+ * that could ever wake a task (core 0 only: the others wait for calls from it), a deadlock. */
+static void idle_wait(struct crl__executor *ex)
+{
+    struct crl__core *c = &ex->core;
+    int64_t next = crl__wheel_next_ns(&c->wheel);
+    if (next < 0 && ex->io.pending == 0 && ex->io.offload_pending == 0 &&
+        ex->smp.remote_pending == 0 && c->id == 0)
+        crl__deadlock(c);
+    crl__stack_trim_if_due(c);
+    int64_t deadline = earlier(next, crl__stack_next_trim_ns(c)), poll_ns;
+    int64_t start = crl_now_ns();
+    if (crl__smp_idle_poll(c, &poll_ns)) {
+        int64_t until = crl__deadline_after(start, poll_ns);
+        if (deadline >= 0 && deadline < until)
+            until = deadline;
+        if (crl__smp_spin(c, until)) {
+            account_idle(ex, start);
+            return; /* the loop takes it in */
+        }
+    }
+    if (crl__smp_sleep_begin(c)) {
+        CRL__COUNT(&c->stats, sleeps);
+        ex->io.ops->wait(c, deadline);
+    }
+    crl__smp_sleep_end(c);
+    account_idle(ex, start);
+}
+
+void crl__loop(struct crl__executor *ex)
+{
+    struct crl__core *c = &ex->core;
+    ex->busy_since_ns = crl_now_ns();
+    atomic_store_explicit(&ex->dump.loop_state, CRL__DUMP_LOOPING, memory_order_release);
+    while (keep_running(ex)) {
+        CRL__COUNT(&c->stats, loop_turns);
+        sample_runq(c);
+        crl__dump_poll(ex, &ex->dump);
+        crl__run_next(c, ex->io.pending != 0);
+        if (c->runq_head)
+            crl__io_poll(c);
+        else if (keep_running(ex))
+            idle_wait(ex);
+        crl__smp_poll(c);
+        /* The clock once a turn, timers armed or not: the tasks' spawn and switch-in times
+         * (for the dump) are this cached value, at no clock read of their own. */
+        c->now_ns = crl_now_ns();
+        if (c->wheel.count)
+            crl__wheel_advance(&c->wheel, c->now_ns);
+    }
+    atomic_store_explicit(&ex->dump.loop_state, CRL__DUMP_LEFT_LOOP, memory_order_release);
+}
+
+void crl__executor_wire(struct crl__executor *ex, struct crl__runtime *rt, unsigned id)
+{
+    struct crl__core *c = &ex->core;
+    c->id = id;
+    c->cfg = &rt->cfg;
+    c->rt = rt;
+    c->io = &ex->io;
+    c->smp = &ex->smp;
+    ex->io.wake_fd = -1;
+    ex->smp.group = &rt->smp;
+    ex->smp.wake = crl__io_wake;
+    ex->smp.poll_rest = poll_io;
+}
