@@ -168,6 +168,13 @@ static int pool_job(void *arg)
     return 0;
 }
 
+/* Longer than the caller polls for its reply (reply_poll_ns, 100 us): the caller parks. */
+static int nap_on_core_one(void *arg)
+{
+    (void)arg;
+    return crl_sleep_ns(5 * CRL_MSEC_NS);
+}
+
 static int parks_of_each_kind(struct crl_scope *s, void *arg)
 {
     int *sv = arg;
@@ -182,7 +189,7 @@ static int parks_of_each_kind(struct crl_scope *s, void *arg)
     CHECK_EQ(crl_write(sv[1], "x", 1), 1); /* ends the reader's wait */
     CHECK_EQ(crl_offload(pool_job, NULL), 0);
     if (crl_core_count() > 1)
-        CHECK_EQ(crl_call(1, on_core_one, NULL), 0);
+        CHECK_EQ(crl_call(1, nap_on_core_one, NULL), 0);
     return crl_spawn(s, napper, NULL); /* not yet run when the body returns: the join waits */
 }
 
