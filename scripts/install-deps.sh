@@ -6,14 +6,14 @@
 set -euo pipefail
 
 # node-llhttp is for the HTTP server; libdw-dev (elfutils) names the functions, files and lines
-# of backtraces; clang and libclang-rt-14-dev join with its fuzzer;
+# of backtraces (libbz2-dev: a static link of libdw, as pkg-config --static gives it, needs -lbz2); clang and libclang-rt-14-dev join with its fuzzer;
 # python3-h11 is the other parser of the differential framing test (tests/http/diff_h11.py);
 # python3-prometheus-client parses the metrics text in tests/runtime/check_metrics.py;
 # doxygen makes the API reference and man3 pages (docs/), groff checks the man pages;
 # debhelper, dpkg-dev, fakeroot and lintian build and check the Debian packages (make deb).
 # Not installed here: nginx, for one end-to-end test of the HTTP client, skipped without it
 # (apt-get install nginx would also start the system service, which the test does not use).
-pkgs=(build-essential meson ninja-build pkg-config liburing-dev libdw-dev node-llhttp valgrind clang-format
+pkgs=(build-essential meson ninja-build pkg-config liburing-dev libdw-dev libbz2-dev node-llhttp valgrind clang-format
       clang libclang-rt-14-dev python3-h11 python3-prometheus-client doxygen groff-base debhelper
       dpkg-dev fakeroot lintian)
 if [[ "${1:-}" == --cross ]]; then
