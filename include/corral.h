@@ -1101,30 +1101,61 @@ struct crl_serve_opts {
     void (*on_ready)(void *ctx, const struct sockaddr *addr, socklen_t addrlen);
 };
 
-/** One accepted connection, as the connection function sees it. Lives in the frame of the
- * task that serves it. */
+/** Why crl_serve calls a connection function (struct crl_conn's wake). */
+enum crl_conn_wake {
+    CRL_CONN_NEW = 0,          /**< the first call, for a connection just accepted */
+    CRL_CONN_READABLE = 1,     /**< bytes wait to be read (or the peer's end of stream, or an error:
+                                  the next read says which) */
+    CRL_CONN_IDLE_EXPIRED = 2, /**< idle_deadline_ns passed with nothing to read */
+    CRL_CONN_STOPPING = 3,     /**< the server is stopping (crl_conn_draining() is true) */
+};
+
+/** A connection function's return value that keeps the connection open with no task, no
+ * stack and no buffer of its own until its socket is readable: crl_serve then calls the
+ * function again, in a new task, with the same conn (see crl_conn_fn). */
+#define CRL_CONN_WHEN_READABLE 1
+
+/** One accepted connection, as the connection function sees it: a record of crl_serve's that
+ * lives as long as the connection, across every call of the function, at the same address. */
 struct crl_conn {
-    int fd;                       /**< the socket; crl_serve closes it after the function */
+    int fd;                       /**< the socket; crl_serve closes it when the connection ends */
     unsigned core;                /**< the core serving it */
     struct sockaddr_storage peer; /**< the client's address */
     socklen_t peer_len;           /**< the length of peer */
+    enum crl_conn_wake wake;      /**< why this call of the function */
+    /** The function's own: kept between its calls, never touched by crl_serve (NULL at the
+     * first). What it points to is the function's to free, before it returns anything but
+     * CRL_CONN_WHEN_READABLE: every connection ends with a call that returns something else. */
+    void *state;
+    /** Read when the function returns CRL_CONN_WHEN_READABLE: if nothing is readable by then,
+     * the function is called with wake CRL_CONN_IDLE_EXPIRED. CRL_NO_DEADLINE (its value at
+     * the first call): no deadline. */
+    int64_t idle_deadline_ns;
 };
 
-/** Serves one connection, as a task on conn->core; returns 0 or a negative errno (logged at
- * debug level). Borrowing ctx is safe: crl_serve does not return before every connection
- * function has.
+/** Serves one connection, as a task on conn->core, with plain blocking code. Returns 0 or a
+ * negative errno (logged at debug level) to end the connection (crl_serve closes conn->fd),
+ * or CRL_CONN_WHEN_READABLE to wait for the peer's next bytes without a task: its stack goes
+ * back to the core's pool, and the connection is a small record (fd, state, deadline) with a
+ * readiness wait in the I/O backend. The function is then called again in a new task when
+ * the socket is readable, when conn->idle_deadline_ns passes first, or when the server stops
+ * (conn->wake says which); a server that is stopping already calls it again at once, with
+ * CRL_CONN_STOPPING. A waiting connection still counts as a live one (max_conns, balancing).
+ * Borrowing ctx is safe: crl_serve does not return before every connection has ended.
  * @param conn the connection
  * @param ctx crl_serve's ctx
- * @return 0 or a negative errno */
+ * @return 0 or a negative errno to close, or CRL_CONN_WHEN_READABLE */
 typedef int crl_conn_fn(struct crl_conn *conn, void *ctx);
 
 /** Listen on "HOST:PORT" (a host name: its first address, as crl_tcp_listen) and run
  * fn(conn, ctx) in a task of its own for every connection, spread over the cores as
  * opts->balance says, each connection staying on one core.
  *
- * Runs until the calling task is cancelled, then stops gracefully: it stops accepting, wakes
- * connections marked idle (their reads return 0, end of stream), lets the others finish for
- * up to opts->drain_ns, cancels what is left and returns 0 once all have ended.
+ * Runs until the calling task is cancelled, then stops gracefully: it stops accepting, calls
+ * the functions of connections waiting without a task (CRL_CONN_WHEN_READABLE) with
+ * CRL_CONN_STOPPING, wakes connections marked idle (their reads return 0, end of stream),
+ * lets the others finish for up to opts->drain_ns, cancels what is left and returns 0 once
+ * all have ended.
  * @param host_port the address to listen on
  * @param opts options, or NULL
  * @param fn the connection function
@@ -1139,8 +1170,9 @@ int crl_serve(const char *host_port, const struct crl_serve_opts *opts, crl_conn
  * @return whether the server is stopping */
 bool crl_conn_draining(const struct crl_conn *conn);
 
-/** Mark conn idle (waiting between requests: a stopping server ends its read at once with
- * end of stream) or busy (a stopping server lets it finish). Connections start busy.
+/** Mark conn idle (its task waits between requests: a stopping server ends its read at once
+ * with end of stream) or busy (a stopping server lets it finish). Connections start busy, and
+ * a connection waiting without a task (CRL_CONN_WHEN_READABLE) needs no mark.
  * @param conn the connection
  * @param idle true for idle, false for busy */
 void crl_conn_set_idle(struct crl_conn *conn, bool idle);

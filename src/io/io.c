@@ -147,6 +147,8 @@ void crl__op_complete(struct crl__core *c, struct crl__op *op, int res)
     if (op->waiting) {
         op->waiting = false;
         crl__wake_cold(op->task, 0);
+    } else if (__builtin_expect(op->detached, 0)) {
+        op->a.watch.fn(c, op, res); /* last: fn may reuse or free op */
     }
 }
 
@@ -211,6 +213,7 @@ int crl__op_start(struct crl__op *op)
     op->done = false;
     op->waiting = false;
     op->fault = 0;
+    op->detached = false;
     op->sent = 0;
     c->io->pending++;
     CRL__COUNT(&c->stats, io_ops);
@@ -236,6 +239,25 @@ int crl__op_finish(struct crl__op *op)
     if (rc && (op->result == -ECANCELED || op->result == -EINTR))
         return rc;     /* it was cancelled: say why (-ECANCELED or -ETIMEDOUT) */
     return op->result; /* done, even if cancellation arrived meanwhile: nothing is lost */
+}
+
+void crl__watch_start(struct crl__core *c, struct crl__op *op, int fd, short events,
+                      crl__watch_fn *fn, void *arg)
+{
+    crl__fd_check(fd);
+    *op = (struct crl__op){
+        .kind = CRL__OP_POLL, .detached = true, .fd = fd, .flags = events, .a.watch = {fn, arg}};
+    c->io->pending++;
+    CRL__COUNT(&c->stats, io_ops);
+    CRL__COUNT(&c->stats, io_started[CRL_IO_POLL]);
+    CRL__TRACE_EV(c, CRL__TRACE_IO_SUBMIT, CRL_IO_POLL, (int64_t)fd);
+    c->io->ops->submit(c, op);
+}
+
+void crl__watch_cancel(struct crl__core *c, struct crl__op *op)
+{
+    if (!op->done)
+        c->io->ops->cancel(c, op);
 }
 
 int crl__op_run(struct crl__op *op)

@@ -39,6 +39,11 @@ enum crl__op_kind {
     CRL__OP_STATX,
 };
 
+struct crl__op;
+/* A watch's report: res is poll(2)'s revents (> 0), -ECANCELED after crl__watch_cancel,
+ * -EBADF when crl_close closed the fd, or another -errno. */
+typedef void crl__watch_fn(struct crl__core *c, struct crl__op *op, int res);
+
 /* Room for the backend's own state of an op (struct uring_op in uring.c, struct ep_op in
  * epoll.c: each asserts that it fits): only the backend names what is in it. */
 #define CRL__OP_BACKEND_SIZE 72
@@ -50,6 +55,7 @@ struct crl__op {
     bool poll_first; /* recv hint: the peer must first answer what we sent, so wait for
                         readiness before trying (io_uring skips a receive bound to fail) */
     uint8_t fault;   /* fault injection's per-op state (faults.c), 0 when off */
+    bool detached;   /* a watch (crl__watch_start): no task, its completion calls a.watch.fn */
     int fd;
     int flags; /* recv/send/accept flags, open flags, poll events, shutdown how */
     int32_t result;
@@ -80,6 +86,10 @@ struct crl__op {
             const char *path;
             struct statx *buf;
         } statx;
+        struct {
+            crl__watch_fn *fn;
+            void *arg;
+        } watch;
     } a;
     int64_t off;
     size_t sent; /* a send with MSG_WAITALL: bytes of earlier tries */
@@ -251,6 +261,17 @@ int crl__op_run(struct crl__op *op);
  * op must be finished before its record goes out of scope. */
 int crl__op_start(struct crl__op *op);
 int crl__op_finish(struct crl__op *op);
+
+/* A watch: wait for readiness of fd (poll(2) events) with no task waiting. op (any memory
+ * that outlives the watch, usually a connection's record) is in flight until fn reports,
+ * exactly once, possibly from inside this call or crl__watch_cancel (epoll completes what is
+ * ready at once). The I/O layer counts it as any operation (io_pending, counters, trace).
+ * This is what lets an idle connection hold no task and no stack (net/serve.c). */
+void crl__watch_start(struct crl__core *c, struct crl__op *op, int fd, short events,
+                      crl__watch_fn *fn, void *arg);
+/* End a watch early: fn reports -ECANCELED (or its result, if that came first). Nothing
+ * happens if it has already reported. */
+void crl__watch_cancel(struct crl__core *c, struct crl__op *op);
 
 /* ---- Operations with a deadline ----------------------------------------------------------
  *

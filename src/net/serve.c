@@ -14,12 +14,14 @@
 #define _GNU_SOURCE
 #include "net.h"
 #include "../core/count.h"
+#include "../io/io.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -40,6 +42,8 @@ struct serve_core {
     struct crl_scope *accept_scope; /* the acceptor, cancelled to stop accepting */
     struct crl__list conns;         /* struct conn_rec */
     struct crl_event stop;          /* set when the core drains */
+    size_t nparked;                 /* connections waiting without a task */
+    struct crl_event unparked;      /* draining, nparked fell to 0 */
     struct crl_event conn_ended;    /* set when a connection ends (for max_conns) */
     bool draining;
 };
@@ -57,11 +61,17 @@ struct server {
     unsigned rr_next;
 };
 
+/* A connection: heap memory for as long as it is open, whether a task serves it or it waits
+ * without one (parked: its function returned CRL_CONN_WHEN_READABLE). */
 struct conn_rec {
     struct crl_conn pub;
     struct crl__list link; /* in serve_core.conns */
     struct serve_core *sc;
-    bool idle;
+    bool idle;                    /* its task waits between requests (crl_conn_set_idle) */
+    bool parked;                  /* no task: watch in flight, or a spawn to retry */
+    enum crl_conn_wake cancelled; /* why the watch was cancelled: a deadline or a stop */
+    struct crl__timer timer;      /* parked: the idle deadline, or a failed spawn's retry */
+    struct crl__op watch;         /* parked: the readiness wait (io.h) */
 };
 
 /* ---- Connections ------------------------------------------------------------------------ */
@@ -80,46 +90,132 @@ static void conn_finished(struct serve_core *sc)
         crl_event_set(&sc->conn_ended);
 }
 
-/* What a new connection's task starts from (freed by it). */
-struct conn_start {
-    struct serve_core *sc;
-    int fd;
-};
+static void conn_end(struct conn_rec *r, int rc)
+{
+    struct serve_core *sc = r->sc;
+    if (rc < 0 && rc != -ECANCELED)
+        crl__logf(CRL_LOG_DEBUG, "corral: connection on core %u ended: %s", sc->id, strerror(-rc));
+    crl__list_del(&r->link);
+    CRL__COUNT_SUB(&crl__core()->stats, conns_live, 1);
+    crl_close(r->pub.fd);
+    conn_finished(sc);
+    free(r);
+}
+
+static int conn_task(void *arg);
+
+/* Retry a spawn that failed for want of memory this long after. */
+#define RESPAWN_NS CRL_MSEC_NS
+
+/* A parked connection's wait is over (r->pub.wake says why): a task calls its function. */
+static void unpark(struct crl__core *c, struct conn_rec *r)
+{
+    struct serve_core *sc = r->sc;
+    if (crl_spawn_named(sc->conns_scope, conn_task, r, "connection") != 0) {
+        crl__timer_arm(&c->wheel, &r->timer, crl__deadline_after(c->now_ns, RESPAWN_NS));
+        return; /* still parked; the timer tries again */
+    }
+    r->parked = false;
+    if (--sc->nparked == 0 && sc->draining)
+        crl_event_set(&sc->unparked);
+}
+
+static void on_readable(struct crl__core *c, struct crl__op *op, int res)
+{
+    struct conn_rec *r = op->a.watch.arg;
+    crl__timer_disarm(&c->wheel, &r->timer);
+    r->pub.wake = res == -ECANCELED && r->cancelled ? r->cancelled : CRL_CONN_READABLE;
+    unpark(c, r);
+}
+
+/* A parked connection's timer: its idle deadline (cancel the watch), or a spawn to retry. */
+static void on_timer(struct crl__timer *tm)
+{
+    struct conn_rec *r = crl__container_of(tm, struct conn_rec, timer);
+    struct crl__core *c = crl__core();
+    if (r->watch.done) {
+        unpark(c, r);
+    } else {
+        r->cancelled = CRL_CONN_IDLE_EXPIRED;
+        crl__watch_cancel(c, &r->watch);
+    }
+}
+
+/* The function returned CRL_CONN_WHEN_READABLE: wait without a task (0), or say why it is to
+ * be called again at once. */
+static enum crl_conn_wake park(struct conn_rec *r)
+{
+    struct serve_core *sc = r->sc;
+    struct crl__core *c = crl__core();
+    int64_t deadline = r->pub.idle_deadline_ns;
+    if (sc->draining)
+        return CRL_CONN_STOPPING;
+    if (deadline != CRL_NO_DEADLINE && deadline <= crl_now_ns())
+        return CRL_CONN_IDLE_EXPIRED;
+    r->parked = true;
+    r->cancelled = CRL_CONN_NEW;
+    sc->nparked++;
+    if (deadline != CRL_NO_DEADLINE)
+        crl__timer_arm(&c->wheel, &r->timer, deadline);
+    /* Last: the report may come from inside (epoll: bytes there already), and start a task. */
+    crl__watch_start(c, &r->watch, r->pub.fd, POLLIN | POLLRDHUP, on_readable, r);
+    return CRL_CONN_NEW;
+}
+
+/* End the wait of every parked connection of sc: their functions are called with
+ * CRL_CONN_STOPPING (sc is draining). */
+static void stop_parked(struct serve_core *sc)
+{
+    struct crl__core *c = crl__core();
+    for (struct crl__list *l = sc->conns.next; l != &sc->conns; l = l->next) {
+        struct conn_rec *r = crl__container_of(l, struct conn_rec, link);
+        if (r->parked && !r->watch.done) {
+            r->cancelled = CRL_CONN_STOPPING;
+            crl__watch_cancel(c, &r->watch);
+        } else if (r->parked) {
+            r->pub.wake = CRL_CONN_STOPPING; /* a spawn to retry: its timer does it */
+        }
+    }
+}
 
 static int conn_task(void *arg)
 {
-    struct conn_start start = *(struct conn_start *)arg;
-    free(arg);
-    struct serve_core *sc = start.sc;
-    struct server *srv = sc->srv;
-    struct conn_rec r = {.pub = {.fd = start.fd, .core = sc->id}, .sc = sc};
-    r.pub.peer_len = sizeof r.pub.peer;
-    if (getpeername(r.pub.fd, (struct sockaddr *)&r.pub.peer, &r.pub.peer_len) != 0)
-        r.pub.peer_len = 0;
-    crl__list_add_tail(&sc->conns, &r.link);
-    struct crl_stats *st = &crl__core()->stats; /* this core's: the task never moves */
-    CRL__COUNT(st, conns_live);
-    int rc = srv->fn(&r.pub, srv->ctx);
-    if (rc < 0 && rc != -ECANCELED)
-        crl__logf(CRL_LOG_DEBUG, "corral: connection on core %u ended: %s", sc->id, strerror(-rc));
-    crl__list_del(&r.link);
-    CRL__COUNT_SUB(st, conns_live, 1);
-    crl_close(r.pub.fd);
-    conn_finished(sc);
-    return 0; /* one connection's failure is not the server's */
+    struct conn_rec *r = arg;
+    struct server *srv = r->sc->srv;
+    for (;;) {
+        int rc = srv->fn(&r->pub, srv->ctx);
+        if (rc != CRL_CONN_WHEN_READABLE) {
+            conn_end(r, rc);
+            return 0; /* one connection's failure is not the server's */
+        }
+        enum crl_conn_wake now = park(r);
+        if (now == CRL_CONN_NEW)
+            return 0; /* parked: the record lives on without us */
+        r->pub.wake = now;
+    }
 }
 
 /* Start serving fd on this core (sc is this core's); the fd is counted in sc->live already. */
 static void adopt(struct serve_core *sc, int fd)
 {
     crl_fd_adopt(fd); /* it may come from the acceptor's core */
-    struct conn_start *start = malloc(sizeof *start);
-    if (!sc->draining && start) {
-        *start = (struct conn_start){sc, fd};
-        if (crl_spawn_named(sc->conns_scope, conn_task, start, "connection") == 0)
+    struct conn_rec *r = malloc(sizeof *r);
+    if (!sc->draining && r) {
+        *r = (struct conn_rec){
+            .pub = {.fd = fd, .core = sc->id, .idle_deadline_ns = CRL_NO_DEADLINE},
+            .sc = sc,
+            .timer = {.fire = on_timer},
+        };
+        r->pub.peer_len = sizeof r->pub.peer;
+        if (getpeername(fd, (struct sockaddr *)&r->pub.peer, &r->pub.peer_len) != 0)
+            r->pub.peer_len = 0;
+        if (crl_spawn_named(sc->conns_scope, conn_task, r, "connection") == 0) {
+            crl__list_add_tail(&sc->conns, &r->link);
+            CRL__COUNT(&crl__core()->stats, conns_live);
             return;
+        }
     }
-    free(start);
+    free(r);
     crl_close(fd);
     conn_finished(sc);
 }
@@ -168,9 +264,15 @@ static int pick_core(struct server *srv)
     return (int)best;
 }
 
+/* An fd on its way to another core. */
+struct handoff {
+    struct serve_core *sc;
+    int fd;
+};
+
 static int adopt_remote(void *arg)
 {
-    struct conn_start *h = arg;
+    struct handoff *h = arg;
     adopt(h->sc, h->fd);
     return 0;
 }
@@ -178,7 +280,7 @@ static int adopt_remote(void *arg)
 /* Hands one fd to another core; runs as a task on the acceptor's core. */
 static int handoff_task(void *arg)
 {
-    struct conn_start h = *(struct conn_start *)arg;
+    struct handoff h = *(struct handoff *)arg;
     free(arg);
     if (crl_call(h.sc->id, adopt_remote, &h) < 0) { /* never reached the core */
         crl_close(h.fd);
@@ -208,9 +310,9 @@ static void dispatch(struct serve_core *here, int fd)
         adopt(here, fd);
         return;
     }
-    struct conn_start *h = malloc(sizeof *h);
+    struct handoff *h = malloc(sizeof *h);
     if (h) {
-        *h = (struct conn_start){to, fd};
+        *h = (struct handoff){to, fd};
         if (crl_spawn_named(here->conns_scope, handoff_task, h, "handoff") == 0)
             return;
     }
@@ -275,6 +377,21 @@ static int acceptor_task(void *arg)
 
 /* ---- Each core -------------------------------------------------------------------------- */
 
+/* Until no connection of sc waits without a task: their functions must be running in
+ * conns_scope before it may close. Shielded: the wait is short (every watch is cancelled)
+ * and must not be cut off by the cancellation that may have brought us here. */
+static int wait_unparked(struct crl_scope *s, void *arg)
+{
+    struct serve_core *sc = arg;
+    crl_scope_shield(s, true);
+    while (sc->nparked) {
+        crl_event_clear(&sc->unparked);
+        if (sc->nparked)
+            crl_event_wait(&sc->unparked);
+    }
+    return 0;
+}
+
 static int core_body(struct crl_scope *s, void *arg)
 {
     struct server *srv = arg;
@@ -283,6 +400,7 @@ static int core_body(struct crl_scope *s, void *arg)
     crl__list_init(&sc->conns);
     crl_event_init(&sc->stop);
     crl_event_init(&sc->conn_ended);
+    crl_event_init(&sc->unparked);
     atomic_store_explicit(&sc->ready, true, memory_order_release);
     if (sc->draining) /* the server stopped before this core started */
         return 0;
@@ -290,6 +408,8 @@ static int core_body(struct crl_scope *s, void *arg)
     if (rc == 0)
         rc = crl_event_wait(&sc->stop); /* the connections keep the scope open meanwhile */
     sc->draining = true;
+    stop_parked(sc); /* done already when the server drains; not when a core failed */
+    crl_scope_run(wait_unparked, sc);
     return rc == -ECANCELED || rc == -ETIMEDOUT ? 0 : rc;
 }
 
@@ -313,6 +433,7 @@ static int drain_core(void *arg)
         if (r->idle)
             wake_idle(r);
     }
+    stop_parked(sc);
     crl_event_set(&sc->stop);
     return 0;
 }

@@ -19,6 +19,11 @@ struct fixture {
     int fn_rc;         /* last result seen by a connection function, for drain tests */
     bool ignore_drain; /* the connection function waits forever, deaf to draining */
     struct crl_scope *server_scope;
+    crl_conn_fn *fn;    /* the connection function: echo_core when NULL */
+    int64_t idle_ns;    /* echo_parked: the idle deadline after each request, 0 none */
+    int served;         /* echo_parked: requests answered, over every connection */
+    int calls[4];       /* echo_parked: calls by conn->wake */
+    int64_t expired_ns; /* echo_parked: how long the last expired connection idled */
 };
 
 static void on_ready(void *ctx, const struct sockaddr *addr, socklen_t len)
@@ -58,12 +63,53 @@ static int echo_core(struct crl_conn *conn, void *ctx)
     }
 }
 
+/* The state echo_parked keeps between its calls. */
+struct parked {
+    struct crl_conn *conn; /* the record: the same at every call */
+    int served;
+    int64_t idle_since_ns;
+};
+
+/* echo_core's protocol, with no task between requests: CRL_CONN_WHEN_READABLE. */
+static int echo_parked(struct crl_conn *conn, void *ctx)
+{
+    struct fixture *f = ctx;
+    struct parked *st = conn->state;
+    CHECK_EQ(conn->core, crl_core_id());
+    CHECK((int)conn->wake >= CRL_CONN_NEW && (int)conn->wake <= CRL_CONN_STOPPING);
+    f->calls[conn->wake]++;
+    if (conn->wake == CRL_CONN_NEW) {
+        CHECK(st == NULL);
+        st = calloc(1, sizeof *st);
+        CHECK(st != NULL);
+        st->conn = conn;
+        conn->state = st;
+    }
+    CHECK(st->conn == conn);
+    if (conn->wake == CRL_CONN_IDLE_EXPIRED)
+        f->expired_ns = crl_now_ns() - st->idle_since_ns;
+    char byte;
+    ssize_t n = conn->wake == CRL_CONN_IDLE_EXPIRED || conn->wake == CRL_CONN_STOPPING
+                    ? 0
+                    : crl_read(conn->fd, &byte, 1);
+    char id = (char)('0' + conn->core);
+    if (n <= 0 || crl_write(conn->fd, &id, 1) != 1) {
+        free(st);
+        return (int)n;
+    }
+    st->served++;
+    f->served++;
+    st->idle_since_ns = crl_now_ns();
+    conn->idle_deadline_ns = f->idle_ns ? st->idle_since_ns + f->idle_ns : CRL_NO_DEADLINE;
+    return CRL_CONN_WHEN_READABLE;
+}
+
 static int serve_body(struct crl_scope *s, void *arg)
 {
     struct fixture *f = arg;
     f->server_scope = s; /* cancelling it stops the server */
     f->opts.on_ready = on_ready;
-    f->serve_rc = crl_serve("127.0.0.1:0", &f->opts, echo_core, f);
+    f->serve_rc = crl_serve("127.0.0.1:0", &f->opts, f->fn ? f->fn : echo_core, f);
     f->server_scope = NULL;
     crl_event_set(&f->ready); /* in case it failed before listening */
     return 0;
@@ -352,4 +398,147 @@ TEST(serve_refuses_bad_options_and_busy_address)
     CHECK_EQ(crl_serve("nonsense", NULL, serve_noop, NULL), -EINVAL);
     CHECK_EQ(crl_serve("127.0.0.1:0", NULL, NULL, NULL), -EINVAL);
     crl_close(lfd);
+}
+
+/* ---- Connections that wait without a task (CRL_CONN_WHEN_READABLE) ----------------------- */
+
+enum { PARKED = 40 };
+
+static uint64_t tasks_live(void)
+{
+    struct crl_stats st;
+    crl_stats_get(&st);
+    return st.tasks_live;
+}
+
+static uint64_t conns_live(void)
+{
+    struct crl_stats st;
+    crl_stats_get(&st);
+    return st.conns_live;
+}
+
+/* One more request on fd: the core's answer, or < 0. */
+static int ask_again(int fd)
+{
+    char c = 'x';
+    CHECK_EQ(crl_write(fd, &c, 1), 1);
+    ssize_t n = crl_read(fd, &c, 1);
+    return n == 1 ? c - '0' : (int)(n < 0 ? n : -EPIPE);
+}
+
+static void many_parked(struct fixture *f)
+{
+    uint64_t tasks_before = tasks_live();
+    int fds[PARKED];
+    for (int i = 0; i < PARKED; i++)
+        CHECK_EQ(ask(f, &fds[i]), 0);
+    CHECK_EQ(crl_sleep_ns(10 * CRL_MSEC_NS), 0); /* the last tasks end */
+    CHECK_EQ(conns_live(), PARKED);
+    CHECK_LT(tasks_live(), tasks_before + 3); /* no task per connection */
+    for (int round = 0; round < 3; round++)
+        for (int i = 0; i < PARKED; i++)
+            CHECK_EQ(ask_again(fds[i]), 0);
+    CHECK_EQ(f->served, 4 * PARKED);
+    CHECK_EQ(f->calls[CRL_CONN_NEW], PARKED);
+    CHECK_EQ(f->calls[CRL_CONN_READABLE], 3 * PARKED);
+    for (int i = 0; i < PARKED; i++)
+        crl_close(fds[i]);
+    for (int i = 0; i < 200 && conns_live() > 0; i++)
+        CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0);
+    CHECK_EQ(conns_live(), 0); /* each peer's close made a call that ended it */
+    CHECK_EQ(f->calls[CRL_CONN_READABLE], 4 * PARKED);
+}
+
+/* Between requests a connection holds no task; each wake-up calls the function again with
+ * the same record and state, and the peer's close ends the connection. */
+TEST_PLAIN(serve_parked_connections_hold_no_task)
+{
+    struct fixture f = {.fn = echo_parked};
+    run_scenario(1, &f, many_parked);
+}
+
+static void idles_out(struct fixture *f)
+{
+    int fd;
+    CHECK_EQ(ask(f, &fd), 0);
+    char c;
+    CHECK_EQ(crl_read(fd, &c, 1), 0); /* the server closes it at the idle deadline */
+    CHECK_EQ(f->calls[CRL_CONN_IDLE_EXPIRED], 1);
+    CHECK_GE(f->expired_ns, f->idle_ns);
+    CHECK_EQ(f->calls[CRL_CONN_READABLE], 0);
+    crl_close(fd);
+}
+
+/* A parked connection whose idle deadline passes is called once with IDLE_EXPIRED. */
+TEST_PLAIN(serve_parked_connection_expires_at_its_deadline)
+{
+    struct fixture f = {.fn = echo_parked, .idle_ns = 30 * CRL_MSEC_NS};
+    run_scenario(1, &f, idles_out);
+}
+
+static void keeps_busy_past_deadline(struct fixture *f)
+{
+    int fd;
+    CHECK_EQ(ask(f, &fd), 0);
+    for (int i = 0; i < 5; i++) { /* each request comes before the deadline: never expires */
+        CHECK_EQ(crl_sleep_ns(f->idle_ns / 2), 0);
+        CHECK_EQ(ask_again(fd), 0);
+    }
+    CHECK_EQ(f->calls[CRL_CONN_IDLE_EXPIRED], 0);
+    crl_close(fd);
+}
+
+/* Requests that come in time keep a connection open past the sum of its deadlines. */
+TEST_PLAIN(serve_parked_deadline_moves_with_each_request)
+{
+    struct fixture f = {.fn = echo_parked, .idle_ns = 200 * CRL_MSEC_NS};
+    if (test_slow_env())
+        f.idle_ns = 2 * CRL_SEC_NS;
+    run_scenario(1, &f, keeps_busy_past_deadline);
+}
+
+static int stop_soon(void *arg)
+{
+    stop_server(arg);
+    return 0;
+}
+
+static void stopped_while_parked(struct fixture *f)
+{
+    int fds[PARKED];
+    for (int i = 0; i < PARKED; i++)
+        CHECK_EQ(ask(f, &fds[i]), 0);
+    int64_t start = crl_now_ns();
+    CHECK_EQ(stop_soon(f), 0);
+    for (int i = 0; i < PARKED; i++) {
+        char c;
+        CHECK_EQ(crl_read(fds[i], &c, 1), 0); /* closed by the stop, long before drain_ns */
+        crl_close(fds[i]);
+    }
+    CHECK_LT(crl_now_ns() - start, 5 * CRL_SEC_NS);
+}
+
+/* A stopping server calls each parked connection's function with STOPPING at once, instead
+ * of waiting out the drain time. */
+TEST_PLAIN(serve_stop_ends_parked_connections)
+{
+    struct fixture f = {.fn = echo_parked, .opts = {.drain_ns = 60 * CRL_SEC_NS}};
+    run_scenario(1, &f, stopped_while_parked);
+    CHECK_EQ(f.calls[CRL_CONN_STOPPING], PARKED);
+}
+
+/* A parked connection counts against max_conns as a live one. */
+TEST_PLAIN(serve_max_conns_counts_parked_connections)
+{
+    struct fixture f = {.fn = echo_parked, .opts = {.max_conns = 1}};
+    run_scenario(1, &f, limited);
+}
+
+/* On several cores, least-loaded balancing counts parked connections as live. */
+TEST_PLAIN(serve_least_loaded_counts_parked_connections)
+{
+    TEST_NEED_CORES(2);
+    struct fixture f = {.fn = echo_parked, .opts = {.balance = CRL_BALANCE_LEAST}};
+    run_scenario(2, &f, hold_open);
 }
