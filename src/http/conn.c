@@ -329,8 +329,21 @@ static void count_head_timeout(struct crl__http_conn *c, bool idle, bool first)
     CRL__COUNT(c->stats, http_timeouts[kind]);
 }
 
+enum { HEAD_CLOSE = -1, HEAD_PARKED = -2 };
+
+/* Between requests, with every byte received parsed: write what is buffered and return to
+ * wait without a task (HEAD_PARKED), or HEAD_CLOSE if the write failed. */
+static int park(struct crl__http_conn *c, int64_t idle_deadline_ns)
+{
+    if (crl__http_flush(c, NULL, 0))
+        return HEAD_CLOSE;
+    c->park->deadline_ns = idle_deadline_ns;
+    return HEAD_PARKED;
+}
+
 /* Read and parse the next request's head. Returns 0 when it is ready, an error status to
- * answer, or -1 to close quietly (end of stream, idle timeout, a stopping server). */
+ * answer, HEAD_CLOSE to close quietly (end of stream, idle timeout, a stopping server) or
+ * HEAD_PARKED to wait for it without a task. */
 static int read_head(struct crl__http_conn *c, bool first)
 {
     c->msg = c->in_parsed;
@@ -355,19 +368,23 @@ static int read_head(struct crl__http_conn *c, bool first)
             return rc;
         }
         if (c->write_err)
-            return -1;
+            return HEAD_CLOSE;
         bool idle = c->in_len == c->msg;               /* no byte of this request yet */
         if (!idle && head_deadline == CRL_NO_DEADLINE) /* from its first byte on */
             head_deadline = crl__deadline_after(crl__now_coarse_ns(), c->lim.header_timeout_ns);
         int64_t deadline = head_deadline;
         if (idle) {
             if (c->io->draining && c->io->draining(c->io_ctx))
-                return -1;
+                return HEAD_CLOSE;
             deadline = crl__deadline_after(crl__now_coarse_ns(), first ? c->lim.header_timeout_ns
                                                                        : c->lim.idle_timeout_ns);
+            if (c->park && !first && !c->park->resumed && c->in_len == c->in_parsed)
+                return park(c, deadline);
             if (c->io->set_idle)
                 c->io->set_idle(c->io_ctx, true);
         }
+        if (c->park)
+            c->park->resumed = false; /* the wait's readiness is used up by this read */
         ssize_t n = transport_read(c, deadline);
         if (idle && c->io->set_idle)
             c->io->set_idle(c->io_ctx, false);
@@ -376,7 +393,7 @@ static int read_head(struct crl__http_conn *c, bool first)
         if (n == -ETIMEDOUT && !idle)
             return 408;
         if (n <= 0)
-            return -1;
+            return HEAD_CLOSE;
     }
 }
 
@@ -535,24 +552,36 @@ static void conn_fini(struct crl__http_conn *c)
     free(c->res.hdrs);
 }
 
-static void conn_loop(struct crl__http_conn *c)
+/* Serve requests until the connection is to close (false) or parks (true). first: this is a
+ * new connection, whose first request has its header timeout from the start. */
+static bool conn_loop(struct crl__http_conn *c, bool first)
 {
-    for (bool first = true;; first = false) {
+    for (;; first = false) {
         int st = read_head(c, first);
+        if (st == HEAD_PARKED)
+            return true;
         if (st < 0)
-            return;
+            return false;
         if (st > 0) {
             crl__http_send_error(c, st);
-            return;
+            return false;
         }
         run_request(c);
         if (!next_request(c))
-            return;
+            return false;
     }
 }
 
 int crl__http_conn_serve(struct crl__http_conn *c, const struct crl__http_io *io, void *io_ctx,
                          const struct crl_http_limits *lim, crl_http_handler_fn *handler, void *ctx)
+{
+    return crl__http_conn_serve_parked(c, io, io_ctx, lim, handler, ctx, NULL);
+}
+
+int crl__http_conn_serve_parked(struct crl__http_conn *c, const struct crl__http_io *io,
+                                void *io_ctx, const struct crl_http_limits *lim,
+                                crl_http_handler_fn *handler, void *ctx,
+                                struct crl__http_park *park)
 {
     if (conn_init(c, lim))
         return -ENOMEM;
@@ -560,7 +589,11 @@ int crl__http_conn_serve(struct crl__http_conn *c, const struct crl__http_io *io
     c->io_ctx = io_ctx;
     c->handler = handler;
     c->ctx = ctx;
-    conn_loop(c);
+    c->park = park;
+    if (conn_loop(c, !park || !park->resumed)) {
+        conn_fini(c);
+        return 1;
+    }
     crl__http_flush(c, NULL, 0);
     bool unread = c->in_parsed < c->in_len || !c->req.body_done;
     if ((c->linger || unread) && !c->peer_eof && !c->write_err && io->linger)

@@ -147,6 +147,7 @@ struct crl__http_conn {
     bool upgrade;    /* the parser saw an upgrade: stop after this message */
     bool linger;     /* close with input unread: half-close and drain first */
     bool is_head;    /* the request is HEAD */
+    struct crl__http_park *park; /* may wait for the next request without a task (or NULL) */
     struct crl__http_parse ps;
     struct crl_http_req req;
     struct crl_http_res res;
@@ -161,12 +162,27 @@ struct crl__http_conn {
 #define crl__container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 #endif
 
+/* A connection that may wait for its next request without a task (crl_serve's
+ * CRL_CONN_WHEN_READABLE): between requests, once every byte received is parsed and every
+ * response written, the state machine returns instead of reading, and is served again from
+ * a fresh crl__http_conn when the socket is readable. Nothing of it is kept in between. */
+struct crl__http_park {
+    bool resumed;        /* in: this call follows a wait (the socket is readable) */
+    int64_t deadline_ns; /* out, when it parked: the keep-alive idle deadline */
+};
+
 /* conn.c: serve one connection until it closes, with *c (uninitialized storage of the
  * caller's, usually in its frame next to io_ctx's: see above) as its state. Returns 0 or a
  * negative errno (transport). */
 int crl__http_conn_serve(struct crl__http_conn *c, const struct crl__http_io *io, void *io_ctx,
                          const struct crl_http_limits *lim, crl_http_handler_fn *handler,
                          void *ctx);
+/* The same, parking between requests when park is not NULL: then 1 when it parked (the
+ * connection stays open), else as crl__http_conn_serve. */
+int crl__http_conn_serve_parked(struct crl__http_conn *c, const struct crl__http_io *io,
+                                void *io_ctx, const struct crl_http_limits *lim,
+                                crl_http_handler_fn *handler, void *ctx,
+                                struct crl__http_park *park);
 /* Limits with every zero field replaced by its default. */
 void crl__http_limits_resolve(struct crl_http_limits *out, const struct crl_http_limits *in);
 /* How a response's body is delimited. */

@@ -4,6 +4,7 @@
  * crl_http_req_* and crl_http_res_* calls work on the state machine's buffers. */
 #define _GNU_SOURCE
 #include "http.h"
+#include "../core/count.h"
 #include "../io/io.h"
 
 #include <errno.h>
@@ -126,9 +127,10 @@ static const struct crl__http_io sock_io = {
     .linger = sock_linger,
 };
 
-/* Serve HTTP on connected socket fd (not closed here); conn may be NULL. */
-int crl__http_serve_fd(int fd, struct crl_conn *conn, const struct crl_http_limits *lim,
-                       crl_http_handler_fn *handler, void *ctx)
+/* Serve HTTP on connected socket fd (not closed here); conn may be NULL; park as
+ * crl__http_conn_serve_parked (NULL: never). 1 when it parked. */
+static int serve_fd(int fd, struct crl_conn *conn, const struct crl_http_limits *lim,
+                    crl_http_handler_fn *handler, void *ctx, struct crl__http_park *park)
 {
     /* The socket's state right below the connection's: each request touches both. */
     struct {
@@ -137,10 +139,16 @@ int crl__http_serve_fd(int fd, struct crl_conn *conn, const struct crl_http_limi
     } f;
     f.s = (struct sock){.fd = fd, .conn = conn};
     crl__op_timer_init(&f.s.timer);
-    crl_tcp_set_nodelay(fd, true); /* heads and bodies leave in one write: no Nagle wait */
-    int rc = crl__http_conn_serve(&f.http, &sock_io, &f.s, lim, handler, ctx);
+    int rc = crl__http_conn_serve_parked(&f.http, &sock_io, &f.s, lim, handler, ctx, park);
     crl__op_timer_fini(&f.s.timer); /* it lives in this frame */
     return rc;
+}
+
+int crl__http_serve_fd(int fd, struct crl_conn *conn, const struct crl_http_limits *lim,
+                       crl_http_handler_fn *handler, void *ctx)
+{
+    crl_tcp_set_nodelay(fd, true); /* heads and bodies leave in one write: no Nagle wait */
+    return serve_fd(fd, conn, lim, handler, ctx, NULL);
 }
 
 struct http_server {
@@ -157,10 +165,28 @@ static void serve_ready(void *arg, const struct sockaddr *addr, socklen_t addrle
     srv->on_ready(srv->ctx, addr, addrlen);
 }
 
+/* crl_serve's connection function: between requests, the connection waits with no task
+ * (CRL_CONN_WHEN_READABLE), and nothing of its HTTP state is kept but the socket: a resumed
+ * connection starts from a fresh state machine, in a fresh task. */
 static int serve_conn(struct crl_conn *conn, void *arg)
 {
     struct http_server *srv = arg;
-    return crl__http_serve_fd(conn->fd, conn, &srv->limits, srv->handler, srv->ctx);
+    switch (conn->wake) {
+    case CRL_CONN_NEW:
+        crl_tcp_set_nodelay(conn->fd, true); /* heads and bodies leave in one write */
+        break;
+    case CRL_CONN_READABLE: break;
+    case CRL_CONN_IDLE_EXPIRED:
+        CRL__COUNT(&crl__core()->stats, http_timeouts[CRL_HTTP_TIMEOUT_IDLE]);
+        return 0; /* keep-alive idle timeout: a silent close */
+    case CRL_CONN_STOPPING: return 0;
+    }
+    struct crl__http_park park = {.resumed = conn->wake == CRL_CONN_READABLE};
+    int rc = serve_fd(conn->fd, conn, &srv->limits, srv->handler, srv->ctx, &park);
+    if (rc != 1)
+        return rc;
+    conn->idle_deadline_ns = park.deadline_ns;
+    return CRL_CONN_WHEN_READABLE;
 }
 
 int crl_http_serve(const char *host_port, const struct crl_http_server_opts *opts,
