@@ -385,7 +385,11 @@ static inline struct crl_task *crl__task_alloc_fast(struct crl__core *c)
     return t;
 }
 
-enum { CRL__MAX_CACHED_STACKS = 4096 };
+/* The cache's bound: a released stack beyond it goes back to the kernel at once. A cached
+ * stack keeps the pages its last task touched (a request's handler: 2-5 pages), so this is
+ * also the bound on what idle connections' tasks leave resident (issue 20: a server whose
+ * connections wait without a task must not keep the stacks of a burst of 10 000 of them). */
+enum { CRL__MAX_CACHED_STACKS = 1024 };
 
 static inline bool crl__task_free_fast(struct crl__core *c, struct crl_task *t)
 {

@@ -141,12 +141,12 @@ struct crl__http_conn {
     char *body; /* crl_http_req_body's buffer, kept for the next request */
     size_t body_cap;
 
-    int body_status; /* the status a body error calls for (413, 400, 408), 0 if none */
-    bool peer_eof;   /* the peer finished sending */
-    bool must_close; /* this response is the connection's last */
-    bool upgrade;    /* the parser saw an upgrade: stop after this message */
-    bool linger;     /* close with input unread: half-close and drain first */
-    bool is_head;    /* the request is HEAD */
+    int body_status;             /* the status a body error calls for (413, 400, 408), 0 if none */
+    bool peer_eof;               /* the peer finished sending */
+    bool must_close;             /* this response is the connection's last */
+    bool upgrade;                /* the parser saw an upgrade: stop after this message */
+    bool linger;                 /* close with input unread: half-close and drain first */
+    bool is_head;                /* the request is HEAD */
     struct crl__http_park *park; /* may wait for the next request without a task (or NULL) */
     struct crl__http_parse ps;
     struct crl_http_req req;

@@ -301,3 +301,33 @@ TEST(stacks_released_in_any_order_split_no_mapping)
     CHECK_LT(after_all - before, 16);
     CHECK(!is_mapped(late)); /* its slab went back whole */
 }
+
+static int touch_and_wait(void *arg)
+{
+    volatile char frame[6000]; /* two pages of the stack, as a request's handler touches */
+    frame[0] = frame[sizeof frame - 1] = 1;
+    (void)frame[0];
+    return crl_event_wait(arg);
+}
+
+static int burst_body(struct crl_scope *s, void *arg)
+{
+    struct crl_event *go = arg;
+    for (int i = 0; i < 3 * CRL__MAX_CACHED_STACKS; i++)
+        CHECK_EQ(crl_spawn(s, touch_and_wait, go), 0);
+    CHECK_EQ(crl_yield(), 0); /* each runs to its wait: 3x the cache's bound live at once */
+    crl_event_set(go);
+    return 0;
+}
+
+/* A burst of tasks three times the cache's bound leaves no more than the bound cached (and
+ * resident): the rest of their stacks go back to the kernel when they end. */
+TEST(a_burst_leaves_at_most_the_bound_cached)
+{
+    struct crl__core *c = crl__core();
+    struct crl_event go;
+    crl_event_init(&go);
+    CHECK_EQ(crl_scope_run(burst_body, &go), 0);
+    CHECK_LT(c->stacks.cls[0].nfree, (size_t)CRL__MAX_CACHED_STACKS + 1);
+    CHECK_GE(c->stacks.cls[0].nfree, (size_t)CRL__MAX_CACHED_STACKS / 2);
+}
