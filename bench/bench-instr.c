@@ -7,6 +7,13 @@
  *                         sends them, through the HTTP connection state machine over a
  *                         transport in memory (no sockets, no runtime), each answered with
  *                         corral-httpd's hello response; the responses are counted, not kept
+ *   bench-instr http1 K   K keep-alive `GET /` requests one at a time (each read holds one),
+ *                         served by one task that waits for the next in place: how a
+ *                         connection was served before it could wait without a task
+ *   bench-instr http-park K  the same K requests, the connection waiting without a task
+ *                         between them as crl_http_serve's do: per request a task is
+ *                         spawned, serves it from a fresh state machine, parks and ends
+ *                         (crl_serve's readiness wait, a syscall, is not in the count)
  *
  * Exits non-zero if the work was not done as asked (a wrong count of responses or bytes). */
 #define _GNU_SOURCE
@@ -144,14 +151,107 @@ static int run_http(long k)
     return 0;
 }
 
+/* ---- keep-alive requests one at a time ------------------------------------------------- */
+
+/* The client of http1 and http-park: one request per read while any is left. */
+struct one_io {
+    long requests_left;
+    size_t bytes_out;
+};
+
+static ssize_t one_read(void *ctx, void *buf, size_t len, int64_t deadline_ns)
+{
+    (void)deadline_ns;
+    struct one_io *p = ctx;
+    if (p->requests_left <= 0 || len < sizeof request - 1)
+        return 0;
+    p->requests_left--;
+    memcpy(buf, request, sizeof request - 1);
+    return (ssize_t)(sizeof request - 1);
+}
+
+static ssize_t one_writev(void *ctx, const struct iovec *iov, int iovcnt, int64_t deadline_ns)
+{
+    (void)deadline_ns;
+    struct one_io *p = ctx;
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    p->bytes_out += total;
+    return (ssize_t)total;
+}
+
+static ssize_t one_write_read(void *ctx, const void *out, size_t out_len, int64_t write_deadline_ns,
+                              void *buf, size_t len, int64_t read_deadline_ns, int *write_err)
+{
+    struct iovec v = {(void *)out, out_len};
+    ssize_t w = one_writev(ctx, &v, 1, write_deadline_ns);
+    *write_err = w < 0 ? (int)w : 0;
+    return one_read(ctx, buf, len, read_deadline_ns);
+}
+
+static const struct crl__http_io one_transport = {
+    .read = one_read, .writev = one_writev, .write_read = one_write_read};
+
+struct ka_run {
+    long k;
+    bool park;
+    int rc;
+    struct one_io io;
+    struct crl__http_park state;
+};
+
+/* One call of the connection: crl_serve's task of a connection that waits without one. */
+static int ka_task(void *arg)
+{
+    struct ka_run *r = arg;
+    struct crl__http_conn conn; /* in the task's frame, as the socket server's */
+    struct crl_http_limits lim = {0};
+    r->rc = crl__http_conn_serve_parked(&conn, &one_transport, &r->io, &lim, hello, NULL,
+                                        r->park ? &r->state : NULL);
+    r->state.resumed = true;
+    return 0;
+}
+
+static int ka_loop(struct crl_scope *s, void *arg)
+{
+    struct ka_run *r = arg;
+    do {
+        int rc = crl_spawn(s, ka_task, r);
+        if (rc < 0)
+            return rc;
+        crl_scope_join(s);
+    } while (r->rc == 1);
+    return 0;
+}
+
+static int ka_main(void *arg) { return crl_scope_run(ka_loop, arg); }
+
+static int run_keep_alive(long k, bool park)
+{
+    struct ka_run r = {.k = k, .park = park, .io = {.requests_left = k}};
+    struct crl_config cfg = {.cores = 1};
+    int rc = crl_run(&cfg, ka_main, &r);
+    if (rc < 0 || r.rc < 0 || responses != k || r.io.bytes_out != (size_t)k * response_len()) {
+        fprintf(stderr, "bench-instr http%s: rc %d/%d, %ld responses of %ld, %zu bytes\n",
+                park ? "-park" : "1", rc, r.rc, responses, k, r.io.bytes_out);
+        return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     long n = argc == 3 ? strtol(argv[2], NULL, 10) : 0;
-    if (n <= 0 || (strcmp(argv[1], "spawn") != 0 && strcmp(argv[1], "http") != 0)) {
-        fprintf(stderr, "usage: bench-instr spawn N | http K\n");
+    const char *w = argc == 3 ? argv[1] : "";
+    if (n <= 0 || (strcmp(w, "spawn") != 0 && strcmp(w, "http") != 0 && strcmp(w, "http1") != 0 &&
+                   strcmp(w, "http-park") != 0)) {
+        fprintf(stderr, "usage: bench-instr spawn N | http K | http1 K | http-park K\n");
         return 2;
     }
-    if (strcmp(argv[1], "spawn") == 0)
+    if (strcmp(w, "spawn") == 0)
         return run_spawn(n) < 0;
+    if (strcmp(w, "http1") == 0 || strcmp(w, "http-park") == 0)
+        return run_keep_alive(n, strcmp(w, "http-park") == 0);
     return run_http(n);
 }

@@ -7,6 +7,9 @@
 #                            BENCH_INSTR_TRACE=1 the trace is on: instr_spawn_join_traced)
 #   instr_http_pipelined     one pipelined GET / (batches of 16, as wrk's pipeline.lua)
 #                            parsed and answered by the HTTP connection over memory
+#   instr_http_keepalive_in_task  one keep-alive GET / at a time, its task waiting in place
+#   instr_http_keepalive_parked   the same, the connection waiting without a task between
+#                            requests (a spawn, a fresh state machine, a park, a task exit)
 #   bench/instr.sh [BUILD]          one build (default build/, the release LTO build)
 #   bench/instr.sh BUILD_A BUILD_B  both, and B/A; exits 1 if a ratio exceeds MAX_RATIO
 #                                   [1.02] (a benchmark report: not part of meson test)
@@ -56,6 +59,10 @@ measure() { # build dir: the `name value unit` lines of that build
     local exe="$1/bench/bench-instr"
     echo "instr_spawn_join${BENCH_INSTR_TRACE:+_traced} $(per_op "$exe" spawn $SPAWN_N1 $SPAWN_N2) instructions"
     echo "instr_http_pipelined $(per_op "$exe" http $HTTP_K1 $HTTP_K2) instructions"
+    if "$exe" http-park 1 >/dev/null 2>&1; then # builds before issue 20's parked connections
+        echo "instr_http_keepalive_in_task $(per_op "$exe" http1 $HTTP_K1 $HTTP_K2) instructions"
+        echo "instr_http_keepalive_parked $(per_op "$exe" http-park $HTTP_K1 $HTTP_K2) instructions"
+    fi
 }
 
 build_commit() { # build dir: the commit of its source tree, "+" if that tree has changes
