@@ -14,6 +14,9 @@
  *   idle_rss_closed       its RSS 2 s after the connections closed (KiB)
  *   idle_release_ms       how long after the close RSS came within 10% of the growth
  *                         above before (-1: not within 2 s)
+ * With IDLE_ACTIVE=1 in the environment a connection counts as open once its request is sent,
+ * and no response is awaited: the memory of connections with a slow response in flight
+ * (corral-httpd --debug's GET /debug/slow, answered after 10 s).
  * The client itself is plain epoll, one thread; it raises its open-files limit first. */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -124,6 +127,7 @@ static long tree_rss_kib(pid_t root)
 
 static char request[256];
 static size_t request_len;
+static bool active; /* IDLE_ACTIVE: the request sent is enough */
 
 static int dial(int ep, int port, struct conn *c)
 {
@@ -166,6 +170,10 @@ static bool step(int ep, struct conn *c)
             exit(1);
         }
         if (n > 0 && (c->sent += (size_t)n) == request_len) {
+            if (active) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL); /* in flight from here on */
+                return true;
+            }
             struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
             epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
         }
@@ -240,6 +248,7 @@ int main(int argc, char **argv)
             return 1;
         }
     }
+    active = getenv("IDLE_ACTIVE") && strcmp(getenv("IDLE_ACTIVE"), "1") == 0;
     request_len = (size_t)snprintf(request, sizeof request,
                                    "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
     struct conn *conns = calloc((size_t)n, sizeof *conns);

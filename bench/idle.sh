@@ -7,7 +7,9 @@
 # close), stop the server by its PID.
 #   bench/idle.sh [CONNS]    (default 10000; nothing else may run on the machine meanwhile)
 # Routes: GET / on every server; corral also after a static-file request (GET /files/
-# index.html). ONLY: a regex on the server names (corral, corral-file, nginx, tokio-ct, go-1p).
+# index.html), and with a slow response in flight on every connection (corral-active:
+# --debug's GET /debug/slow, IDLE_ACTIVE=1 for bench-idle). ONLY: a regex on the server
+# names (corral, corral-file, corral-active, nginx, tokio-ct, go-1p).
 # ../shared/peers/setup.sh must have run once (it builds the peers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,6 +63,8 @@ measure corral $((port + 1)) / ./build/corral-httpd --addr 127.0.0.1:$((port + 1
     --max-conns $((CONNS + 100))
 measure corral-file $((port + 2)) /files/index.html ./build/corral-httpd \
     --addr 127.0.0.1:$((port + 2)) --cores 1 --max-conns $((CONNS + 100))
+IDLE_ACTIVE=1 measure corral-active $((port + 6)) /debug/slow ./build/corral-httpd \
+    --addr 127.0.0.1:$((port + 6)) --cores 1 --max-conns $((CONNS + 100)) --debug
 measure nginx $((port + 3)) / "$PEERS/nginx/nginx-ctl.sh" run $((port + 3)) 1
 measure tokio-ct $((port + 4)) / "$PEERS_BUILD/release/tokio-hyper-peer" \
     --addr 127.0.0.1:$((port + 4)) --mode ct

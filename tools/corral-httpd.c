@@ -155,6 +155,15 @@ __attribute__((noinline)) static int route_debug_sleep(crl_http_res *res)
     return send_text(res, 200, text);
 }
 
+/* GET /debug/slow (--debug): a slow response, as a long poll is: the handler waits 10 s
+ * (without holding its core) before it answers. bench/idle.sh measures the memory of
+ * connections with such a response in flight. */
+static int route_debug_slow(crl_http_res *res)
+{
+    int rc = crl_sleep_ns(10 * CRL_SEC_NS);
+    return rc ? rc : send_text(res, 200, "done\n");
+}
+
 /* ---- Static files ----------------------------------------------------------------------- */
 
 /* What the blocking pool needs to open a file, and what it gives back. */
@@ -288,6 +297,8 @@ static int handle(crl_http_req *req, crl_http_res *res, void *ctx)
         return is_get_or_head(method) ? route_metrics(res) : not_allowed(res, "GET, HEAD");
     if (h->debug && strcmp(path, "/debug/sleep") == 0)
         return is_get_or_head(method) ? route_debug_sleep(res) : not_allowed(res, "GET, HEAD");
+    if (h->debug && strcmp(path, "/debug/slow") == 0)
+        return is_get_or_head(method) ? route_debug_slow(res) : not_allowed(res, "GET, HEAD");
     return not_found(res);
 }
 
@@ -522,11 +533,12 @@ static void usage(FILE *out)
           "  --metrics          serve the runtime's counters at GET /metrics (Prometheus)\n"
           "  --trace FILE       trace every core, written to FILE as Chrome trace JSON at exit\n"
           "                     and at a stall (default: $CORRAL_TRACE, else no trace)\n"
-          "  --debug            add GET /debug/sleep, whose handler blocks in sleep(1)\n"
+          "  --debug            add GET /debug/sleep, whose handler blocks in sleep(1), and\n"
+          "                     GET /debug/slow, which answers after 10 s (without blocking)\n"
           "  --help             print this and exit\n"
           "  --version          print the version and exit\n"
           "routes: GET / (Hello, world!), GET /work, POST /echo, GET /files/PATH,\n"
-          "        GET /metrics (with --metrics), GET /debug/sleep (with --debug)\n"
+          "        GET /metrics (with --metrics), GET /debug/sleep and /debug/slow (with --debug)\n"
           "signals: SIGINT, SIGTERM stop gracefully; SIGUSR1 writes the counters and every\n"
           "         task to stderr\n",
           out);

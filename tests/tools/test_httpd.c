@@ -376,6 +376,33 @@ TEST_PLAIN(work_route_answers_done)
     server_stop(&s);
 }
 
+/* GET /debug/slow (--debug) answers after 10 s without holding its core: a hello on the same
+ * core is answered meanwhile. */
+TEST_PLAIN(debug_slow_answers_late_without_blocking_its_core)
+{
+    struct server s;
+    struct reply r;
+    server_start(&s, (const char *[]){"--debug", "--cores", "1", NULL});
+    int fd = dial(&s);
+    const char *req = "GET /debug/slow HTTP/1.1\r\nHost: t\r\n\r\n";
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    send_all(fd, req, strlen(req));
+    get(&s, "/", NULL, &r); /* answered while the slow one waits */
+    CHECK_STR(r.body, "Hello, world!");
+    reply_free(&r);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK_EQ(poll(&p, 1, 0), 0); /* not yet */
+    read_reply(fd, &r, false);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK_EQ(r.status, 200);
+    CHECK_STR(r.body, "done\n");
+    CHECK_GE((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000, 9900);
+    reply_free(&r);
+    close(fd);
+    server_stop(&s);
+}
+
 /* With --work, GET / does the work of /work. */
 TEST_PLAIN(work_flag_turns_hello_into_work)
 {
