@@ -324,11 +324,63 @@ static int idle_client(struct srv *s)
     return 0;
 }
 
-/* A keep-alive connection idle for idle_timeout is closed silently. */
+static uint64_t idle_timeouts(void)
+{
+    struct crl_stats st;
+    crl_stats_get(&st);
+    return st.http_timeouts[CRL_HTTP_TIMEOUT_IDLE];
+}
+
+/* A keep-alive connection idle for idle_timeout is closed silently, counted as an idle
+ * timeout (not a header one). */
 TEST(idle_connection_closes_silently)
 {
     struct srv s = {.opts.limits.idle_timeout_ns = 50 * CRL_MSEC_NS};
+    uint64_t before = idle_timeouts();
     with_server(&s, idle_client);
+    CHECK_EQ(idle_timeouts() - before, 1);
+}
+
+enum { IDLE_CONNS = 50 };
+
+static uint64_t tasks_live(void)
+{
+    struct crl_stats st;
+    crl_stats_get(&st);
+    return st.tasks_live;
+}
+
+/* Keep-alive connections between requests hold no task: IDLE_CONNS of them add none; each
+ * answers its next request (pipelined or not), and ends when the client closes it. */
+static int many_idle_client(struct srv *s)
+{
+    static int fds[IDLE_CONNS];
+    char buf[4096];
+    uint64_t before = tasks_live();
+    for (int i = 0; i < IDLE_CONNS; i++) {
+        fds[i] = dial(s);
+        send_str(fds[i], get_req);
+        read_until(fds[i], buf, sizeof buf, "hello", 1);
+    }
+    CHECK_EQ(crl_sleep_ns(10 * CRL_MSEC_NS), 0); /* the last connections' tasks end */
+    CHECK_LT(tasks_live(), before + 3);
+    for (int i = 0; i < IDLE_CONNS; i++) {
+        char two[2 * sizeof get_req];
+        snprintf(two, sizeof two, "%s%s", get_req, i % 2 ? get_req : "");
+        send_str(fds[i], two);
+        read_until(fds[i], buf, sizeof buf, "hello", i % 2 ? 2 : 1);
+        CHECK_EQ(count_str(buf, "HTTP/1.1 200 OK\r\n"), i % 2 ? 2 : 1);
+    }
+    for (int i = 0; i < IDLE_CONNS; i++)
+        CHECK_EQ(crl_close(fds[i]), 0);
+    return 0;
+}
+
+TEST(idle_keepalive_connections_hold_no_task)
+{
+    struct srv s = {0};
+    with_server(&s, many_idle_client);
+    CHECK_EQ(s.calls, 2 * IDLE_CONNS + IDLE_CONNS / 2);
 }
 
 /* Requests 120 ms apart on a connection with a 200 ms idle timeout are all answered, and the
