@@ -229,7 +229,7 @@ static int ka_main(void *arg) { return crl_scope_run(ka_loop, arg); }
 
 static int run_keep_alive(long k, bool park)
 {
-    struct ka_run r = {.k = k, .park = park, .io = {.requests_left = k}};
+    struct ka_run r = {.k = k, .park = park, .io = {.requests_left = k}, .state = {.first = true}};
     struct crl_config cfg = {.cores = 1};
     int rc = crl_run(&cfg, ka_main, &r);
     if (rc < 0 || r.rc < 0 || responses != k || r.io.bytes_out != (size_t)k * response_len()) {

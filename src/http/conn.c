@@ -331,13 +331,15 @@ static void count_head_timeout(struct crl__http_conn *c, bool idle, bool first)
 
 enum { HEAD_CLOSE = -1, HEAD_PARKED = -2 };
 
-/* Between requests, with every byte received parsed: write what is buffered and return to
- * wait without a task (HEAD_PARKED), or HEAD_CLOSE if the write failed. */
-static int park(struct crl__http_conn *c, int64_t idle_deadline_ns)
+/* Between requests (or before the first), with every byte received parsed: write what is
+ * buffered and return to wait without a task (HEAD_PARKED), or HEAD_CLOSE if the write
+ * failed. */
+static int park(struct crl__http_conn *c, bool first, int64_t deadline_ns)
 {
     if (crl__http_flush(c, NULL, 0))
         return HEAD_CLOSE;
-    c->park->deadline_ns = idle_deadline_ns;
+    c->park->first = first;
+    c->park->deadline_ns = deadline_ns;
     return HEAD_PARKED;
 }
 
@@ -378,8 +380,8 @@ static int read_head(struct crl__http_conn *c, bool first)
                 return HEAD_CLOSE;
             deadline = crl__deadline_after(crl__now_coarse_ns(), first ? c->lim.header_timeout_ns
                                                                        : c->lim.idle_timeout_ns);
-            if (c->park && !first && !c->park->resumed && c->in_len == c->in_parsed)
-                return park(c, deadline);
+            if (c->park && !c->park->resumed && c->in_len == c->in_parsed)
+                return park(c, first, deadline);
             if (c->io->set_idle)
                 c->io->set_idle(c->io_ctx, true);
         }
@@ -590,7 +592,7 @@ int crl__http_conn_serve_parked(struct crl__http_conn *c, const struct crl__http
     c->handler = handler;
     c->ctx = ctx;
     c->park = park;
-    if (conn_loop(c, !park || !park->resumed)) {
+    if (conn_loop(c, !park || park->first)) {
         conn_fini(c);
         return 1;
     }

@@ -168,7 +168,8 @@ struct crl__http_conn {
  * a fresh crl__http_conn when the socket is readable. Nothing of it is kept in between. */
 struct crl__http_park {
     bool resumed;        /* in: this call follows a wait (the socket is readable) */
-    int64_t deadline_ns; /* out, when it parked: the keep-alive idle deadline */
+    bool first;          /* in: no request yet on the connection; out, when it parked: still */
+    int64_t deadline_ns; /* out, when it parked: the wait's deadline (idle or header timeout) */
 };
 
 /* conn.c: serve one connection until it closes, with *c (uninitialized storage of the

@@ -165,26 +165,35 @@ static void serve_ready(void *arg, const struct sockaddr *addr, socklen_t addrle
     srv->on_ready(srv->ctx, addr, addrlen);
 }
 
-/* crl_serve's connection function: between requests, the connection waits with no task
- * (CRL_CONN_WHEN_READABLE), and nothing of its HTTP state is kept but the socket: a resumed
- * connection starts from a fresh state machine, in a fresh task. */
+/* conn->state of a connection waiting for its first request (NULL once it has had one):
+ * its wait has the header timeout, not the idle one. */
+static char no_request_yet;
+
+/* crl_serve's connection function: before its first request and between requests, the
+ * connection waits with no task (CRL_CONN_WHEN_READABLE), and nothing of its HTTP state is
+ * kept but the socket and whether a request came: a resumed connection starts from a fresh
+ * state machine, in a fresh task. */
 static int serve_conn(struct crl_conn *conn, void *arg)
 {
     struct http_server *srv = arg;
+    bool first = conn->wake == CRL_CONN_NEW || conn->state == &no_request_yet;
     switch (conn->wake) {
     case CRL_CONN_NEW:
         crl_tcp_set_nodelay(conn->fd, true); /* heads and bodies leave in one write */
         break;
     case CRL_CONN_READABLE: break;
-    case CRL_CONN_IDLE_EXPIRED:
-        CRL__COUNT(&crl__core()->stats, http_timeouts[CRL_HTTP_TIMEOUT_IDLE]);
-        return 0; /* keep-alive idle timeout: a silent close */
+    case CRL_CONN_IDLE_EXPIRED: {
+        enum crl_http_timeout_kind kind = first ? CRL_HTTP_TIMEOUT_HEADER : CRL_HTTP_TIMEOUT_IDLE;
+        CRL__COUNT(&crl__core()->stats, http_timeouts[kind]);
+        return 0; /* nothing came in time: a silent close */
+    }
     case CRL_CONN_STOPPING: return 0;
     }
-    struct crl__http_park park = {.resumed = conn->wake == CRL_CONN_READABLE};
+    struct crl__http_park park = {.resumed = conn->wake == CRL_CONN_READABLE, .first = first};
     int rc = serve_fd(conn->fd, conn, &srv->limits, srv->handler, srv->ctx, &park);
     if (rc != 1)
         return rc;
+    conn->state = park.first ? &no_request_yet : NULL;
     conn->idle_deadline_ns = park.deadline_ns;
     return CRL_CONN_WHEN_READABLE;
 }

@@ -376,6 +376,38 @@ static int many_idle_client(struct srv *s)
     return 0;
 }
 
+static uint64_t header_timeouts(void)
+{
+    struct crl_stats st;
+    crl_stats_get(&st);
+    return st.http_timeouts[CRL_HTTP_TIMEOUT_HEADER];
+}
+
+/* New connections that send nothing hold no task either, and close silently at the header
+ * timeout, counted as header timeouts. */
+static int silent_new_client(struct srv *s)
+{
+    static int fds[IDLE_CONNS];
+    uint64_t before = tasks_live(), timeouts = header_timeouts();
+    for (int i = 0; i < IDLE_CONNS; i++)
+        fds[i] = dial(s);
+    CHECK_EQ(crl_sleep_ns(20 * CRL_MSEC_NS), 0); /* accepted, each parked */
+    CHECK_LT(tasks_live(), before + 3);
+    for (int i = 0; i < IDLE_CONNS; i++) {
+        CHECK(at_eof(fds[i]));
+        CHECK_EQ(crl_close(fds[i]), 0);
+    }
+    CHECK_EQ(header_timeouts() - timeouts, IDLE_CONNS);
+    return 0;
+}
+
+TEST(silent_new_connections_hold_no_task)
+{
+    struct srv s = {.opts.limits.header_timeout_ns = 300 * CRL_MSEC_NS};
+    with_server(&s, silent_new_client);
+    CHECK_EQ(s.calls, 0);
+}
+
 TEST(idle_keepalive_connections_hold_no_task)
 {
     struct srv s = {0};
