@@ -77,7 +77,7 @@ static int echo_parked(struct crl_conn *conn, void *ctx)
     struct parked *st = conn->state;
     CHECK_EQ(conn->core, crl_core_id());
     CHECK((int)conn->wake >= CRL_CONN_NEW && (int)conn->wake <= CRL_CONN_STOPPING);
-    f->calls[conn->wake]++;
+    __atomic_fetch_add(&f->calls[conn->wake], 1, __ATOMIC_RELAXED); /* from every core */
     if (conn->wake == CRL_CONN_NEW) {
         CHECK(st == NULL);
         st = calloc(1, sizeof *st);
@@ -87,7 +87,7 @@ static int echo_parked(struct crl_conn *conn, void *ctx)
     }
     CHECK(st->conn == conn);
     if (conn->wake == CRL_CONN_IDLE_EXPIRED)
-        f->expired_ns = crl_now_ns() - st->idle_since_ns;
+        __atomic_store_n(&f->expired_ns, crl_now_ns() - st->idle_since_ns, __ATOMIC_RELAXED);
     char byte;
     ssize_t n = conn->wake == CRL_CONN_IDLE_EXPIRED || conn->wake == CRL_CONN_STOPPING
                     ? 0
@@ -98,7 +98,7 @@ static int echo_parked(struct crl_conn *conn, void *ctx)
         return (int)n;
     }
     st->served++;
-    f->served++;
+    __atomic_fetch_add(&f->served, 1, __ATOMIC_RELAXED);
     st->idle_since_ns = crl_now_ns();
     conn->idle_deadline_ns = f->idle_ns ? st->idle_since_ns + f->idle_ns : CRL_NO_DEADLINE;
     return CRL_CONN_WHEN_READABLE;
