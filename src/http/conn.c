@@ -331,6 +331,13 @@ static void count_head_timeout(struct crl__http_conn *c, bool idle, bool first)
 
 enum { HEAD_CLOSE = -1, HEAD_PARKED = -2 };
 
+/* A connection that may park waits this long in its task first (0: parks at once). Parking
+ * costs a task's end and start, a readiness wait and a receive of its own: more than waiting
+ * in place, where the last response's send and the next receive go in one submission. A
+ * busy connection (pipelined or back-to-back requests) never pays it; an idle one gives its
+ * stack back after this long. A variable so that tests and bench-instr can change it. */
+int64_t crl__http_park_after_ns = 20 * CRL_MSEC_NS;
+
 /* Between requests (or before the first), with every byte received parsed: write what is
  * buffered and return to wait without a task (HEAD_PARKED), or HEAD_CLOSE if the write
  * failed. */
@@ -374,22 +381,33 @@ static int read_head(struct crl__http_conn *c, bool first)
         bool idle = c->in_len == c->msg;               /* no byte of this request yet */
         if (!idle && head_deadline == CRL_NO_DEADLINE) /* from its first byte on */
             head_deadline = crl__deadline_after(crl__now_coarse_ns(), c->lim.header_timeout_ns);
-        int64_t deadline = head_deadline;
+        int64_t deadline = head_deadline, read_deadline = head_deadline;
+        bool may_park = false;
         if (idle) {
             if (c->io->draining && c->io->draining(c->io_ctx))
                 return HEAD_CLOSE;
-            deadline = crl__deadline_after(crl__now_coarse_ns(), first ? c->lim.header_timeout_ns
-                                                                       : c->lim.idle_timeout_ns);
-            if (c->park && !c->park->resumed && c->in_len == c->in_parsed)
-                return park(c, first, deadline);
+            int64_t now = crl__now_coarse_ns();
+            deadline =
+                crl__deadline_after(now, first ? c->lim.header_timeout_ns : c->lim.idle_timeout_ns);
+            read_deadline = deadline;
+            if (c->park && !c->park->resumed && c->in_len == c->in_parsed) {
+                if (crl__http_park_after_ns <= 0)
+                    return park(c, first, deadline);
+                int64_t park_at = crl__deadline_after(now, crl__http_park_after_ns);
+                may_park = deadline == CRL_NO_DEADLINE || park_at < deadline;
+                if (may_park)
+                    read_deadline = park_at; /* wait in place until then, then park */
+            }
             if (c->io->set_idle)
                 c->io->set_idle(c->io_ctx, true);
         }
         if (c->park)
             c->park->resumed = false; /* the wait's readiness is used up by this read */
-        ssize_t n = transport_read(c, deadline);
+        ssize_t n = transport_read(c, read_deadline);
         if (idle && c->io->set_idle)
             c->io->set_idle(c->io_ctx, false);
+        if (n == -ETIMEDOUT && may_park)
+            return park(c, first, deadline); /* nothing came in place: wait without a task */
         if (n == -ETIMEDOUT)
             count_head_timeout(c, idle, first);
         if (n == -ETIMEDOUT && !idle)

@@ -235,6 +235,9 @@ static inline const char *crl__http_at(const struct crl__http_conn *c, uint32_t 
  * own accept loop). Returns 0 or a negative errno. */
 int crl__http_serve_fd(int fd, struct crl_conn *conn, const struct crl_http_limits *lim,
                        crl_http_handler_fn *handler, void *ctx);
+/* conn.c: how long a connection that may park waits for its next request in its task before
+ * it parks (<= 0: at once). */
+extern int64_t crl__http_park_after_ns;
 /* server.c: how long a connection closing with input unread drains it: in all, and for each
  * read (nginx's lingering_time and lingering_timeout). Variables only so that tests can
  * shorten them. */

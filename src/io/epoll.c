@@ -340,6 +340,12 @@ static bool recv_drains(const struct crl__op *op)
     return op->kind == CRL__OP_RECV && !(op->flags & MSG_PEEK);
 }
 
+/* A poll for input alone: on a drained fd it can only be answered by the next input edge. */
+static bool waits_for_input(const struct crl__op *op)
+{
+    return op->kind == CRL__OP_POLL && !(op->flags & ~(POLLIN | POLLRDHUP));
+}
+
 /* An EAGAIN from fault injection: the fd may well be ready, and its edge came and went, so
  * re-arm it (a modification reports readiness again); an fd not registered yet is reported
  * once added. */
@@ -412,8 +418,9 @@ static void ep_submit(struct crl__core *c, struct crl__op *op)
         return;
     }
     /* A recv after a short one on a registered socket waits for the next input edge: trying
-     * it first would only hear EAGAIN (a request-response peer has not answered yet). */
-    bool doomed = e->registered && e->drained && recv_drains(op);
+     * it first would only hear EAGAIN (a request-response peer has not answered yet). So
+     * does a wait for input alone (an idle connection's watch after its last request). */
+    bool doomed = e->registered && e->drained && (recv_drains(op) || waits_for_input(op));
     int res = doomed ? -EAGAIN : try_stream_op(c, e, op);
     if (res != -EAGAIN) {
         complete(c, op, res);

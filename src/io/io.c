@@ -351,10 +351,10 @@ int crl__op_pair_until(struct crl__op_timer *t, struct crl__op *first, int64_t f
         fired = t->fired;
         t->first = NULL;
     }
-    if (!first->done && n < 0) {
+    if (!first->done && n < 0 && n != -ETIMEDOUT) {
         struct crl__core *c = crl__core();
         c->io->ops->cancel(c, first); /* second failed: the connection ends */
-    }
+    }                                 /* second's deadline passed: first still has until its own */
     int w = finish_until(t, first, first_deadline_ns);
     t->fired = fired || t->fired;
     *first_res = w;

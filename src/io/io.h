@@ -307,9 +307,11 @@ int crl__op_run_until(struct crl__op_timer *t, struct crl__op *op, int64_t deadl
  * of the peer's answer); the task waits for second alone, and first usually completes in
  * the same submission, without a second wake-up. The timer serves both: armed at the earlier
  * deadline, it moves on to second's when first was done by then. When second fails, first
- * is cancelled. Returns 0 when both ran (their results, as crl__op_run_until's, in
- * *first_res and *second_res; t->fired tells whether a deadline fired), or the error first
- * failed with at once or could not start with (second is not started then). */
+ * is cancelled; when second's deadline passes, first still runs until its own (a slow
+ * reader of a large response keeps the write deadline it was given). Returns 0 when both ran (their
+ * results, as crl__op_run_until's, in *first_res and *second_res; t->fired tells whether a deadline
+ * fired), or the error first failed with at once or could not start with (second is not started
+ * then). */
 int crl__op_pair_until(struct crl__op_timer *t, struct crl__op *first, int64_t first_deadline_ns,
                        struct crl__op *second, int64_t second_deadline_ns, int *first_res,
                        int *second_res);

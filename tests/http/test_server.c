@@ -362,7 +362,7 @@ static int many_idle_client(struct srv *s)
         send_str(fds[i], get_req);
         read_until(fds[i], buf, sizeof buf, "hello", 1);
     }
-    CHECK_EQ(crl_sleep_ns(10 * CRL_MSEC_NS), 0); /* the last connections' tasks end */
+    CHECK_EQ(crl_sleep_ns(crl__http_park_after_ns + 30 * CRL_MSEC_NS), 0); /* each parked */
     CHECK_LT(tasks_live(), before + 3);
     for (int i = 0; i < IDLE_CONNS; i++) {
         char two[2 * sizeof get_req];
@@ -391,7 +391,7 @@ static int silent_new_client(struct srv *s)
     uint64_t before = tasks_live(), timeouts = header_timeouts();
     for (int i = 0; i < IDLE_CONNS; i++)
         fds[i] = dial(s);
-    CHECK_EQ(crl_sleep_ns(20 * CRL_MSEC_NS), 0); /* accepted, each parked */
+    CHECK_EQ(crl_sleep_ns(crl__http_park_after_ns + 30 * CRL_MSEC_NS), 0); /* each parked */
     CHECK_LT(tasks_live(), before + 3);
     for (int i = 0; i < IDLE_CONNS; i++) {
         CHECK(at_eof(fds[i]));

@@ -104,3 +104,52 @@ TEST(pair_returns_both_results)
     crl_close(sv[0]);
     crl_close(sv[1]);
 }
+
+enum { BIG = 1 << 20 }; /* far more than a socket buffer */
+
+/* The peer reads the whole of BIG after a while: a slow reader. */
+static int slow_reader(void *arg)
+{
+    int fd = *(int *)arg;
+    CHECK_EQ(crl_sleep_ns(60 * CRL_MSEC_NS), 0);
+    static char sink[65536];
+    size_t got = 0;
+    while (got < BIG) {
+        ssize_t n = crl_read(fd, sink, sizeof sink);
+        CHECK(n > 0);
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+static int pair_with_slow_reader(struct crl_scope *s, void *arg)
+{
+    int *sv = arg;
+    CHECK_EQ(crl_spawn(s, slow_reader, &sv[1]), 0);
+    static char big[BIG];
+    struct crl__op_timer t;
+    crl__op_timer_init(&t);
+    char buf[8];
+    struct crl__op send = {.kind = CRL__OP_SEND,
+                           .fd = sv[0],
+                           .flags = MSG_NOSIGNAL | MSG_WAITALL,
+                           .a.rw = {big, sizeof big}};
+    struct crl__op recv = {.kind = CRL__OP_RECV, .fd = sv[0], .a.rw = {buf, sizeof buf}};
+    int w = 0, n = 0;
+    CHECK_EQ(crl__op_pair_until(&t, &send, in_ms(5000), &recv, in_ms(10), &w, &n), 0);
+    CHECK_EQ(n, -ETIMEDOUT); /* nothing to read by its deadline */
+    CHECK_EQ(w, BIG);        /* the send went on, all of it, within its own deadline */
+    crl__op_timer_fini(&t);
+    return 0;
+}
+
+/* The receive's deadline passes while the send is still on its way (the peer reads slowly):
+ * the send is not cut short, it has until its own deadline. */
+TEST(pair_receive_deadline_leaves_the_send_its_own)
+{
+    int sv[2];
+    CHECK_EQ(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    CHECK_EQ(crl_scope_run(pair_with_slow_reader, sv), 0);
+    crl_close(sv[0]);
+    crl_close(sv[1]);
+}
