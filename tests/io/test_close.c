@@ -142,15 +142,22 @@ TEST(close_wakes_a_blocked_recvfrom_on_tcp_with_ebadf_and_the_peer_sees_eof)
     check_closed_on_tcp(RECVFROM);
 }
 
-/* Fill fd's send buffer (and the peer's receive buffer) until a write would block; returns
- * how many bytes that took. */
+/* Fill fd's send buffer (and the peer's receive buffer) until a write would block, and stays
+ * blocked: a send buffer full at once frees room as the peer's ACKs come in (its receive
+ * window was not full yet), which would let the "blocked" write go on. So fill again after
+ * a pause, until two pauses in a row let nothing more in. Returns how many bytes it took. */
 static size_t fill(int fd)
 {
     size_t total = 0;
-    ssize_t n;
-    while ((n = send(fd, big, sizeof big, MSG_DONTWAIT)) > 0)
-        total += (size_t)n;
-    CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
+    for (int quiet = 0, round = 0; quiet < 2 && round < 200; round++) {
+        size_t before = total;
+        ssize_t n;
+        while ((n = send(fd, big, sizeof big, MSG_DONTWAIT)) > 0)
+            total += (size_t)n;
+        CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
+        CHECK_EQ(crl_sleep_ns(10 * CRL_MSEC_NS), 0);
+        quiet = total == before ? quiet + 1 : 0;
+    }
     return total;
 }
 
