@@ -38,8 +38,14 @@ static ssize_t blocking_call(struct blocked *b)
     case RECV: return crl_recv(b->fd, buf, sizeof buf, 0);
     case RECVFROM: return crl_recvfrom(b->fd, buf, sizeof buf, 0, NULL, NULL);
     case POLL: return crl_poll(b->fd, POLLIN);
-    case WRITE: return crl_write(b->fd, big, sizeof big);
-    case SEND: return crl_send(b->fd, big, sizeof big, 0);
+    case WRITE: /* on until it blocks: a full buffer may free room as the peer's ACKs come */
+        for (ssize_t n;;)
+            if ((n = crl_write(b->fd, big, sizeof big)) <= 0)
+                return n;
+    case SEND:
+        for (ssize_t n;;)
+            if ((n = crl_send(b->fd, big, sizeof big, 0)) <= 0)
+                return n;
     case ACCEPT: return crl_accept(b->fd, NULL, NULL);
     case LISTENER_ACCEPT: return crl_listener_accept(b->l);
     case CONNECT: return crl_connect(b->fd, (struct sockaddr *)&b->to, b->tolen);
@@ -142,22 +148,15 @@ TEST(close_wakes_a_blocked_recvfrom_on_tcp_with_ebadf_and_the_peer_sees_eof)
     check_closed_on_tcp(RECVFROM);
 }
 
-/* Fill fd's send buffer (and the peer's receive buffer) until a write would block, and stays
- * blocked: a send buffer full at once frees room as the peer's ACKs come in (its receive
- * window was not full yet), which would let the "blocked" write go on. So fill again after
- * a pause, until two pauses in a row let nothing more in. Returns how many bytes it took. */
+/* Fill fd's send buffer (and the peer's receive buffer) until a write would block; returns
+ * how many bytes that took. */
 static size_t fill(int fd)
 {
     size_t total = 0;
-    for (int quiet = 0, round = 0; quiet < 2 && round < 200; round++) {
-        size_t before = total;
-        ssize_t n;
-        while ((n = send(fd, big, sizeof big, MSG_DONTWAIT)) > 0)
-            total += (size_t)n;
-        CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
-        CHECK_EQ(crl_sleep_ns(10 * CRL_MSEC_NS), 0);
-        quiet = total == before ? quiet + 1 : 0;
-    }
+    ssize_t n;
+    while ((n = send(fd, big, sizeof big, MSG_DONTWAIT)) > 0)
+        total += (size_t)n;
+    CHECK(errno == EAGAIN || errno == EWOULDBLOCK);
     return total;
 }
 
