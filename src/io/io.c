@@ -54,13 +54,18 @@ int crl__io_start(struct crl__core *c, enum crl_backend want)
     return rc;
 }
 
-void crl__core_woken(struct crl__core *c)
+void crl__core_woken_read(struct crl__core *c)
 {
-    uint64_t n;
-    while (read(c->io->wake_fd, &n, sizeof n) == sizeof n)
-        ;
     CRL__COUNT(&c->stats, wakeups_received);
     crl__pool_reap(c);
+}
+
+void crl__core_woken(struct crl__core *c)
+{
+    uint64_t n; /* one read takes the whole count and resets it: a write after it wakes again */
+    ssize_t unused = read(c->io->wake_fd, &n, sizeof n);
+    (void)unused;
+    crl__core_woken_read(c);
 }
 
 void crl__io_wake(struct crl__core *c)
@@ -103,6 +108,7 @@ void crl__io_stop(struct crl__core *c)
         c->io->ops->fini(c);
     c->io->ops = NULL;
     if (c->io->wake_fd >= 0) {
+        crl__pool_wait_wakers(c); /* a pool thread may still be about to write it */
         close(c->io->wake_fd);
         pthread_mutex_destroy(&c->io->done_lock);
     }

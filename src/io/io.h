@@ -112,6 +112,7 @@ struct crl__io_core {
     int wake_fd;                   /* eventfd other threads write to wake this core */
     pthread_mutex_t done_lock;     /* guards done_jobs, filled by pool threads */
     struct crl__job *done_jobs;    /* finished blocking-pool jobs to complete here */
+    atomic_uint waking;            /* pool threads between handing a job back and writing wake_fd */
     size_t offload_pending;        /* jobs queued or running in the pool */
     struct crl__faults *faults;    /* faults.c's state for this core, NULL when off */
     struct crl_event fd_freed;     /* set by crl_close for accepts backing off on EMFILE */
@@ -220,10 +221,14 @@ int crl__faults_result(struct crl__op *op, int res);
 int crl__io_start(struct crl__core *c, enum crl_backend want);
 void crl__io_stop(struct crl__core *c);
 
-/* Called by backends when the core's wake-up eventfd fired: drain it, then complete what
+/* Called by backends when the core's wake-up eventfd fired: reset it, then complete what
  * other threads handed back (blocking-pool jobs). What other cores sent is the runtime
  * layer's to take in, after the wait. */
 void crl__core_woken(struct crl__core *c);
+
+/* The same, for a backend that read the eventfd itself (io_uring keeps a read of it in
+ * flight, and its completion is the wake-up). */
+void crl__core_woken_read(struct crl__core *c);
 
 /* Called by backends when op has finished with result res. */
 void crl__op_complete(struct crl__core *c, struct crl__op *op, int res);

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -23,18 +24,37 @@ static struct {
     bool stopping;
 } pool = {.lock = PTHREAD_MUTEX_INITIALIZER, .work = PTHREAD_COND_INITIALIZER};
 
-static void hand_back(struct crl__job *job)
+/* Put job on its core's list; called with pool.lock held. Returns the core to wake (with
+ * wake_core, once every lock is let go), or NULL when an earlier job's wake-up is still to be
+ * taken in: the core takes the whole list after it is woken. */
+static struct crl__core *hand_back(struct crl__job *job)
 {
     struct crl__core *c = job->core;
-    uint64_t one = 1;
     pthread_mutex_lock(&c->io->done_lock);
+    bool woken = c->io->done_jobs != NULL;
     job->next = c->io->done_jobs;
     c->io->done_jobs = job; /* from here on the job belongs to its core again */
-    /* Still under the lock: the core may take the job in (woken by an earlier job), finish
-     * and close wake_fd the moment we let go of it. */
+    /* Counted before the core can see the job: it may take the job in (woken by an earlier
+     * one) and stop, and its wake_fd must stay open until our write (crl__pool_wait_wakers). */
+    if (!woken)
+        atomic_fetch_add_explicit(&c->io->waking, 1, memory_order_relaxed);
+    pthread_mutex_unlock(&c->io->done_lock);
+    return woken ? NULL : c;
+}
+
+/* Outside the locks: the core, woken, runs at once on this CPU and may take them itself. */
+static void wake_core(struct crl__core *c)
+{
+    uint64_t one = 1;
     ssize_t unused = write(c->io->wake_fd, &one, sizeof one);
     (void)unused;
-    pthread_mutex_unlock(&c->io->done_lock);
+    atomic_fetch_sub_explicit(&c->io->waking, 1, memory_order_release);
+}
+
+void crl__pool_wait_wakers(struct crl__core *c)
+{
+    while (atomic_load_explicit(&c->io->waking, memory_order_acquire))
+        sched_yield();
 }
 
 static void *worker(void *unused)
@@ -66,7 +86,12 @@ static void *worker(void *unused)
         job->state = CRL__JOB_DONE;
         /* Under pool.lock, so that crl__pool_abandon sees the job either still running or
          * already on its core's list, never in between. */
-        hand_back(job);
+        struct crl__core *wake = hand_back(job);
+        if (wake) {
+            pthread_mutex_unlock(&pool.lock);
+            wake_core(wake);
+            pthread_mutex_lock(&pool.lock);
+        }
     }
     pthread_mutex_unlock(&pool.lock);
     return NULL;
@@ -101,11 +126,12 @@ int crl__pool_submit(struct crl__core *c, struct crl__job *job)
         else
             pool.head = job;
         pool.tail = job;
-        pthread_cond_signal(&pool.work);
     }
     pthread_mutex_unlock(&pool.lock);
-    if (rc == 0)
+    if (rc == 0) { /* after the unlock: a thread woken on this CPU finds the lock free */
+        pthread_cond_signal(&pool.work);
         CRL__COUNT(&c->stats, pool_queued);
+    }
     return rc;
 }
 

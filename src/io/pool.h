@@ -37,6 +37,8 @@ bool crl__pool_cancel(struct crl__job *job);
 bool crl__pool_abandon(struct crl__job *job);
 /* On the core, after its wake-up fd fired: call done for every finished job. */
 void crl__pool_reap(struct crl__core *c);
+/* Before core c closes its wake-up fd: wait until no pool thread is about to write it. */
+void crl__pool_wait_wakers(struct crl__core *c);
 /* Stop and join the pool's threads (when the runtime ends). */
 void crl__pool_stop(void);
 

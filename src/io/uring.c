@@ -9,6 +9,7 @@
 #include "io.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <liburing.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -52,7 +53,8 @@ struct uring_state {
     struct io_uring ring;
     struct crl__op **by_fd;
     int nfds;
-    bool has_statx; /* the kernel takes IORING_OP_STATX (5.6+) */
+    bool has_statx;      /* the kernel takes IORING_OP_STATX (5.6+) */
+    uint64_t wake_count; /* where arm_wakeup's read of the wake-up eventfd lands */
 };
 
 static struct uring_state *st_of(struct crl__core *c) { return c->io->state; }
@@ -60,11 +62,15 @@ static struct io_uring *ring_of(struct crl__core *c) { return &st_of(c)->ring; }
 
 static struct io_uring_sqe *get_sqe(struct io_uring *ring);
 
-/* Other threads wake this core by writing its eventfd: keep a multishot poll on it. */
+/* Other threads wake this core by writing its eventfd: keep a read of it in flight. The fd
+ * is blocking here (uring_init), so the kernel waits for a write, and the read's completion is
+ * the wake-up with the eventfd already reset: no read syscall of ours per wake-up. The next
+ * read goes in with the loop's next submission, before the core can sleep again. */
 static void arm_wakeup(struct crl__core *c)
 {
-    struct io_uring_sqe *sqe = get_sqe(ring_of(c));
-    io_uring_prep_poll_multishot(sqe, c->io->wake_fd, POLLIN);
+    struct uring_state *st = st_of(c);
+    struct io_uring_sqe *sqe = get_sqe(&st->ring);
+    io_uring_prep_read(sqe, c->io->wake_fd, &st->wake_count, sizeof st->wake_count, 0);
     io_uring_sqe_set_data64(sqe, TAG_WAKE);
 }
 
@@ -105,6 +111,13 @@ static int uring_init(struct crl__core *c)
      * io_uring_enter. Optional: without it, the plain fd works. */
     io_uring_register_ring_fd(ring);
     st->has_statx = op_supported(ring, IORING_OP_STATX);
+    int fl = fcntl(c->io->wake_fd, F_GETFL);
+    if (fl < 0 || fcntl(c->io->wake_fd, F_SETFL, fl & ~O_NONBLOCK) < 0) { /* see arm_wakeup */
+        rc = -errno;
+        io_uring_queue_exit(ring);
+        free(st);
+        return rc;
+    }
     c->io->state = st;
     arm_wakeup(c);
     return 0;
@@ -419,9 +432,9 @@ static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
     if (tag == TAG_CANCEL)
         return;
     if (tag == TAG_WAKE) {
-        crl__core_woken(c);
-        if (!(flags & IORING_CQE_F_MORE))
-            arm_wakeup(c); /* the multishot poll ended: post it again */
+        crl__core_woken_read(c); /* on an error too: a wake-up lost would hang a job */
+        if (res != -ECANCELED)   /* cancelled: the ring is going away */
+            arm_wakeup(c);
         return;
     }
     struct crl__op *op = (struct crl__op *)(uintptr_t)(data & ~(uint64_t)TAG_MASK);

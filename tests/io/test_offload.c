@@ -135,3 +135,38 @@ TEST(io_nop_round_trips)
     crl_stats_get(&st);
     CHECK_GE(st.io_ops, 1000);
 }
+
+enum { BURST_TASKS = 32, BURST_CALLS = 20 };
+
+static int add_one(void *arg) { return *(int *)arg + 1; }
+
+static int burst_offloader(void *arg)
+{
+    int base = (int)(intptr_t)arg;
+    for (int i = 0; i < BURST_CALLS; i++) {
+        int v = base + i;
+        CHECK_EQ(crl_offload(add_one, &v), base + i + 1);
+    }
+    return 0;
+}
+
+static int burst_body(struct crl_scope *s, void *arg)
+{
+    (void)arg;
+    for (int t = 0; t < BURST_TASKS; t++)
+        CHECK_EQ(crl_spawn(s, burst_offloader, (void *)(intptr_t)(t * 1000)), 0);
+    return 0;
+}
+
+/* Jobs that finish together, on several pool threads, each come back with their own result:
+ * a job handed back while an earlier one is still to be taken in shares its wake-up, and
+ * none is left waiting. */
+TEST(offload_burst_every_job_returns)
+{
+    struct crl_stats before, after;
+    crl_stats_get(&before);
+    CHECK_EQ(crl_scope_run(burst_body, NULL), 0);
+    crl_stats_get(&after);
+    CHECK_EQ(after.pool_run - before.pool_run, BURST_TASKS * BURST_CALLS);
+    CHECK_LT(after.wakeups_received - before.wakeups_received, BURST_TASKS * BURST_CALLS + 1);
+}
