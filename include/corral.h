@@ -1099,6 +1099,13 @@ struct crl_serve_opts {
     /** Called once on the calling core when every listener is up, with the bound address
      * (to learn the port of "HOST:0"). May be NULL. */
     void (*on_ready)(void *ctx, const struct sockaddr *addr, socklen_t addrlen);
+    /** true: a connection waiting without a task (CRL_CONN_WHEN_READABLE) may have its
+     * first bytes received for it when they arrive, and its function finds them in
+     * conn->received. On io_uring they go into a buffer of the core's pool that the kernel
+     * picks only then, so no buffer waits with a connection, and a wake-up needs no receive
+     * of its own; on epoll (or when the pool is empty) they wait in the socket as without it.
+     * false: received stays NULL. */
+    bool receive_on_wake;
 };
 
 /** Why crl_serve calls a connection function (struct crl_conn's wake). */
@@ -1127,6 +1134,12 @@ struct crl_conn {
      * first). What it points to is the function's to free, before it returns anything but
      * CRL_CONN_WHEN_READABLE: every connection ends with a call that returns something else. */
     void *state;
+    /** With crl_serve_opts.receive_on_wake and wake CRL_CONN_READABLE: the peer's first
+     * bytes, received already (they come before anything read from the socket), or NULL
+     * when the socket holds them all. Read them with crl_conn_take, or in place until the
+     * function returns: what is left then is lost. */
+    const void *received;
+    size_t received_len; /**< how many bytes received holds */
     /** Read when the function returns CRL_CONN_WHEN_READABLE: if nothing is readable by then,
      * the function is called with wake CRL_CONN_IDLE_EXPIRED. CRL_NO_DEADLINE (its value at
      * the first call): no deadline. */
@@ -1176,6 +1189,15 @@ bool crl_conn_draining(const struct crl_conn *conn);
  * @param conn the connection
  * @param idle true for idle, false for busy */
 void crl_conn_set_idle(struct crl_conn *conn, bool idle);
+
+/** Take up to len bytes of conn->received (see crl_serve_opts.receive_on_wake): copied into
+ * buf, or only dropped when buf is NULL. Once none is left, their buffer goes back to the
+ * core's pool. Call it from the connection's function.
+ * @param conn the connection
+ * @param buf where to copy them, or NULL
+ * @param len at most this many
+ * @return how many were taken (0 when conn->received is empty) */
+size_t crl_conn_take(struct crl_conn *conn, void *buf, size_t len);
 /** @} */
 
 /* ---- HTTP server ------------------------------------------------------------------------ */

@@ -25,9 +25,18 @@ struct sock {
 int64_t crl__http_linger_ns = 30 * CRL_SEC_NS;
 int64_t crl__http_linger_read_ns = 5 * CRL_SEC_NS;
 
+/* Bytes crl_serve received for us as the connection woke (receive_on_wake) come first. */
+static ssize_t take_received(struct sock *s, void *buf, size_t len)
+{
+    return s->conn && s->conn->received_len ? (ssize_t)crl_conn_take(s->conn, buf, len) : 0;
+}
+
 static ssize_t sock_read(void *ctx, void *buf, size_t len, int64_t deadline_ns)
 {
     struct sock *s = ctx;
+    ssize_t taken = take_received(s, buf, len);
+    if (taken)
+        return taken;
     struct crl__op op = {
         .kind = CRL__OP_RECV, .fd = s->fd, .poll_first = s->replied, .a.rw = {buf, len}};
     s->replied = false;
@@ -65,6 +74,14 @@ static ssize_t sock_write_read(void *ctx, const void *out, size_t out_len,
     struct crl__op recv = {
         .kind = CRL__OP_RECV, .fd = s->fd, .poll_first = true, .a.rw = {buf, len}};
     *write_err = 0;
+    if (s->conn && s->conn->received_len) { /* the send alone, then what came already */
+        ssize_t w = crl__op_run_until(&s->timer, &send, write_deadline_ns);
+        if (w != (ssize_t)out_len) {
+            *write_err = w < 0 ? (int)w : -EIO;
+            return *write_err;
+        }
+        return take_received(s, buf, len);
+    }
     s->replied = false;
     int w, n;
     int rc =
@@ -205,6 +222,7 @@ int crl_http_serve(const char *host_port, const struct crl_http_server_opts *opt
         return -EINVAL;
     struct http_server srv = {.handler = handler, .ctx = ctx};
     struct crl_serve_opts serve = opts ? opts->serve : (struct crl_serve_opts){0};
+    serve.receive_on_wake = true; /* a woken connection's first read is done (sock_read) */
     crl__http_limits_resolve(&srv.limits, opts ? &opts->limits : NULL);
     if (serve.on_ready) {
         srv.on_ready = serve.on_ready;

@@ -247,17 +247,41 @@ int crl__op_finish(struct crl__op *op)
     return op->result; /* done, even if cancellation arrived meanwhile: nothing is lost */
 }
 
-void crl__watch_start(struct crl__core *c, struct crl__op *op, int fd, short events,
-                      crl__watch_fn *fn, void *arg)
+static void watch_start(struct crl__core *c, struct crl__op *op, int fd, short events,
+                        crl__watch_fn *fn, void *arg, bool recv)
 {
     crl__fd_check(fd);
-    *op = (struct crl__op){
-        .kind = CRL__OP_POLL, .detached = true, .fd = fd, .flags = events, .a.watch = {fn, arg}};
+    *op = (struct crl__op){.kind = CRL__OP_POLL,
+                           .detached = true,
+                           .fd = fd,
+                           .flags = events,
+                           .a.watch = {.fn = fn, .arg = arg, .recv = recv}};
     c->io->pending++;
     CRL__COUNT(&c->stats, io_ops);
     CRL__COUNT(&c->stats, io_started[CRL_IO_POLL]);
     CRL__TRACE_EV(c, CRL__TRACE_IO_SUBMIT, CRL_IO_POLL, (int64_t)fd);
     c->io->ops->submit(c, op);
+}
+
+void crl__watch_start(struct crl__core *c, struct crl__op *op, int fd, short events,
+                      crl__watch_fn *fn, void *arg)
+{
+    watch_start(c, op, fd, events, fn, arg, false);
+}
+
+void crl__watch_recv_start(struct crl__core *c, struct crl__op *op, int fd, crl__watch_fn *fn,
+                           void *arg)
+{
+    watch_start(c, op, fd, POLLIN | POLLRDHUP, fn, arg, c->io->ops->buf_put != NULL);
+}
+
+void crl__watch_data_put(struct crl__core *c, struct crl__op *op)
+{
+    if (!op->a.watch.data)
+        return;
+    c->io->ops->buf_put(c, op);
+    op->a.watch.data = NULL;
+    op->a.watch.len = 0;
 }
 
 void crl__watch_cancel(struct crl__core *c, struct crl__op *op)

@@ -89,6 +89,10 @@ struct crl__op {
         struct {
             crl__watch_fn *fn;
             void *arg;
+            void *data;   /* a receive watch's first bytes (crl__watch_recv_start), or NULL */
+            uint32_t len; /* how many */
+            uint16_t buf; /* the backend's name of the buffer that holds them */
+            bool recv;    /* a receive watch */
         } watch;
     } a;
     int64_t off;
@@ -142,6 +146,9 @@ struct crl__io_ops {
      * report, which is not counted in io_pending (its owner counts it). NULL when the
      * backend has none: accept one connection per op then. */
     void (*accept_multi)(struct crl__core *c, struct crl__op *op, crl__accept_fn *on_accept);
+    /* Give back the pool buffer of a receive watch's bytes (op->a.watch.buf). NULL when
+     * the backend's receive watches never receive (crl__watch_recv_start). */
+    void (*buf_put)(struct crl__core *c, struct crl__op *op);
 };
 
 /* Submit what the tasks queued and complete what is ready, without waiting: only when some
@@ -274,6 +281,16 @@ int crl__op_finish(struct crl__op *op);
  * This is what lets an idle connection hold no task and no stack (net/serve.c). */
 void crl__watch_start(struct crl__core *c, struct crl__op *op, int fd, short events,
                       crl__watch_fn *fn, void *arg);
+/* A watch for fd's next bytes (POLLIN | POLLRDHUP) that the backend may receive itself: on
+ * io_uring, into a buffer of the core's pool that the kernel picks only when the bytes
+ * arrive, so that none is tied to the wait. When fn reports readiness, op->a.watch.data holds
+ * op->a.watch.len of them (or is NULL: they wait in the socket, as after crl__watch_start),
+ * until crl__watch_data_put gives the buffer back; an error it received is reported as
+ * fn's res. */
+void crl__watch_recv_start(struct crl__core *c, struct crl__op *op, int fd, crl__watch_fn *fn,
+                           void *arg);
+/* Give back the buffer of a receive watch's bytes (nothing if it has none). */
+void crl__watch_data_put(struct crl__core *c, struct crl__op *op);
 /* End a watch early: fn reports -ECANCELED (or its result, if that came first). Nothing
  * happens if it has already reported. */
 void crl__watch_cancel(struct crl__core *c, struct crl__op *op);

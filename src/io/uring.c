@@ -4,7 +4,11 @@
  * user_data is the op's address with a tag in its low bits: 0 the op itself, 2 a poll for its
  * readiness (older kernels answer -EAGAIN on non-blocking sockets instead of waiting; then we
  * poll and issue the op again), 1 an async cancel, whose own completion is ignored, and 3
- * (with no op) the multishot poll on the core's wake-up eventfd. */
+ * (with no op) the read of the core's wake-up eventfd.
+ *
+ * A receive watch (crl__watch_recv_start) is a receive whose buffer the kernel picks from the
+ * core's ring of BUF_COUNT buffers only when the bytes arrive (IOSQE_BUFFER_SELECT): a
+ * thousand idle connections waiting this way tie no buffer up. */
 #define _GNU_SOURCE
 #include "io.h"
 
@@ -14,6 +18,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #if defined(__has_include)
 #if __has_include(<valgrind/memcheck.h>)
@@ -31,12 +36,18 @@ enum {
     TAG_MASK = 3
 };
 
+/* The receive watches' pool: enough for the wake-ups of a loop iteration or two (more find
+ * it empty: -ENOBUFS, and their bytes wait in the socket), each buffer as big as the HTTP
+ * server's inline input buffer. */
+enum { BUF_COUNT = 64, BUF_SIZE = 2048, BUF_GROUP = 0 };
+
 /* This backend's state of an op, in its backend_ bytes (set up by uring_submit). */
 struct uring_op {
     bool queued;     /* linked in its fd's list of ops in flight */
     bool cancelling; /* a cancel was requested; the completion is still to come */
     bool closed;     /* crl_close closed its fd under it; it ends with -EBADF */
     bool standing;   /* a standing accept (uring_accept_multi): its CQEs go to on_accept */
+    bool buffered;   /* a receive watch, issued as a receive into the pool (on_buffered) */
     uint8_t phase;   /* 0 the op itself is in flight, TAG_POLL a poll for its readiness */
     struct crl__op *next, *prev; /* its fd's list (see queued) */
     crl__accept_fn *on_accept;   /* standing: where its CQEs go */
@@ -53,8 +64,11 @@ struct uring_state {
     struct io_uring ring;
     struct crl__op **by_fd;
     int nfds;
-    bool has_statx;      /* the kernel takes IORING_OP_STATX (5.6+) */
-    uint64_t wake_count; /* where arm_wakeup's read of the wake-up eventfd lands */
+    bool has_statx;                      /* the kernel takes IORING_OP_STATX (5.6+) */
+    uint64_t wake_count;                 /* where arm_wakeup's read of the wake-up eventfd lands */
+    struct io_uring_buf_ring *bufs_ring; /* the receive watches' pool, NULL until the first */
+    unsigned char *bufs;                 /* BUF_COUNT buffers of BUF_SIZE bytes */
+    bool bufs_failed;                    /* the kernel has no buffer rings (before 5.19) */
 };
 
 static struct uring_state *st_of(struct crl__core *c) { return c->io->state; }
@@ -123,10 +137,54 @@ static int uring_init(struct crl__core *c)
     return 0;
 }
 
+static void buf_add(struct uring_state *st, unsigned id)
+{
+    io_uring_buf_ring_add(st->bufs_ring, st->bufs + (size_t)id * BUF_SIZE, BUF_SIZE,
+                          (unsigned short)id, io_uring_buf_ring_mask(BUF_COUNT), 0);
+    io_uring_buf_ring_advance(st->bufs_ring, 1);
+}
+
+/* The pool, set up at the first receive watch: false if this kernel cannot have one (then
+ * receive watches are plain polls). */
+static bool bufs_ready(struct uring_state *st)
+{
+    if (st->bufs_ring || st->bufs_failed)
+        return st->bufs_ring != NULL;
+    size_t ring_bytes = BUF_COUNT * sizeof(struct io_uring_buf);
+    void *br = mmap(NULL, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *bufs = mmap(NULL, (size_t)BUF_COUNT * BUF_SIZE, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    struct io_uring_buf_reg reg = {
+        .ring_addr = (uintptr_t)br, .ring_entries = BUF_COUNT, .bgid = BUF_GROUP};
+    if (br == MAP_FAILED || bufs == MAP_FAILED || io_uring_register_buf_ring(&st->ring, &reg, 0)) {
+        if (br != MAP_FAILED)
+            munmap(br, ring_bytes);
+        if (bufs != MAP_FAILED)
+            munmap(bufs, (size_t)BUF_COUNT * BUF_SIZE);
+        st->bufs_failed = true; /* not tried again: plain polls from now on */
+        return false;
+    }
+    st->bufs_ring = br;
+    st->bufs = bufs;
+    io_uring_buf_ring_init(br);
+    for (unsigned i = 0; i < BUF_COUNT; i++)
+        buf_add(st, i);
+    return true;
+}
+
+static void uring_buf_put(struct crl__core *c, struct crl__op *op)
+{
+    buf_add(st_of(c), op->a.watch.buf);
+}
+
 static void uring_fini(struct crl__core *c)
 {
     struct uring_state *st = st_of(c);
-    io_uring_queue_exit(&st->ring);
+    io_uring_queue_exit(&st->ring); /* unregisters the pool too */
+    if (st->bufs_ring) {
+        munmap(st->bufs_ring, BUF_COUNT * sizeof(struct io_uring_buf));
+        munmap(st->bufs, (size_t)BUF_COUNT * BUF_SIZE);
+    }
     free(st->by_fd);
     free(st);
     c->io->state = NULL;
@@ -177,7 +235,16 @@ static void prep_op(struct io_uring_sqe *sqe, struct crl__op *op)
     case CRL__OP_CONNECT:
         io_uring_prep_connect(sqe, op->fd, op->a.connect.addr, op->a.connect.addrlen);
         break;
-    case CRL__OP_POLL: io_uring_prep_poll_add(sqe, op->fd, (unsigned)op->flags); break;
+    case CRL__OP_POLL:
+        if (uop(op)->buffered) {
+            io_uring_prep_recv(sqe, op->fd, NULL, BUF_SIZE, 0);
+            sqe->flags |= IOSQE_BUFFER_SELECT;
+            sqe->buf_group = BUF_GROUP;
+            sqe->ioprio |= IORING_RECVSEND_POLL_FIRST; /* 5.19+, as buffer rings: idle first */
+        } else {
+            io_uring_prep_poll_add(sqe, op->fd, (unsigned)op->flags);
+        }
+        break;
     case CRL__OP_OPENAT:
         io_uring_prep_openat(sqe, op->fd, op->a.open.path, op->flags, op->a.open.mode);
         break;
@@ -255,6 +322,8 @@ static void uring_submit(struct crl__core *c, struct crl__op *op)
     u->cancelling = false;
     u->closed = false;
     u->standing = false;
+    u->buffered =
+        op->kind == CRL__OP_POLL && op->detached && op->a.watch.recv && bufs_ready(st_of(c));
     if (op->fd >= 0 && !track(st_of(c), op)) {
         crl__op_complete(c, op, -ENOMEM);
         return;
@@ -404,6 +473,38 @@ static void on_accept_multi(struct crl__core *c, struct crl__op *op, int res, un
     uop(op)->on_accept(c, op, res, more);
 }
 
+/* A receive watch's completion: its bytes (in a buffer of the pool that the watch now
+ * holds), or an error, reported as readiness to the watch's function. */
+static void on_buffered(struct crl__core *c, struct crl__op *op, int res, unsigned flags)
+{
+    struct uring_state *st = st_of(c);
+    if (flags & IORING_CQE_F_BUFFER) {
+        unsigned id = flags >> IORING_CQE_BUFFER_SHIFT;
+        if (res > 0) {
+            op->a.watch.data = st->bufs + (size_t)id * BUF_SIZE;
+            op->a.watch.len = (uint32_t)res;
+            op->a.watch.buf = (uint16_t)id;
+#ifdef CRL_MEMCHECK
+            VALGRIND_MAKE_MEM_DEFINED(op->a.watch.data, (size_t)res);
+#endif
+        } else {
+            buf_add(st, id); /* nothing in it */
+        }
+    }
+    if ((res == -EINTR || res == -EAGAIN) && !uop(op)->cancelling) {
+        uop(op)->buffered = res == -EINTR; /* -EAGAIN: this kernel does not wait, so poll */
+        issue(c, op);
+        return;
+    }
+    if (res == -EINTR || res == -EAGAIN)
+        res = -ECANCELED;
+    else if (res == -ENOBUFS || res > 0)
+        res = POLLIN; /* -ENOBUFS: the pool was empty, the bytes wait in the socket */
+    else if (res == 0)
+        res = POLLIN | POLLRDHUP;
+    finish(c, op, res);
+}
+
 static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
 {
     unsigned tag = data & TAG_MASK;
@@ -413,6 +514,10 @@ static void on_cqe(struct crl__core *c, uint64_t data, int res, unsigned flags)
     }
     if (__builtin_expect(c->io->faults != NULL, 0) && tag == 0)
         res = crl__faults_result((struct crl__op *)(uintptr_t)data, res);
+    if (tag == 0 && __builtin_expect(uop((struct crl__op *)(uintptr_t)data)->buffered, 0)) {
+        on_buffered(c, (struct crl__op *)(uintptr_t)data, res, flags);
+        return;
+    }
     if (tag == 0 && res != -EAGAIN && res != -EINPROGRESS) { /* the common case: done */
         struct crl__op *op = (struct crl__op *)(uintptr_t)data;
         if (res == -EINTR && !uop(op)->cancelling) {
@@ -559,4 +664,5 @@ const struct crl__io_ops crl__io_uring_ops = {
     .wait = uring_wait,
     .forget = uring_forget,
     .accept_multi = uring_accept_multi,
+    .buf_put = uring_buf_put,
 };

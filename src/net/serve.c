@@ -125,6 +125,8 @@ static void on_readable(struct crl__core *c, struct crl__op *op, int res)
     struct conn_rec *r = op->a.watch.arg;
     crl__timer_disarm(&c->wheel, &r->timer);
     r->pub.wake = res == -ECANCELED && r->cancelled ? r->cancelled : CRL_CONN_READABLE;
+    r->pub.received = op->a.watch.data; /* bytes a receive watch took in already */
+    r->pub.received_len = op->a.watch.len;
     unpark(c, r);
 }
 
@@ -158,7 +160,10 @@ static enum crl_conn_wake park(struct conn_rec *r)
     if (deadline != CRL_NO_DEADLINE)
         crl__timer_arm(&c->wheel, &r->timer, deadline);
     /* Last: the report may come from inside (epoll: bytes there already), and start a task. */
-    crl__watch_start(c, &r->watch, r->pub.fd, POLLIN | POLLRDHUP, on_readable, r);
+    if (sc->srv->opts.receive_on_wake)
+        crl__watch_recv_start(c, &r->watch, r->pub.fd, on_readable, r);
+    else
+        crl__watch_start(c, &r->watch, r->pub.fd, POLLIN | POLLRDHUP, on_readable, r);
     return CRL_CONN_NEW;
 }
 
@@ -184,6 +189,7 @@ static int conn_task(void *arg)
     struct server *srv = r->sc->srv;
     for (;;) {
         int rc = srv->fn(&r->pub, srv->ctx);
+        crl_conn_take(&r->pub, NULL, r->pub.received_len); /* what it left is dropped */
         if (rc != CRL_CONN_WHEN_READABLE) {
             conn_end(r, rc);
             return 0; /* one connection's failure is not the server's */
@@ -229,6 +235,20 @@ bool crl_conn_draining(const struct crl_conn *conn)
 /* A stopping server ends an idle connection's wait for the next request by shutting the
  * read side: the pending read returns 0, as if the client had finished. */
 static void wake_idle(struct conn_rec *r) { shutdown(r->pub.fd, SHUT_RD); }
+
+size_t crl_conn_take(struct crl_conn *conn, void *buf, size_t len)
+{
+    size_t n = len < conn->received_len ? len : conn->received_len;
+    if (n && buf)
+        memcpy(buf, conn->received, n);
+    conn->received_len -= n;
+    conn->received = conn->received_len ? (const char *)conn->received + n : NULL;
+    if (!conn->received_len) {
+        struct conn_rec *r = crl__container_of(conn, struct conn_rec, pub);
+        crl__watch_data_put(crl__core(), &r->watch);
+    }
+    return n;
+}
 
 void crl_conn_set_idle(struct crl_conn *conn, bool idle)
 {

@@ -378,6 +378,39 @@ static int many_idle_client(struct srv *s)
     return 0;
 }
 
+/* A parked connection wakes with its first bytes received for it (io_uring: at most a pool
+ * buffer, 2 KiB): a head longer than that, and a body behind it, are read on from the socket
+ * and parsed as one request. */
+static int long_head_after_park_client(struct srv *s)
+{
+    static char req[6000], pad[3000];
+    char buf[4096];
+    int fd = dial(s);
+    send_str(fd, get_req);
+    read_until(fd, buf, sizeof buf, "hello", 1);
+    memset(pad, 'p', sizeof pad - 1);
+    for (int round = 0; round < 2; round++) {
+        CHECK_EQ(crl_sleep_ns(crl__http_park_after_ns + 30 * CRL_MSEC_NS), 0); /* parked */
+        snprintf(req, sizeof req,
+                 round ? "POST / HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\nContent-Length: 5\r\n\r\n"
+                         "abcde"
+                       : "GET / HTTP/1.1\r\nHost: x\r\nX-Pad: %s\r\n\r\n",
+                 pad);
+        send_str(fd, req);
+        read_until(fd, buf, sizeof buf, "hello", 1);
+        CHECK_EQ(count_str(buf, "HTTP/1.1 200 OK\r\n"), 1);
+    }
+    CHECK_EQ(crl_close(fd), 0);
+    return 0;
+}
+
+TEST(parked_connection_reads_a_head_longer_than_its_wake_up)
+{
+    struct srv s = {0};
+    with_server(&s, long_head_after_park_client);
+    CHECK_EQ(s.calls, 3);
+}
+
 static uint64_t header_timeouts(void)
 {
     struct crl_stats st;

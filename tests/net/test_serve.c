@@ -24,6 +24,7 @@ struct fixture {
     int served;         /* echo_parked: requests answered, over every connection */
     int calls[4];       /* echo_parked: calls by conn->wake */
     int64_t expired_ns; /* echo_parked: how long the last expired connection idled */
+    int received_wakes; /* echo_received: wake-ups that brought bytes in conn->received */
 };
 
 static void on_ready(void *ctx, const struct sockaddr *addr, socklen_t len)
@@ -541,4 +542,160 @@ TEST_PLAIN(serve_least_loaded_counts_parked_connections)
     TEST_NEED_CORES(2);
     struct fixture f = {.fn = echo_parked, .opts = {.balance = CRL_BALANCE_LEAST}};
     run_scenario(2, &f, hold_open);
+}
+
+/* ---- Wake-ups with the first bytes received (receive_on_wake) --------------------------- */
+
+/* Echo what each wake-up brings: the bytes received for us first, taken in a few pieces
+ * (crl_conn_take's partial takes), else a read of the socket. */
+static int echo_received(struct crl_conn *conn, void *ctx)
+{
+    struct fixture *f = ctx;
+    if (conn->wake == CRL_CONN_NEW)
+        return CRL_CONN_WHEN_READABLE;
+    CHECK(conn->received == NULL || conn->wake == CRL_CONN_READABLE);
+    if (conn->wake != CRL_CONN_READABLE)
+        return 0;
+    char buf[8192];
+    size_t n = 0;
+    if (f->hold_ns) /* holding conn->received's buffer meanwhile */
+        CHECK_EQ(crl_sleep_ns(f->hold_ns), 0);
+    if (conn->received_len) {
+        __atomic_fetch_add(&f->received_wakes, 1, __ATOMIC_RELAXED);
+        CHECK(conn->received != NULL);
+        const char *first = conn->received;
+        char head = first[0];
+        for (int i = 0; i < 3 && crl_conn_take(conn, buf + n, 1) == 1; i++)
+            n++;
+        CHECK_EQ(buf[0], head);
+        n += crl_conn_take(conn, buf + n, sizeof buf - n);
+        CHECK_EQ(conn->received_len, 0);
+        CHECK(conn->received == NULL);
+        CHECK_EQ(crl_conn_take(conn, buf, sizeof buf), 0);
+    } else {
+        ssize_t r = crl_read(conn->fd, buf, sizeof buf);
+        if (r <= 0)
+            return (int)r;
+        n = (size_t)r;
+    }
+    ssize_t w = crl_write_all(conn->fd, buf, n);
+    return w < 0 ? (int)w : CRL_CONN_WHEN_READABLE;
+}
+
+static void fill(char *buf, size_t len, unsigned seed)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = (char)('a' + (seed + i * 7) % 26);
+}
+
+/* Send len patterned bytes on fd and read the same back. */
+static void echo_check(int fd, size_t len, unsigned seed)
+{
+    char out[6000] = {0}, in[6000];
+    CHECK(len <= sizeof out);
+    fill(out, len, seed);
+    CHECK_EQ(crl_write_all(fd, out, len), (ssize_t)len);
+    for (size_t got = 0; got < len;) {
+        ssize_t r = crl_read(fd, in + got, len - got);
+        CHECK_GE(r, 1);
+        got += (size_t)r;
+    }
+    CHECK(memcmp(in, out, len) == 0);
+}
+
+/* The io_uring backend receives a woken connection's first bytes (unless this kernel has no
+ * buffer rings, which it says by never doing it); epoll never does. */
+static void check_received_wakes(const struct fixture *f)
+{
+    if (strcmp(crl_io_backend(), "io_uring") == 0)
+        CHECK_GE(f->received_wakes, 1);
+    else
+        CHECK_EQ(f->received_wakes, 0);
+}
+
+static void echoes_every_size(struct fixture *f)
+{
+    static const size_t sizes[] = {1, 7, 100, 2047, 2048, 2049, 3000, 5000, 1};
+    int fd = crl_tcp_connect(f->addr, CRL_NO_DEADLINE);
+    CHECK_GE(fd, 0);
+    for (unsigned i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        echo_check(fd, sizes[i], i);
+    crl_close(fd);
+    for (int i = 0; i < 200 && conns_live() > 0; i++)
+        CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0);
+    CHECK_EQ(conns_live(), 0); /* the end of stream woke it, with nothing received */
+    check_received_wakes(f);
+}
+
+/* Bytes received as a connection wakes come in order and whole, whatever their size: more
+ * than a pool buffer holds comes in that buffer and then from the socket. */
+TEST_PLAIN(serve_receive_on_wake_delivers_every_byte)
+{
+    struct fixture f = {.fn = echo_received, .opts = {.receive_on_wake = true}};
+    run_scenario(1, &f, echoes_every_size);
+}
+
+enum { BURST = 150 }; /* more connections than the pool has buffers */
+
+static void bursts(struct fixture *f)
+{
+    static int fds[BURST];
+    for (int i = 0; i < BURST; i++) {
+        fds[i] = crl_tcp_connect(f->addr, CRL_NO_DEADLINE);
+        CHECK_GE(fds[i], 0);
+    }
+    CHECK_EQ(crl_sleep_ns(10 * CRL_MSEC_NS), 0); /* every one is waiting without a task */
+    for (int round = 0; round < 3; round++) {
+        char msg[64];
+        for (int i = 0; i < BURST; i++) { /* plain writes: the core serves none meanwhile */
+            fill(msg, sizeof msg, (unsigned)(i + round));
+            CHECK_EQ(write(fds[i], msg, sizeof msg), (ssize_t)sizeof msg);
+        }
+        for (int i = 0; i < BURST; i++) {
+            char want[64], got[64];
+            fill(want, sizeof want, (unsigned)(i + round));
+            for (size_t n = 0; n < sizeof got;) {
+                ssize_t r = crl_read(fds[i], got + n, sizeof got - n);
+                CHECK_GE(r, 1);
+                n += (size_t)r;
+            }
+            CHECK(memcmp(got, want, sizeof got) == 0);
+        }
+    }
+    for (int i = 0; i < BURST; i++)
+        crl_close(fds[i]);
+    for (int i = 0; i < 500 && conns_live() > 0; i++)
+        CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0);
+    CHECK_EQ(conns_live(), 0);
+    check_received_wakes(f);
+    CHECK_LT(f->received_wakes, 3 * BURST); /* some found the pool empty */
+}
+
+/* More connections wake at once than the core's pool has buffers, and each holds its buffer
+ * a while: those that find the pool empty read their bytes from the socket, and every byte
+ * still comes back. */
+TEST_PLAIN(serve_receive_on_wake_survives_an_empty_pool)
+{
+    struct fixture f = {
+        .fn = echo_received, .opts = {.receive_on_wake = true}, .hold_ns = 20 * CRL_MSEC_NS};
+    run_scenario(1, &f, bursts);
+}
+
+static void stopped_with_received(struct fixture *f)
+{
+    int fd = crl_tcp_connect(f->addr, CRL_NO_DEADLINE);
+    CHECK_GE(fd, 0);
+    echo_check(fd, 10, 1);
+    stop_server(f);
+    char c;
+    CHECK_EQ(crl_read(fd, &c, 1), 0); /* the stop ends the waiting connection */
+    crl_close(fd);
+}
+
+/* Without the option, a woken connection finds nothing received. */
+TEST_PLAIN(serve_received_is_empty_without_the_option)
+{
+    struct fixture f = {.fn = echo_received};
+    run_scenario(1, &f, stopped_with_received);
+    CHECK_EQ(f.received_wakes, 0);
 }
