@@ -105,7 +105,9 @@ struct crl__stack_class {
     size_t size;
     struct crl_task *free; /* LIFO of recycled stacks, by the task record at their top */
     size_t nfree;
-    size_t low;             /* fewest cached since the last trim: that many sat unused all along */
+    size_t low; /* fewest cached since the last trim: that many sat unused all along */
+    struct crl_task *seen_free; /* free and nfree when crl__stack_settle last looked */
+    size_t seen_nfree;
     struct crl__slab *slab; /* fresh stacks are carved from one mapping of several */
     char *carve;            /* the next stack to carve from it */
     size_t slab_left;       /* stacks still to carve from it */
@@ -118,11 +120,14 @@ struct crl__stack_pool {
     struct crl_task *released; /* stacks to give back once the loop is off them */
     unsigned serial;           /* stacks made so far, spreads stack tops over L1 sets */
     int64_t trimmed_ns;        /* when crl__stack_trim last ran */
+    int64_t settle_after_ns;   /* when crl__stack_settle may look again */
 };
 
 /* ---- Tasks ---------------------------------------------------------------------------------- */
 
-enum crl__task_state { CRL__RUNNABLE, CRL__RUNNING, CRL__PARKED, CRL__DONE };
+/* CRL__SETTLED: a cached stack's record whose pages went back (crl__stack_settle); a spawn
+ * that takes the stack sets the state anew, which clears it at no cost of its own. */
+enum crl__task_state { CRL__RUNNABLE, CRL__RUNNING, CRL__PARKED, CRL__DONE, CRL__SETTLED };
 
 struct crl_task {
     void *sp;                  /* saved stack pointer while switched out */
@@ -193,6 +198,7 @@ struct crl__token_slot {
 struct crl__runtime;
 struct crl__io_core;
 struct crl__smp_core;
+struct crl__http_core;
 
 struct crl__core {
     unsigned id;                  /* index among the runtime's cores; core 0 runs the root task */
@@ -200,6 +206,7 @@ struct crl__core {
     struct crl__runtime *rt;      /* the runtime layer's (opaque here) */
     struct crl__io_core *io;      /* the I/O layer's part of this core (opaque here) */
     struct crl__smp_core *smp;    /* the cross-core layer's part (opaque here) */
+    struct crl__http_core *http;  /* the HTTP layer's part (opaque here) */
     struct crl_task *cur;         /* running task, or &loop while the loop runs */
     struct crl_task loop;         /* the scheduler's own context (the thread's stack) */
     struct crl_task *runq_head, *runq_tail;
@@ -390,6 +397,9 @@ static inline struct crl_task *crl__task_alloc_fast(struct crl__core *c)
  * also the bound on what idle connections' tasks leave resident (issue 20: a server whose
  * connections wait without a task must not keep the stacks of a burst of 10 000 of them). */
 enum { CRL__MAX_CACHED_STACKS = 1024 };
+/* Of those, the most recently used this many keep their pages; the others give back all but
+ * their top page (the task record) when the core is next idle (crl__stack_settle). */
+enum { CRL__HOT_STACKS = 64 };
 
 static inline bool crl__task_free_fast(struct crl__core *c, struct crl_task *t)
 {
@@ -408,6 +418,15 @@ void crl__stack_reap(struct crl__core *c);
 /* Release half of the stacks that stayed cached and unused since the last trim (the
  * coldest), then start the next period; crl__stack_reap gives them back. */
 void crl__stack_trim(struct crl__core *c);
+/* On an idle core, at most every CRL__SETTLE_NS: the cached stacks below the hot ones give
+ * back the pages their last tasks touched (a burst's worth: an idle server's connections
+ * going back to wait without a task), so that the cache's resident size stays near
+ * CRL__HOT_STACKS stacks whatever its length. Nothing to do (the cache unchanged since the
+ * last look) costs two compares; a look walks the hot stacks and those cached since. */
+void crl__stack_settle(struct crl__core *c, int64_t now_ns);
+#define CRL__SETTLE_NS (100 * CRL_MSEC_NS)
+/* When an idle core should wake to settle (-1: nothing changed since the last look). */
+int64_t crl__stack_next_settle_ns(const struct crl__core *c);
 void crl__stack_pool_fini(struct crl__core *c);
 /* When an idle core should wake to trim its stack cache (-1: nothing to give back), and the
  * trim itself once it is due. */

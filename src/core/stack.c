@@ -313,6 +313,55 @@ void crl__stack_trim(struct crl__core *c)
     }
 }
 
+/* All of t's stack below the page of its record (whose link keeps t in the cache). */
+static void stack_settle(struct crl_task *t)
+{
+    char *low = t->stack.base + CRL__STACK_GUARD;
+    char *top = (char *)((uintptr_t)t & ~(uintptr_t)(crl__page_size() - 1));
+    if (top > low)
+        madvise(low, (size_t)(top - low), MADV_DONTNEED);
+}
+
+/* A class whose cache may hold unsettled stacks below the hot ones: it changed since the
+ * last look (a change that leaves both its top and its length as they were waits for the
+ * next one). */
+static bool settle_pending(const struct crl__stack_class *cls)
+{
+    return cls->nfree > CRL__HOT_STACKS &&
+           (cls->free != cls->seen_free || cls->nfree != cls->seen_nfree);
+}
+
+int64_t crl__stack_next_settle_ns(const struct crl__core *c)
+{
+    for (int i = 0; i < CRL__STACK_CLASSES; i++)
+        if (settle_pending(&c->stacks.cls[i]))
+            return c->stacks.settle_after_ns;
+    return -1;
+}
+
+/* The cache is a LIFO, so its settled stacks are always a tail of it: below the hot ones,
+ * every stack up to the first settled one was cached (or was hot) since the last look. */
+void crl__stack_settle(struct crl__core *c, int64_t now_ns)
+{
+    if (now_ns < c->stacks.settle_after_ns)
+        return;
+    for (int i = 0; i < CRL__STACK_CLASSES; i++) {
+        struct crl__stack_class *cls = &c->stacks.cls[i];
+        if (!settle_pending(cls))
+            continue;
+        cls->seen_free = cls->free;
+        cls->seen_nfree = cls->nfree;
+        c->stacks.settle_after_ns = now_ns + CRL__SETTLE_NS;
+        struct crl_task *t = cls->free;
+        for (size_t k = 0; t && k < CRL__HOT_STACKS; k++)
+            t = t->run_next;
+        for (; t && t->state != CRL__SETTLED; t = t->run_next) {
+            stack_settle(t);
+            t->state = CRL__SETTLED;
+        }
+    }
+}
+
 void crl__stack_reap(struct crl__core *c)
 {
     struct crl_task *t = c->stacks.released;
@@ -330,6 +379,8 @@ void crl__stack_pool_fini(struct crl__core *c)
             slab_put(cls->slab, (unsigned)cls->slab_left);
         cls->free = NULL;
         cls->nfree = 0;
+        cls->seen_free = NULL;
+        cls->seen_nfree = 0;
         cls->slab = NULL;
         cls->carve = NULL;
         cls->slab_left = 0;

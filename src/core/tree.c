@@ -15,6 +15,7 @@ const char *crl__task_state_name(enum crl__task_state s)
     case CRL__RUNNING: return "running";
     case CRL__PARKED: return "parked";
     case CRL__DONE: return "done";
+    case CRL__SETTLED: return "cached";
     }
     return "?";
 }

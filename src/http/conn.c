@@ -15,7 +15,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-__thread struct crl__http_stats crl__http_stats;
+static __thread struct crl__http_core no_runtime_http;
+
+struct crl__http_core *crl__http_core(void) { return crl__cur ? crl__cur->http : &no_runtime_http; }
 /* Where a connection served without a runtime (the fuzzers' memory transport) counts. */
 static __thread struct crl_stats no_runtime_stats;
 
@@ -62,7 +64,7 @@ int crl__http_flush(struct crl__http_conn *c, const struct iovec *extra, int n)
     c->out_len = 0;
     for (struct iovec *v = iov; cnt > 0;) {
         ssize_t w = c->io->writev(c->io_ctx, v, cnt, c->write_deadline_ns);
-        crl__http_stats.writes++;
+        c->hc->stats.writes++;
         if (w <= 0) {
             if (w == -ETIMEDOUT)
                 CRL__COUNT(c->stats, http_timeouts[CRL_HTTP_TIMEOUT_WRITE]);
@@ -189,7 +191,7 @@ int crl__http_head(struct crl__http_conn *c, int status, const char *content_typ
     *p++ = ' ';
     p = put(p, reason.text, reason.len);
     p = PUT_LIT(p, "\r\nDate: ");
-    p = put(p, crl__http_date(now), CRL__HTTP_DATE_LEN);
+    p = put(p, crl__http_date(&c->hc->date, now), CRL__HTTP_DATE_LEN);
     if (content_type) {
         p = PUT_LIT(p, "\r\nContent-Type: ");
         p = put(p, content_type, tlen);
@@ -217,7 +219,7 @@ void crl__http_send_error(struct crl__http_conn *c, int status)
 {
     c->must_close = true;
     c->linger = true;
-    crl__http_stats.errors++;
+    c->hc->stats.errors++;
     if (c->res.state != CRL__RES_NONE)
         return; /* a response is already on its way: closing is all we can do */
     c->res.hdrs_len = 0;
@@ -239,8 +241,8 @@ static ssize_t transport_read(struct crl__http_conn *c, int64_t deadline_ns)
     size_t len = c->in_cap - c->in_len;
     if (c->out_len && !c->write_err && c->io->write_read) {
         int werr = 0;
-        crl__http_stats.writes++;
-        crl__http_stats.reads++;
+        c->hc->stats.writes++;
+        c->hc->stats.reads++;
         n = c->io->write_read(c->io_ctx, c->out, c->out_len, c->write_deadline_ns, buf, len,
                               deadline_ns, &werr);
         size_t sent = c->out_len;
@@ -256,7 +258,7 @@ static ssize_t transport_read(struct crl__http_conn *c, int64_t deadline_ns)
     } else {
         if (crl__http_flush(c, NULL, 0))
             return -EPIPE;
-        crl__http_stats.reads++;
+        c->hc->stats.reads++;
         n = c->io->read(c->io_ctx, buf, len, deadline_ns);
     }
     if (n > 0) {
@@ -332,11 +334,13 @@ static void count_head_timeout(struct crl__http_conn *c, bool idle, bool first)
 enum { HEAD_CLOSE = -1, HEAD_PARKED = -2 };
 
 /* A connection that may park waits this long in its task first (0: parks at once). Parking
- * costs a task's end and start, a readiness wait and a receive of its own: more than waiting
- * in place, where the last response's send and the next receive go in one submission. A
- * busy connection (pipelined or back-to-back requests) never pays it; an idle one gives its
- * stack back after this long. A variable so that tests and bench-instr can change it. */
-int64_t crl__http_park_after_ns = 20 * CRL_MSEC_NS;
+ * costs a task's end and start and a readiness wait: more than waiting in place, where the
+ * last response's send and the next receive go in one submission. A busy connection
+ * (pipelined or back-to-back requests) never pays it; an idle one gives its stack back after
+ * this long (and the core's stack cache gives back the stacks' pages, crl__stack_settle). At
+ * 20 ms, 800 busy connections cost 4-6% more CPU a request than at 1 s, with 0.05% of their
+ * requests parking (bench/RESULTS.md). A variable so that tests and bench-instr can change it. */
+int64_t crl__http_park_after_ns = CRL_SEC_NS;
 
 /* Between requests (or before the first), with every byte received parsed: write what is
  * buffered and return to wait without a task (HEAD_PARKED), or HEAD_CLOSE if the write
@@ -555,6 +559,7 @@ static int conn_init(struct crl__http_conn *c, const struct crl_http_limits *lim
     c->hdrs_cap = CRL__HTTP_HDRS_INLINE;
     c->write_deadline_ns = CRL_NO_DEADLINE;
     c->stats = crl__cur ? &crl__cur->stats : &no_runtime_stats;
+    c->hc = crl__http_core();
     crl__http_parse_init(c);
     return 0;
 }

@@ -1,6 +1,7 @@
 /* date.c - the Date header's value (RFC 9110 IMF-fixdate), formatted at most once a second
- * per thread: every response carries it, and formatting a date costs more than the rest of
- * a small response head. A __thread cache works inside and outside a runtime (the fuzzer).
+ * per core: every response carries it, and formatting a date costs more than the rest of a
+ * small response head. The cache is the core's (struct crl__http_core), or a thread's own
+ * outside a runtime (the fuzzer).
  *
  * The cache is checked against the monotonic time the response head reads anyway (for its
  * write deadline), so that a response reads one clock, not two: the wall clock is read only
@@ -9,13 +10,6 @@
 #include "../core/clock.h"
 
 #include <time.h>
-
-struct date_cache {
-    int64_t until_ns; /* CLOCK_MONOTONIC_COARSE time at which text's second ends (0: none) */
-    char text[CRL__HTTP_DATE_LEN + 1];
-};
-
-static __thread struct date_cache cache;
 
 static void put2(char *p, int v)
 {
@@ -48,15 +42,15 @@ static void format(char *p, time_t sec)
     p[25] = ' ', p[26] = 'G', p[27] = 'M', p[28] = 'T', p[29] = '\0';
 }
 
-const char *crl__http_date(int64_t now_ns)
+const char *crl__http_date(struct crl__http_date_cache *cache, int64_t now_ns)
 {
-    if (now_ns < cache.until_ns)
-        return cache.text;
+    if (now_ns < cache->until_ns)
+        return cache->text;
     /* The coarse clocks move together, at the tick: read after now_ns, the wall clock is as
      * new or newer, so the end of its second lands at or before the real one (at worst a
      * refresh comes a tick early and formats the same second again). */
     struct timespec ts = crl__clock_wall_coarse();
-    format(cache.text, ts.tv_sec);
-    cache.until_ns = now_ns + (CRL_SEC_NS - ts.tv_nsec);
-    return cache.text;
+    format(cache->text, ts.tv_sec);
+    cache->until_ns = now_ns + (CRL_SEC_NS - ts.tv_nsec);
+    return cache->text;
 }

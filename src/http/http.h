@@ -33,14 +33,31 @@ struct crl__http_io {
     void (*linger)(void *ctx); /* closing with input unread: half-close, drain (may be NULL) */
 };
 
-/* Counters of the calling thread (one per core), for tests (the public ones, requests and
- * bytes, are the core's struct crl_stats). */
+/* Counters of a core, for tests (the public ones, requests and bytes, are the core's
+ * struct crl_stats). */
 struct crl__http_stats {
     uint64_t reads;  /* transport reads */
     uint64_t writes; /* transport writes (one per flush of the output buffer) */
     uint64_t errors; /* error responses (4xx/5xx made by the server itself) */
 };
-extern __thread struct crl__http_stats crl__http_stats;
+
+enum { CRL__HTTP_DATE_LEN = 29 };
+
+/* The Date header's value for the second at hand (date.c). */
+struct crl__http_date_cache {
+    int64_t until_ns; /* CLOCK_MONOTONIC_COARSE time at which text's second ends (0: none) */
+    char text[CRL__HTTP_DATE_LEN + 1];
+};
+
+/* The HTTP layer's part of a core: one in every executor (runtime.h), reached through the
+ * current-core pointer, so that cores that one thread drives in turn keep theirs apart.
+ * Outside a runtime (the fuzzers, the oracle) a thread's own stands in. */
+struct crl__http_core {
+    struct crl__http_stats stats;
+    struct crl__http_date_cache date;
+};
+/* The calling core's part, or the thread's stand-in outside a runtime. */
+struct crl__http_core *crl__http_core(void);
 
 /* One header of the request: offsets and lengths from the start of the message. */
 struct crl__http_hdr {
@@ -117,6 +134,7 @@ struct crl__http_conn {
     const struct crl__http_io *io;
     void *io_ctx;
     struct crl_stats *stats;    /* the serving core's counters (a dummy without a runtime) */
+    struct crl__http_core *hc;  /* the serving core's HTTP part (crl__http_core()) */
     struct crl_http_limits lim; /* defaults filled in */
     crl_http_handler_fn *handler;
     void *ctx;
@@ -250,8 +268,7 @@ struct crl__http_reason {
 struct crl__http_reason crl__http_reason(int status);
 
 /* date.c: the current "Date" value, "Sun, 06 Nov 1994 08:49:37 GMT" (29 bytes, NUL
- * terminated), formatted at most once a second per thread; now_ns is crl__now_coarse_ns(). */
-enum { CRL__HTTP_DATE_LEN = 29 };
-const char *crl__http_date(int64_t now_ns);
+ * terminated), formatted into cache at most once a second; now_ns is crl__now_coarse_ns(). */
+const char *crl__http_date(struct crl__http_date_cache *cache, int64_t now_ns);
 
 #endif

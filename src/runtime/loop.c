@@ -48,8 +48,9 @@ static bool keep_running(struct crl__executor *ex)
 }
 
 /* Nothing runnable: with several cores, poll for messages a while (a wake-up costs more
- * than the poll), then sleep in the backend until the next timer or stack trim. With nothing
- * that could ever wake a task (core 0 only: the others wait for calls from it), a deadlock. */
+ * than the poll), then sleep in the backend until the next timer, stack trim or settle. With
+ * nothing that could ever wake a task (core 0 only: the others wait for calls from it), a deadlock.
+ */
 static void idle_wait(struct crl__executor *ex)
 {
     struct crl__core *c = &ex->core;
@@ -58,7 +59,9 @@ static void idle_wait(struct crl__executor *ex)
         ex->smp.remote_pending == 0 && c->id == 0)
         crl__deadlock(c);
     crl__stack_trim_if_due(c);
+    crl__stack_settle(c, c->now_ns);
     int64_t deadline = earlier(next, crl__stack_next_trim_ns(c)), poll_ns;
+    deadline = earlier(deadline, crl__stack_next_settle_ns(c));
     int64_t start = crl_now_ns();
     if (crl__smp_idle_poll(c, &poll_ns)) {
         int64_t until = crl__deadline_after(start, poll_ns);
@@ -77,27 +80,34 @@ static void idle_wait(struct crl__executor *ex)
     account_idle(ex, start);
 }
 
-void crl__loop(struct crl__executor *ex)
+bool crl__loop_turn(struct crl__executor *ex)
 {
     struct crl__core *c = &ex->core;
+    if (!keep_running(ex))
+        return false;
+    CRL__COUNT(&c->stats, loop_turns);
+    sample_runq(c);
+    crl__dump_poll(ex, &ex->dump);
+    crl__run_next(c, ex->io.pending != 0);
+    if (c->runq_head)
+        crl__io_poll(c);
+    else if (keep_running(ex))
+        idle_wait(ex);
+    crl__smp_poll(c);
+    /* The clock once a turn, timers armed or not: the tasks' spawn and switch-in times (for
+     * the dump) are this cached value, at no clock read of their own. */
+    c->now_ns = crl_now_ns();
+    if (c->wheel.count)
+        crl__wheel_advance(&c->wheel, c->now_ns);
+    return true;
+}
+
+void crl__loop(struct crl__executor *ex)
+{
     ex->busy_since_ns = crl_now_ns();
     atomic_store_explicit(&ex->dump.loop_state, CRL__DUMP_LOOPING, memory_order_release);
-    while (keep_running(ex)) {
-        CRL__COUNT(&c->stats, loop_turns);
-        sample_runq(c);
-        crl__dump_poll(ex, &ex->dump);
-        crl__run_next(c, ex->io.pending != 0);
-        if (c->runq_head)
-            crl__io_poll(c);
-        else if (keep_running(ex))
-            idle_wait(ex);
-        crl__smp_poll(c);
-        /* The clock once a turn, timers armed or not: the tasks' spawn and switch-in times
-         * (for the dump) are this cached value, at no clock read of their own. */
-        c->now_ns = crl_now_ns();
-        if (c->wheel.count)
-            crl__wheel_advance(&c->wheel, c->now_ns);
-    }
+    while (crl__loop_turn(ex))
+        ;
     atomic_store_explicit(&ex->dump.loop_state, CRL__DUMP_LEFT_LOOP, memory_order_release);
 }
 
@@ -109,6 +119,7 @@ void crl__executor_wire(struct crl__executor *ex, struct crl__runtime *rt, unsig
     c->rt = rt;
     c->io = &ex->io;
     c->smp = &ex->smp;
+    c->http = &ex->http;
     ex->io.wake_fd = -1;
     ex->smp.group = &rt->smp;
     ex->smp.wake = crl__io_wake;

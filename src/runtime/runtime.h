@@ -10,6 +10,7 @@
 #define CRL_RUNTIME_RUNTIME_H
 
 #include "../core/core.h"
+#include "../http/http.h"
 #include "../io/io.h"
 #include "../smp/smp.h"
 #include "dump.h"
@@ -31,6 +32,7 @@ struct crl__executor {
     struct crl__core core;
     struct crl__io_core io;
     struct crl__smp_core smp;
+    struct crl__http_core http;
     struct crl__stall_core stall; /* the stall detector's sample of this core */
     int64_t busy_since_ns;        /* when the core last left an idle wait (loop.c) */
     struct crl__dump_core dump;   /* crl_dump's requests to this core and its answers */
@@ -68,6 +70,12 @@ static inline struct crl__executor *crl__executor_of(struct crl__core *c)
 /* loop.c: run core c until its root scope has no live task (core 0), or until the runtime
  * stops (the others). */
 void crl__loop(struct crl__executor *ex);
+/* One turn of crl__loop: run what is runnable, poll or wait for I/O (an idle core waits in
+ * the backend), take the other cores' messages, fire the timers due. false, doing nothing,
+ * once the core is done. crl__loop calls it while it returns true; a driver of several
+ * cores on one thread (a simulator) can call it for each core in turn, with crl__cur set to
+ * that core. */
+bool crl__loop_turn(struct crl__executor *ex);
 /* Link ex's parts and set the hooks through which they reach each other. */
 void crl__executor_wire(struct crl__executor *ex, struct crl__runtime *rt, unsigned id);
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -330,4 +331,70 @@ TEST(a_burst_leaves_at_most_the_bound_cached)
     CHECK_EQ(crl_scope_run(burst_body, &go), 0);
     CHECK_LT(c->stacks.cls[0].nfree, (size_t)CRL__MAX_CACHED_STACKS + 1);
     CHECK_GE(c->stacks.cls[0].nfree, (size_t)CRL__MAX_CACHED_STACKS / 2);
+}
+
+/* ---- Settling the cache: stacks below the hot ones give their pages back ----------------- */
+
+enum { SETTLE_TASKS = 300, SETTLE_TOUCH = 3 * 4096 };
+
+struct settle {
+    struct crl_event go;
+    char *deep[SETTLE_TASKS]; /* a page of each task's stack that it touched, deep down */
+    int started;
+};
+
+static int touch_deep_and_wait(void *arg)
+{
+    struct settle *st = arg;
+    volatile char buf[SETTLE_TOUCH];
+    for (size_t i = 0; i < sizeof buf; i += 512)
+        buf[i] = (char)i;
+    st->deep[st->started++] = (char *)((uintptr_t)&buf[0] & ~(uintptr_t)4095);
+    CHECK_EQ(crl_event_wait(&st->go), 0);
+    return buf[512] == (char)512 ? 0 : -EIO; /* its page is its own while it runs */
+}
+
+static int settle_burst(struct crl_scope *s, void *arg)
+{
+    struct settle *st = arg;
+    for (int i = 0; i < SETTLE_TASKS; i++)
+        CHECK_EQ(crl_spawn(s, touch_deep_and_wait, st), 0);
+    CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0); /* every one has started */
+    crl_event_set(&st->go);
+    return 0;
+}
+
+static int resident_pages(struct settle *st)
+{
+    int n = 0;
+    for (int i = 0; i < SETTLE_TASKS; i++) {
+        unsigned char v = 0;
+        CHECK_EQ(mincore(st->deep[i], 4096, &v), 0);
+        n += v & 1;
+    }
+    return n;
+}
+
+static int settle_main(void *arg)
+{
+    struct settle *st = arg;
+    for (int round = 0; round < 2; round++) { /* the second reuses settled stacks */
+        st->started = 0;
+        crl_event_clear(&st->go);
+        CHECK_EQ(crl_scope_run(settle_burst, st), 0);
+        CHECK_EQ(st->started, SETTLE_TASKS);
+        CHECK_GE(resident_pages(st), SETTLE_TASKS - 5); /* cached, pages and all, at first */
+        CHECK_EQ(crl_sleep_ns(CRL__SETTLE_NS + 20 * CRL_MSEC_NS), 0); /* idle: it settles */
+        CHECK_LT(resident_pages(st), CRL__HOT_STACKS + 5);
+    }
+    return 0;
+}
+
+/* A burst's stacks stay cached (so the next burst needs no mmap), but once the core is idle
+ * all but the most recently used CRL__HOT_STACKS give back the pages their tasks touched. */
+TEST_PLAIN(idle_core_settles_cached_stacks_below_the_hot_ones)
+{
+    static struct settle st;
+    struct crl_config cfg = {.cores = 1, .stack_trim_ns = -1}; /* no trim: the cache stays */
+    CHECK_EQ(crl_run(&cfg, settle_main, &st), 0);
 }

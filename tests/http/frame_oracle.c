@@ -80,13 +80,13 @@ static void run_stream(const char *data, size_t len, size_t piece, FILE *out)
     pieces[n] = NULL;
     struct record r = {.out = out};
     struct crl_http_limits lim = {.max_body = MAX_BODY};
-    uint64_t errors = crl__http_stats.errors;
+    uint64_t errors = crl__http_core()->stats.errors;
     crl__http_conn_serve(&conn, &mem_transport, &m, &lim, record_handler, &r);
     if (!m.out)
         m.out = calloc(1, 1);
     if (r.body_err == -ECONNRESET)
         fprintf(out, "E truncated 0 0\n");
-    else if (crl__http_stats.errors != errors)
+    else if (crl__http_core()->stats.errors != errors)
         fprintf(out, "E reject %d 0\n", last_status(m.out));
     else if (r.closed)
         fprintf(out, "E closed 0 0\n");

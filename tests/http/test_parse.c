@@ -874,7 +874,7 @@ TEST_PLAIN(upgrade_request_is_answered_then_closed)
 /* The Date header is an IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT". */
 TEST_PLAIN(date_header_is_imf_fixdate)
 {
-    const char *d = crl__http_date(crl__now_coarse_ns());
+    const char *d = crl__http_date(&crl__http_core()->date, crl__now_coarse_ns());
     char day[4], mon[4];
     int mday, year, h, m, s, n = 0;
     CHECK_EQ(sscanf(d, "%3[A-Za-z], %2d %3s %4d %2d:%2d:%2d GMT%n", day, &mday, mon, &year, &h, &m,
@@ -884,7 +884,8 @@ TEST_PLAIN(date_header_is_imf_fixdate)
     CHECK(strlen(day) == 3 && strstr("Mon,Tue,Wed,Thu,Fri,Sat,Sun", day) != NULL);
     CHECK(strstr("JanFebMarAprMayJunJulAugSepOctNovDec", mon) != NULL);
     CHECK_GE(year, 2024);
-    CHECK(crl__http_date(crl__now_coarse_ns()) == d); /* one cached string per thread */
+    CHECK(crl__http_date(&crl__http_core()->date, crl__now_coarse_ns()) ==
+          d); /* one cached string per core */
 }
 
 /* The wall clock's second, coarse: what the Date header must show. */
@@ -901,11 +902,11 @@ TEST_PLAIN(date_header_follows_the_wall_clock_second)
 {
     char before[CRL__HTTP_DATE_LEN + 1];
     time_t sec = wall_second();
-    strcpy(before, crl__http_date(crl__now_coarse_ns()));
+    strcpy(before, crl__http_date(&crl__http_core()->date, crl__now_coarse_ns()));
     while (wall_second() == sec) /* at most a second */
         nanosleep(&(struct timespec){.tv_nsec = 5 * 1000 * 1000}, NULL);
     time_t next = wall_second();
-    const char *after = crl__http_date(crl__now_coarse_ns());
+    const char *after = crl__http_date(&crl__http_core()->date, crl__now_coarse_ns());
     if (wall_second() != next)
         return; /* a second went by again meanwhile: nothing to compare (rare) */
     CHECK(strcmp(before, after) != 0);

@@ -180,13 +180,13 @@ static int keepalive_client(struct srv *s)
     send_str(fd, get_req);
     read_until(fd, buf, sizeof buf, "hello", 1);
     CHECK(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
-    uint64_t writes = crl__http_stats.writes;
+    uint64_t writes = crl__http_core()->stats.writes;
     char batch[sizeof get_req * 4];
     snprintf(batch, sizeof batch, "%s%s%s%s", get_req, get_req, get_req, get_req);
     send_str(fd, batch);
     read_until(fd, buf, sizeof buf, "hello", 4);
     CHECK_EQ(count_str(buf, "HTTP/1.1 200 OK\r\n"), 4);
-    CHECK_EQ(crl__http_stats.writes - writes, 1); /* four responses, one write */
+    CHECK_EQ(crl__http_core()->stats.writes - writes, 1); /* four responses, one write */
     CHECK_EQ(crl_close(fd), 0);
     return 0;
 }
@@ -378,6 +378,16 @@ static int many_idle_client(struct srv *s)
     return 0;
 }
 
+/* with_server with connections parking after 20 ms instead of the default second, so that
+ * the tests of parked connections wait less. */
+static void with_parking_soon(struct srv *s, int (*client)(struct srv *))
+{
+    int64_t saved = crl__http_park_after_ns;
+    crl__http_park_after_ns = 20 * CRL_MSEC_NS;
+    with_server(s, client);
+    crl__http_park_after_ns = saved;
+}
+
 /* A parked connection wakes with its first bytes received for it (io_uring: at most a pool
  * buffer, 2 KiB): a head longer than that, and a body behind it, are read on from the socket
  * and parsed as one request. */
@@ -407,7 +417,7 @@ static int long_head_after_park_client(struct srv *s)
 TEST(parked_connection_reads_a_head_longer_than_its_wake_up)
 {
     struct srv s = {0};
-    with_server(&s, long_head_after_park_client);
+    with_parking_soon(&s, long_head_after_park_client);
     CHECK_EQ(s.calls, 3);
 }
 
@@ -439,14 +449,14 @@ static int silent_new_client(struct srv *s)
 TEST(silent_new_connections_hold_no_task)
 {
     struct srv s = {.opts.limits.header_timeout_ns = 300 * CRL_MSEC_NS};
-    with_server(&s, silent_new_client);
+    with_parking_soon(&s, silent_new_client);
     CHECK_EQ(s.calls, 0);
 }
 
 TEST(idle_keepalive_connections_hold_no_task)
 {
     struct srv s = {0};
-    with_server(&s, many_idle_client);
+    with_parking_soon(&s, many_idle_client);
     CHECK_EQ(s.calls, 2 * IDLE_CONNS + IDLE_CONNS / 2);
 }
 
@@ -820,4 +830,39 @@ TEST_PLAIN(handler_calls_another_core)
     TEST_NEED_CORES(2);
     struct srv s = {0};
     CHECK_EQ(crl_run(&(struct crl_config){.cores = 2}, two_core_main, &s), 0);
+}
+
+/* ---- The HTTP layer's per-core part ------------------------------------------------------ */
+
+static struct crl__http_core *http_parts[2];
+
+static int note_http_part(void *arg)
+{
+    (void)arg;
+    http_parts[crl_core_id()] = crl__http_core();
+    return 0;
+}
+
+static int note_each_core(struct crl_scope *s, void *arg)
+{
+    for (unsigned core = 0; core < 2; core++)
+        CHECK_EQ(crl_spawn_on(s, core, note_http_part, arg), 0);
+    return 0;
+}
+
+static int note_parts(void *arg) { return crl_scope_run(note_each_core, arg); }
+
+/* Each core has its own Date cache and counters, reached through the current core, and a
+ * thread outside a runtime has one of its own: no __thread state is shared by the cores that
+ * one thread may drive. */
+TEST_PLAIN(http_state_is_each_cores_own)
+{
+    TEST_NEED_CORES(2);
+    struct crl_config cfg = {.cores = 2};
+    CHECK_EQ(crl_run(&cfg, note_parts, NULL), 0);
+    CHECK(http_parts[0] != NULL && http_parts[1] != NULL);
+    CHECK(http_parts[0] != http_parts[1]);
+    struct crl__http_core *outside = crl__http_core();
+    CHECK(outside != http_parts[0] && outside != http_parts[1]);
+    CHECK(crl__http_core() == outside);
 }
