@@ -627,4 +627,5 @@ const struct crl__io_ops crl__io_epoll_ops = {
     .cancel = ep_cancel,
     .wait = ep_wait,
     .forget = ep_forget,
+    .sys = &crl__kernel_sys,
 };

@@ -564,7 +564,7 @@ int crl_close(int fd)
         c->io->ops->forget(c, fd);
     crl__fd_check(fd); /* closing another core's fd is a use too */
     crl__fd_release(fd);
-    int rc = close(fd) == 0 ? 0 : -errno;
+    int rc = (c && c->io->ops ? c->io->ops->sys : &crl__kernel_sys)->close(fd);
     if (c && c->io->fd_freed.waiters_.head_)
         crl_event_set(&c->io->fd_freed); /* an accept may be waiting for an fd */
     return rc;

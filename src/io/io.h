@@ -127,6 +127,24 @@ void crl__io_wake(struct crl__core *c);
 /* The dump's describer of io's parks: an operation ("read fd 7"), a blocking-pool job. */
 crl__wait_describer crl__io_describe_wait;
 
+/* The synchronous calls on a backend's fds, each 0 (socket: the new fd) or -errno. io_uring
+ * and epoll share the kernel's (crl__kernel_sys, sys.c); a simulated backend gives calls on
+ * its own fds, so that no socket a task sees reaches the kernel. */
+struct crl__sys_ops {
+    int (*socket)(int family, int type); /* SOCK_NONBLOCK | SOCK_CLOEXEC always added */
+    int (*setsockopt)(int fd, int level, int name, const void *val, socklen_t len);
+    int (*bind)(int fd, const struct sockaddr *addr, socklen_t len);
+    int (*listen)(int fd, int backlog);
+    int (*getsockname)(int fd, struct sockaddr *addr, socklen_t *len);
+    int (*getpeername)(int fd, struct sockaddr *addr, socklen_t *len);
+    int (*shutdown)(int fd, int how);
+    int (*close)(int fd);
+};
+
+extern const struct crl__sys_ops crl__kernel_sys;
+/* The current core's backend's calls, the kernel's outside a runtime. */
+const struct crl__sys_ops *crl__sys(void);
+
 /* A backend: each file exports exactly one of these. */
 struct crl__io_ops {
     const char *name;
@@ -149,6 +167,7 @@ struct crl__io_ops {
     /* Give back the pool buffer of a receive watch's bytes (op->a.watch.buf). NULL when
      * the backend's receive watches never receive (crl__watch_recv_start). */
     void (*buf_put)(struct crl__core *c, struct crl__op *op);
+    const struct crl__sys_ops *sys; /* its synchronous calls */
 };
 
 /* Submit what the tasks queued and complete what is ready, without waiting: only when some

@@ -665,4 +665,5 @@ const struct crl__io_ops crl__io_uring_ops = {
     .forget = uring_forget,
     .accept_multi = uring_accept_multi,
     .buf_put = uring_buf_put,
+    .sys = &crl__kernel_sys,
 };

@@ -79,8 +79,8 @@ static void on_accept(struct crl__core *c, struct crl__op *op, int res, bool mor
 {
     struct crl_listener *l = crl__container_of(op, struct crl_listener, op);
     if (res >= 0 && (l->closing || !push_fd(l, res)))
-        close(res); /* nobody will take it */
-    if (!more) {    /* the multishot accept ended: cancelled, or an error such as EMFILE */
+        c->io->ops->sys->close(res); /* nobody will take it */
+    if (!more) { /* the multishot accept ended: cancelled, or an error such as EMFILE */
         l->armed = false;
         c->io->pending--;
         if (res == -EBADF)
@@ -160,7 +160,8 @@ void crl_listener_close(struct crl_listener *l)
     struct crl__core *c = l->core;
     l->closing = true; /* from here on, connections still arriving are closed at once */
     while (l->len)
-        close(take_fd(l)); /* also clears ready, which stays clear until the op ends */
+        c->io->ops->sys->close(
+            take_fd(l)); /* also clears ready, which stays clear until the op ends */
     if (l->armed) {
         c->io->ops->cancel(c, &l->op);
         crl_scope_run(wait_disarmed, l);

@@ -213,7 +213,7 @@ static void adopt(struct serve_core *sc, int fd)
             .timer = {.fire = on_timer},
         };
         r->pub.peer_len = sizeof r->pub.peer;
-        if (getpeername(fd, (struct sockaddr *)&r->pub.peer, &r->pub.peer_len) != 0)
+        if (crl__sys()->getpeername(fd, (struct sockaddr *)&r->pub.peer, &r->pub.peer_len))
             r->pub.peer_len = 0;
         if (crl_spawn_named(sc->conns_scope, conn_task, r, "connection") == 0) {
             crl__list_add_tail(&sc->conns, &r->link);
@@ -234,7 +234,7 @@ bool crl_conn_draining(const struct crl_conn *conn)
 
 /* A stopping server ends an idle connection's wait for the next request by shutting the
  * read side: the pending read returns 0, as if the client had finished. */
-static void wake_idle(struct conn_rec *r) { shutdown(r->pub.fd, SHUT_RD); }
+static void wake_idle(struct conn_rec *r) { crl__sys()->shutdown(r->pub.fd, SHUT_RD); }
 
 size_t crl_conn_take(struct crl_conn *conn, void *buf, size_t len)
 {

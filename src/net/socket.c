@@ -93,9 +93,9 @@ int crl_socket_local_name(int fd, char *buf, size_t size)
 
 static int new_socket(int family, int type)
 {
-    int fd = socket(family, type | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = crl__sys()->socket(family, type);
     if (fd < 0)
-        return -errno;
+        return fd;
     struct crl__core *c = crl__core();
     if (c && c->io->ops && c->io->ops->forget)
         c->io->ops->forget(c, fd); /* the number may be one closed behind the backend's back */
@@ -104,12 +104,12 @@ static int new_socket(int family, int type)
 
 static int set_int(int fd, int level, int name, int value)
 {
-    return setsockopt(fd, level, name, &value, sizeof value) == 0 ? 0 : -errno;
+    return crl__sys()->setsockopt(fd, level, name, &value, sizeof value);
 }
 
 static int fail_close(int fd, int rc)
 {
-    close(fd);
+    crl_close(fd);
     return rc;
 }
 
@@ -129,8 +129,8 @@ static int bound_socket(const char *host_port, int type, bool reuseaddr, bool re
         return fail_close(fd, rc);
     if (reuseport && (rc = set_int(fd, SOL_SOCKET, SO_REUSEPORT, 1)))
         return fail_close(fd, rc);
-    if (bind(fd, (struct sockaddr *)&addr, len) != 0)
-        return fail_close(fd, -errno);
+    if ((rc = crl__sys()->bind(fd, (struct sockaddr *)&addr, len)))
+        return fail_close(fd, rc);
     return fd;
 }
 
@@ -139,8 +139,9 @@ int crl_tcp_listen(const char *host_port, const struct crl_listen_opts *opts)
     int fd = bound_socket(host_port, SOCK_STREAM, true, opts && opts->reuseport);
     if (fd < 0)
         return fd;
-    if (listen(fd, opts && opts->backlog > 0 ? opts->backlog : 1024) != 0)
-        return fail_close(fd, -errno);
+    int rc = crl__sys()->listen(fd, opts && opts->backlog > 0 ? opts->backlog : 1024);
+    if (rc)
+        return fail_close(fd, rc);
     return fd;
 }
 
@@ -223,10 +224,10 @@ int crl_unix_listen(const char *path, int backlog)
     int fd = unix_socket(path, &sun);
     if (fd < 0)
         return fd;
-    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) != 0)
-        return fail_close(fd, -errno);
-    if (listen(fd, backlog > 0 ? backlog : 128) != 0)
-        return fail_close(fd, -errno);
+    const struct crl__sys_ops *sys = crl__sys();
+    int rc = sys->bind(fd, (struct sockaddr *)&sun, sizeof sun);
+    if (rc || (rc = sys->listen(fd, backlog > 0 ? backlog : 128)))
+        return fail_close(fd, rc);
     return fd;
 }
 
@@ -247,5 +248,5 @@ int crl_socket_set_keepalive(int fd, bool on) { return set_int(fd, SOL_SOCKET, S
 int crl_socket_local_addr(int fd, struct sockaddr_storage *addr, socklen_t *len)
 {
     *len = sizeof *addr;
-    return getsockname(fd, (struct sockaddr *)addr, len) == 0 ? 0 : -errno;
+    return crl__sys()->getsockname(fd, (struct sockaddr *)addr, len);
 }
