@@ -103,9 +103,16 @@ typedef int crl_task_fn(void *arg);
 
 /** The I/O backend of a runtime. */
 enum crl_backend {
-    CRL_BACKEND_DEFAULT = 0, /**< CORRAL_BACKEND from the environment, else io_uring */
+    CRL_BACKEND_DEFAULT = 0, /**< CORRAL_BACKEND (uring, epoll, sim) from the environment,
+                                  else io_uring */
     CRL_BACKEND_URING = 1,   /**< io_uring */
     CRL_BACKEND_EPOLL = 2,   /**< epoll */
+    /** The deterministic simulator (docs/sim.md): a virtual clock that jumps to the next
+     * timer when every task waits, and a run-queue pick drawn from CORRAL_SEED, so that a
+     * seed replays the same run. One core so far (cores 0 means one, more are refused); its
+     * operations are no-ops and blocking-pool jobs (no virtual time); others end with
+     * -ENOSYS and new sockets with -EAFNOSUPPORT. */
+    CRL_BACKEND_SIM = 3,
 };
 
 /** Runtime configuration. A zeroed struct (or a NULL pointer) means every default. */
@@ -657,7 +664,7 @@ void *crl_task_local_get(int key);
  * -ENOMEM (never the root task). For tests; a bad value makes crl_run() return -EINVAL.
  * @{ */
 
-/** Name of the I/O backend in use on the calling core: "io_uring" or "epoll".
+/** Name of the I/O backend in use on the calling core: "io_uring", "epoll" or "sim".
  * @return the name */
 const char *crl_io_backend(void);
 

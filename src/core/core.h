@@ -200,6 +200,34 @@ struct crl__io_core;
 struct crl__smp_core;
 struct crl__http_core;
 
+/* The simulated backend's hold on scheduling (io/sim.c), shared by the cores it drives on
+ * one thread: the run-queue pick is drawn from rng, and each pick, clock jump and completion
+ * is mixed into hash, the run's trace (the same seed gives the same events, so the same
+ * hash, on any machine). */
+struct crl__sim_sched {
+    uint64_t rng;
+    uint64_t hash;
+    uint64_t events; /* mixed in so far: a failing event's position */
+};
+
+enum crl__sim_event { CRL__SIM_PICK = 1, CRL__SIM_CLOCK, CRL__SIM_COMPLETE, CRL__SIM_SUBMIT };
+
+/* splitmix64: the simulator's every draw. */
+static inline uint64_t crl__sim_next(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static inline void crl__sim_record(struct crl__sim_sched *s, enum crl__sim_event kind, uint64_t v)
+{
+    uint64_t mixed = s->hash ^ ((uint64_t)kind << 56) ^ v;
+    s->hash = crl__sim_next(&mixed);
+    s->events++;
+}
+
 struct crl__core {
     unsigned id;                  /* index among the runtime's cores; core 0 runs the root task */
     const struct crl_config *cfg; /* the runtime's, with defaults filled in */
@@ -210,7 +238,8 @@ struct crl__core {
     struct crl_task *cur;         /* running task, or &loop while the loop runs */
     struct crl_task loop;         /* the scheduler's own context (the thread's stack) */
     struct crl_task *runq_head, *runq_tail;
-    unsigned budget; /* switches left before the loop must poll */
+    struct crl__sim_sched *sim; /* NULL unless simulated: then the pick is seeded */
+    unsigned budget;            /* switches left before the loop must poll */
     struct crl__wheel wheel;
     int64_t now_ns; /* clock read once per loop iteration */
     /* crl_checkpoint's look outside the running task (sched.c): every ckpt_stride calls it

@@ -43,11 +43,37 @@ enum { CRL__BUDGET = 256 };
  * route (bench/RESULTS.md): p99 8.6..9.1 -> 6.9..7.2 ms at 256 -> 64, same CPU per request. */
 enum { CRL__BUDGET_IO = 64 };
 
-/* ---- Run queue: FIFO (crl__runq_push in core.h); crl__runq_pick is the one place a seeded
- * pick would slot in ---------------------------------------------------------------------- */
+/* ---- Run queue: FIFO (crl__runq_push in core.h), or seeded when simulated --------------- */
+
+/* Simulated, the pick is one of the first SIM_WINDOW runnable tasks, drawn from the seed: any
+ * order of tasks runnable together can come up, and none waits for long. */
+enum { SIM_WINDOW = 16 };
+
+static struct crl_task *sim_pick(struct crl__core *c)
+{
+    unsigned n = 0;
+    for (struct crl_task *t = c->runq_head; t && n < SIM_WINDOW; t = t->run_next)
+        n++;
+    if (n == 0)
+        return NULL;
+    unsigned k = (unsigned)(crl__sim_next(&c->sim->rng) % n);
+    struct crl_task **link = &c->runq_head, *prev = NULL;
+    for (unsigned i = 0; i < k; i++) {
+        prev = *link;
+        link = &prev->run_next;
+    }
+    struct crl_task *t = *link;
+    *link = t->run_next;
+    if (c->runq_tail == t)
+        c->runq_tail = prev;
+    crl__sim_record(c->sim, CRL__SIM_PICK, (uint64_t)n << 32 | k);
+    return t;
+}
 
 static struct crl_task *crl__runq_pick(struct crl__core *c)
 {
+    if (__builtin_expect(c->sim != NULL, 0))
+        return sim_pick(c);
     struct crl_task *t = c->runq_head;
     if (t) {
         c->runq_head = t->run_next;
@@ -480,6 +506,7 @@ void crl__deadlock(struct crl__core *c)
 /* ---- Setting up a core ------------------------------------------------------------------ */
 
 __thread struct crl__core *crl__cur __attribute__((tls_model("initial-exec")));
+__thread const int64_t *crl__clock_virtual __attribute__((tls_model("initial-exec")));
 
 /* The loop context runs on the thread's own stack; sanitizers need its bounds. */
 static void loop_stack_bounds(struct crl_task *loop)

@@ -27,7 +27,9 @@ static enum crl_backend backend_from_env(void)
         return CRL_BACKEND_URING;
     if (strcmp(env, "epoll") == 0)
         return CRL_BACKEND_EPOLL;
-    crl__logf(CRL_LOG_WARN, "corral: CORRAL_BACKEND=%s is not uring or epoll, ignored", env);
+    if (strcmp(env, "sim") == 0)
+        return CRL_BACKEND_SIM;
+    crl__logf(CRL_LOG_WARN, "corral: CORRAL_BACKEND=%s is not uring, epoll or sim, ignored", env);
     return CRL_BACKEND_DEFAULT;
 }
 
@@ -75,10 +77,20 @@ void crl__io_wake(struct crl__core *c)
     (void)unused;
 }
 
+enum crl_backend crl__io_backend_choice(enum crl_backend want)
+{
+    return want == CRL_BACKEND_DEFAULT ? backend_from_env() : want;
+}
+
 static int start_backend(struct crl__core *c, enum crl_backend want)
 {
-    if (want == CRL_BACKEND_DEFAULT)
-        want = backend_from_env();
+    want = crl__io_backend_choice(want);
+    if (want == CRL_BACKEND_SIM) { /* never falls back: a simulation must not touch the kernel */
+        int rc = crl__io_sim_ops.init(c);
+        if (rc == 0)
+            c->io->ops = &crl__io_sim_ops;
+        return rc;
+    }
 #ifdef CRL_HAVE_URING
     if (want != CRL_BACKEND_EPOLL) {
         int rc = crl__io_uring_ops.init(c);

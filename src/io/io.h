@@ -120,6 +120,7 @@ struct crl__io_core {
     size_t offload_pending;        /* jobs queued or running in the pool */
     struct crl__faults *faults;    /* faults.c's state for this core, NULL when off */
     struct crl_event fd_freed;     /* set by crl_close for accepts backing off on EMFILE */
+    struct crl__sim_world *sim;    /* the simulated world it belongs to (sim.c), or NULL */
 };
 
 /* Wake core c's thread from its wait in the backend (from any thread). */
@@ -180,6 +181,25 @@ static inline void crl__io_poll(struct crl__core *c)
 
 extern const struct crl__io_ops crl__io_uring_ops;
 extern const struct crl__io_ops crl__io_epoll_ops;
+extern const struct crl__io_ops crl__io_sim_ops;
+
+/* CRL_BACKEND_DEFAULT resolved: CORRAL_BACKEND from the environment (uring, epoll or sim),
+ * else io_uring; any other value as it is. */
+enum crl_backend crl__io_backend_choice(enum crl_backend want);
+
+/* ---- The simulated world (sim.c) ----------------------------------------------------------
+ * One per simulated runtime, begun on the thread that runs it before any core starts: from
+ * then on every clock read on that thread is its virtual clock. The seed is CORRAL_SEED (1
+ * when unset). */
+struct crl__sim_world;
+/* 0, -EBUSY when this thread already runs one, or -ENOMEM. */
+int crl__sim_begin(struct crl__sim_world **out);
+/* End it (NULL: nothing to end): the real clocks come back, and its trace is kept. */
+void crl__sim_end(struct crl__sim_world *w);
+/* The scheduling state its cores share (their crl__core.sim). */
+struct crl__sim_sched *crl__sim_sched(struct crl__sim_world *w);
+/* The seed, trace hash and event count of the last world this thread ended; false if none. */
+bool crl__sim_last_trace(uint64_t *seed, uint64_t *hash, uint64_t *events);
 
 /* ---- Fault injection (faults.c) ---------------------------------------------------------
  *

@@ -16,8 +16,8 @@
 enum { DEFAULT_STACK = 64 * 1024 };
 
 /* Executors by default: CORRAL_CORES from the environment, else one per CPU the process may
- * run on. */
-static unsigned default_cores(void)
+ * run on (simulated: one, whatever the machine). */
+static unsigned default_cores(bool sim)
 {
     const char *env = getenv("CORRAL_CORES");
     if (env && *env) {
@@ -28,7 +28,7 @@ static unsigned default_cores(void)
         crl_log(CRL_LOG_WARN, "corral: CORRAL_CORES=%s is not a core count; ignored", env);
     }
     cpu_set_t mask;
-    if (sched_getaffinity(0, sizeof mask, &mask) != 0)
+    if (sim || sched_getaffinity(0, sizeof mask, &mask) != 0)
         return 1;
     int n = CPU_COUNT(&mask);
     return n > 0 ? (unsigned)n : 1;
@@ -46,10 +46,16 @@ static int config_resolve(const struct crl_config *in, struct crl_config *out)
     *out = in ? *in : (struct crl_config){0};
     if (out->log_level > CRL_LOG_DEBUG)
         return refuse(in, "log_level is not an enum crl_log_level");
-    if ((unsigned)out->backend > CRL_BACKEND_EPOLL)
+    if ((unsigned)out->backend > CRL_BACKEND_SIM)
         return refuse(in, "backend is not an enum crl_backend");
+    out->backend = crl__io_backend_choice(out->backend);
+    bool sim = out->backend == CRL_BACKEND_SIM;
     if (out->cores == 0)
-        out->cores = default_cores();
+        out->cores = default_cores(sim);
+    if (sim && out->cores > 1)
+        return refuse(in, "the sim backend runs one core so far");
+    if (sim)
+        out->stall_ns = -1; /* the watchdog is a thread on the real clock */
     if (out->stack_trim_ns == 0)
         out->stack_trim_ns = 10 * CRL_SEC_NS;
     if (out->idle_poll_ns == 0)
@@ -88,6 +94,10 @@ static int core_start(struct crl__executor *ex, struct crl__runtime *rt, struct 
     memset(ex, 0, sizeof *ex);
     crl__executor_wire(ex, rt, id);
     struct crl__core *c = &ex->core;
+    if (rt->sim) {
+        ex->io.sim = rt->sim;
+        c->sim = crl__sim_sched(rt->sim);
+    }
     if (rt->watchdog)
         crl__stall_core_start(ex);
     c->trace = rt->trace_rings ? rt->trace_rings[id] : NULL;
@@ -264,12 +274,17 @@ static int runtime_init(struct run_state *st, const struct crl_config *cfg)
                          rt->ncores, CPU_COUNT(&st->saved_mask));
         return rc;
     }
+    if (rt->cfg.backend == CRL_BACKEND_SIM && (rc = crl__sim_begin(&rt->sim)))
+        return rc; /* before the cores read a clock: theirs is the world's */
     rc = crl__smp_group_init(&rt->smp, rt->ncores);
-    if (rc)
+    if (rc) {
+        crl__sim_end(rt->sim);
         return rc;
+    }
     if ((rc = crl__stall_init(rt)) || (rc = crl__tracing_init(rt))) {
         crl__stall_fini(rt);
         crl__smp_group_fini(&rt->smp);
+        crl__sim_end(rt->sim);
         return rc;
     }
     atomic_init(&rt->stopping, false);
@@ -285,6 +300,7 @@ static void runtime_fini(struct run_state *st)
     crl__tracing_fini(&st->rt);
     crl__stall_fini(&st->rt);
     crl__smp_group_fini(&st->rt.smp);
+    crl__sim_end(st->rt.sim);
 }
 
 int crl_run(const struct crl_config *cfg, crl_task_fn *main, void *arg)

@@ -49,6 +49,7 @@ struct crl__runtime {
     struct crl__trace_ring **trace_rings; /* by core while tracing is on (tracing.c) */
     struct crl__trace_ring **stall_rings; /* by core, the watchdog's stall events (the same) */
     struct crl__runtime *dump_next;       /* in dump.c's registry of running runtimes */
+    struct crl__sim_world *sim;           /* the simulated world (io/sim.c), NULL if real */
 };
 
 /* tracing.c: the flight recorders, when cfg.trace_file (or CORRAL_TRACE) turns them on. */
