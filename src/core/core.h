@@ -120,7 +120,6 @@ struct crl__stack_pool {
     struct crl_task *released; /* stacks to give back once the loop is off them */
     unsigned serial;           /* stacks made so far, spreads stack tops over L1 sets */
     int64_t trimmed_ns;        /* when crl__stack_trim last ran */
-    int64_t settle_after_ns;   /* when crl__stack_settle may look again */
 };
 
 /* ---- Tasks ---------------------------------------------------------------------------------- */
@@ -447,15 +446,16 @@ void crl__stack_reap(struct crl__core *c);
 /* Release half of the stacks that stayed cached and unused since the last trim (the
  * coldest), then start the next period; crl__stack_reap gives them back. */
 void crl__stack_trim(struct crl__core *c);
-/* On an idle core, at most every CRL__SETTLE_NS: the cached stacks below the hot ones give
- * back the pages their last tasks touched (a burst's worth: an idle server's connections
- * going back to wait without a task), so that the cache's resident size stays near
- * CRL__HOT_STACKS stacks whatever its length. Nothing to do (the cache unchanged since the
- * last look) costs two compares; a look walks the hot stacks and those cached since. */
-void crl__stack_settle(struct crl__core *c, int64_t now_ns);
+/* The cached stacks below the hot ones give back the pages their last tasks touched (a
+ * burst's worth: an idle server's connections going back to wait without a task), so that
+ * the cache's resident size stays near CRL__HOT_STACKS stacks whatever its length. The loop
+ * calls it once the core has run no task for CRL__SETTLE_NS (loop.c): under load the stacks
+ * would fault their pages back in at their next use. A look walks the hot stacks and those
+ * cached since the last one. */
+void crl__stack_settle(struct crl__core *c);
 #define CRL__SETTLE_NS (100 * CRL_MSEC_NS)
-/* When an idle core should wake to settle (-1: nothing changed since the last look). */
-int64_t crl__stack_next_settle_ns(const struct crl__core *c);
+/* Whether the cache changed since the last settle (two compares a class). */
+bool crl__stack_settle_pending(const struct crl__core *c);
 void crl__stack_pool_fini(struct crl__core *c);
 /* When an idle core should wake to trim its stack cache (-1: nothing to give back), and the
  * trim itself once it is due. */

@@ -43,37 +43,10 @@ enum { CRL__BUDGET = 256 };
  * route (bench/RESULTS.md): p99 8.6..9.1 -> 6.9..7.2 ms at 256 -> 64, same CPU per request. */
 enum { CRL__BUDGET_IO = 64 };
 
-/* ---- Run queue: FIFO (crl__runq_push in core.h), or seeded when simulated --------------- */
-
-/* Simulated, the pick is one of the first SIM_WINDOW runnable tasks, drawn from the seed: any
- * order of tasks runnable together can come up, and none waits for long. */
-enum { SIM_WINDOW = 16 };
-
-static struct crl_task *sim_pick(struct crl__core *c)
-{
-    unsigned n = 0;
-    for (struct crl_task *t = c->runq_head; t && n < SIM_WINDOW; t = t->run_next)
-        n++;
-    if (n == 0)
-        return NULL;
-    unsigned k = (unsigned)(crl__sim_next(&c->sim->rng) % n);
-    struct crl_task **link = &c->runq_head, *prev = NULL;
-    for (unsigned i = 0; i < k; i++) {
-        prev = *link;
-        link = &prev->run_next;
-    }
-    struct crl_task *t = *link;
-    *link = t->run_next;
-    if (c->runq_tail == t)
-        c->runq_tail = prev;
-    crl__sim_record(c->sim, CRL__SIM_PICK, (uint64_t)n << 32 | k);
-    return t;
-}
+/* ---- Run queue: FIFO (crl__runq_push in core.h) ---------------------------------------- */
 
 static struct crl_task *crl__runq_pick(struct crl__core *c)
 {
-    if (__builtin_expect(c->sim != NULL, 0))
-        return sim_pick(c);
     struct crl_task *t = c->runq_head;
     if (t) {
         c->runq_head = t->run_next;
@@ -81,6 +54,35 @@ static struct crl_task *crl__runq_pick(struct crl__core *c)
             c->runq_tail = NULL;
     }
     return t;
+}
+
+/* Simulated, every switch goes through the loop (a budget of 0), and each time the loop
+ * moves one of the first SIM_WINDOW runnable tasks, drawn from the seed, to the head of the
+ * queue: any order of tasks runnable together can come up, none waits for long, and a real
+ * core's pick and switch stay as they are. */
+enum { SIM_WINDOW = 16 };
+
+__attribute__((noinline, cold)) static void sim_reorder(struct crl__core *c)
+{
+    c->budget = 0;
+    unsigned n = 0;
+    for (struct crl_task *t = c->runq_head; t && n < SIM_WINDOW; t = t->run_next)
+        n++;
+    if (n == 0)
+        return;
+    unsigned k = (unsigned)(crl__sim_next(&c->sim->rng) % n);
+    crl__sim_record(c->sim, CRL__SIM_PICK, (uint64_t)n << 32 | k);
+    if (k == 0)
+        return;
+    struct crl_task *prev = c->runq_head;
+    for (unsigned i = 1; i < k; i++)
+        prev = prev->run_next;
+    struct crl_task *t = prev->run_next;
+    prev->run_next = t->run_next;
+    if (c->runq_tail == t)
+        c->runq_tail = prev;
+    t->run_next = c->runq_head;
+    c->runq_head = t;
 }
 
 /* The next task to switch to, or the loop when none is runnable or the budget is spent. */
@@ -486,6 +488,8 @@ void crl__stack_trim_if_due(struct crl__core *c)
 bool crl__run_next(struct crl__core *c, bool io_in_flight)
 {
     c->budget = io_in_flight ? CRL__BUDGET_IO : CRL__BUDGET;
+    if (__builtin_expect(c->sim != NULL, 0))
+        sim_reorder(c);
     struct crl_task *t = crl__runq_pick(c);
     if (!t)
         return false;

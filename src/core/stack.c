@@ -331,27 +331,24 @@ static bool settle_pending(const struct crl__stack_class *cls)
            (cls->free != cls->seen_free || cls->nfree != cls->seen_nfree);
 }
 
-int64_t crl__stack_next_settle_ns(const struct crl__core *c)
+bool crl__stack_settle_pending(const struct crl__core *c)
 {
     for (int i = 0; i < CRL__STACK_CLASSES; i++)
         if (settle_pending(&c->stacks.cls[i]))
-            return c->stacks.settle_after_ns;
-    return -1;
+            return true;
+    return false;
 }
 
 /* The cache is a LIFO, so its settled stacks are always a tail of it: below the hot ones,
  * every stack up to the first settled one was cached (or was hot) since the last look. */
-void crl__stack_settle(struct crl__core *c, int64_t now_ns)
+void crl__stack_settle(struct crl__core *c)
 {
-    if (now_ns < c->stacks.settle_after_ns)
-        return;
     for (int i = 0; i < CRL__STACK_CLASSES; i++) {
         struct crl__stack_class *cls = &c->stacks.cls[i];
         if (!settle_pending(cls))
             continue;
         cls->seen_free = cls->free;
         cls->seen_nfree = cls->nfree;
-        c->stacks.settle_after_ns = now_ns + CRL__SETTLE_NS;
         struct crl_task *t = cls->free;
         for (size_t k = 0; t && k < CRL__HOT_STACKS; k++)
             t = t->run_next;

@@ -35,6 +35,7 @@ struct crl__executor {
     struct crl__http_core http;
     struct crl__stall_core stall; /* the stall detector's sample of this core */
     int64_t busy_since_ns;        /* when the core last left an idle wait (loop.c) */
+    int64_t worked_ns;            /* the clock of the loop turn that last ran a task */
     struct crl__dump_core dump;   /* crl_dump's requests to this core and its answers */
 };
 

@@ -399,3 +399,28 @@ TEST_PLAIN(idle_core_settles_cached_stacks_below_the_hot_ones)
     struct crl_config cfg = {.cores = 1, .stack_trim_ns = -1}; /* no trim: the cache stays */
     CHECK_EQ(crl_run(&cfg, settle_main, &st), 0);
 }
+
+static int busy_main(void *arg)
+{
+    struct settle *st = arg;
+    CHECK_EQ(crl_scope_run(settle_burst, st), 0);
+    CHECK_GE(resident_pages(st), SETTLE_TASKS - 5);
+    /* A task runs every millisecond for 2.5 settle periods: the core waits between, but is
+     * not quiet, so the cache keeps its pages (they would fault back in at the next burst). */
+    for (int i = 0; i < 250; i++)
+        CHECK_EQ(crl_sleep_ns(CRL_MSEC_NS), 0);
+    CHECK_GE(resident_pages(st), SETTLE_TASKS - 5);
+    CHECK_EQ(crl_sleep_ns(CRL__SETTLE_NS + 20 * CRL_MSEC_NS), 0); /* quiet: it settles */
+    CHECK_LT(resident_pages(st), CRL__HOT_STACKS + 5);
+    return 0;
+}
+
+/* Only a core that ran no task for CRL__SETTLE_NS settles its cache, not one that merely
+ * waits between tasks. */
+TEST_PLAIN(a_busy_core_does_not_settle_its_stacks)
+{
+    static struct settle st;
+    crl_event_init(&st.go);
+    struct crl_config cfg = {.cores = 1, .stack_trim_ns = -1};
+    CHECK_EQ(crl_run(&cfg, busy_main, &st), 0);
+}
