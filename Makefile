@@ -5,9 +5,10 @@
 #               libcorral.a, corral.h, corral.pc, corral-httpd
 #   make deb    the Debian packages libcorral0, libcorral-dev, corral-httpd in build-deb/
 #               (scripts/deb.sh; DEB_BUILD_OPTIONS=nocheck unless given: make test tests)
+#   make sim    every simulator scenario (build/corral-sim) over SIM_SEEDS [1-2000]
 #   make diff-long  the differential framing test against h11 (tests/http/diff_h11.py) on
 #               DIFF_SEEDS x DIFF_COUNT streams (meson test runs it on 20 000)
-.PHONY: all deps build run test bench clean diff-long install deb
+.PHONY: all deps build run test bench clean diff-long install deb sim
 
 all: build
 
@@ -38,6 +39,11 @@ DIFF_COUNT ?= 100000
 diff-long: build
 	for s in $(DIFF_SEEDS); do /usr/bin/python3 tests/http/diff_h11.py \
 	    --oracle build/tests/http/frame_oracle --seed $$s --count $(DIFF_COUNT) || exit 1; done
+
+# Every scenario of corral-sim (tools/sim/) over SIM_SEEDS; stops at the first failing seed.
+SIM_SEEDS ?= 1-2000
+sim: build
+	for s in $$(./build/corral-sim --list); do ./build/corral-sim $$s --seeds $(SIM_SEEDS) || exit 1; done
 
 bench: build
 	./build/bench/bench-core

@@ -106,7 +106,7 @@ for s in $STAGES; do
             # uring-pool (tests/meson.build), whose epoll runs stay.
             CORRAL_CORES=1 CORRAL_TEST_NOFORK=1 timeout 900 meson test -C build \
                 --num-processes "$JOBS" --print-errorlogs --no-suite diff --no-suite faults --no-suite docs --no-suite install \
-                --no-suite uring-pool \
+                --no-suite uring-pool --no-suite sim \
                 --wrapper 'valgrind -q --error-exitcode=9' 2>&1 | tee "$log"
             [[ ${PIPESTATUS[0]} == 0 ]] || status=1
             count "$log" valgrind

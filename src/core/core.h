@@ -270,6 +270,10 @@ struct crl__core {
 int crl__core_init(struct crl__core *c, struct crl_scope *root);
 void crl__core_fini(struct crl__core *c);
 
+/* A bug put back on purpose, for the simulator to find (corral-sim --bug shield): shields
+ * are ignored. Never set outside that test. */
+extern bool crl__bug_shield_ignored;
+
 extern __thread struct crl__core *crl__cur __attribute__((tls_model("initial-exec")));
 
 /* Abort with a message: a broken invariant or a misuse that cannot be reported as an error. */
