@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <string.h>
 #include <strings.h>
@@ -30,6 +31,13 @@ struct input {
     size_t piece; /* bytes per record (the last record takes what is left) */
     bool head;    /* the request is HEAD, else GET */
 };
+
+/* A broken oracle: say which, with the value that broke it, for the crash report. */
+static _Noreturn void broken(const char *what, long value)
+{
+    fprintf(stderr, "fuzz_client: %s (%ld)\n", what, value);
+    __builtin_trap();
+}
 
 /* Write the input as records into fd, then end the stream. */
 static void script(int fd, const struct input *in)
@@ -89,11 +97,11 @@ static void exchange(const struct input *in)
     if (rc == 0)
         check_response(&r, in->head);
     else if (rc != -EPROTO && rc != -EMSGSIZE && rc != -ECONNRESET && rc != -ENOMEM)
-        __builtin_trap();
+        broken("crl_http_client_request returned an undocumented error", rc);
     crl_http_response_fini(&r);
     crl_http_client_close(c);
     if (fcntl(sv[0], F_GETFD) != -1) /* the client closed its connection */
-        __builtin_trap();
+        broken("the client left its connection open", sv[0]);
     close(sv[1]);
 }
 
@@ -111,8 +119,9 @@ static int serve_inputs(void *arg)
     (void)arg;
     for (;;) {
         uint64_t n;
-        if (crl_read(job.kick, &n, sizeof n) != sizeof n)
-            __builtin_trap();
+        ssize_t got = crl_read(job.kick, &n, sizeof n);
+        if (got != sizeof n)
+            broken("reading the next input's kick", (long)got);
         exchange(job.in);
         sem_post(&job.done);
     }
