@@ -515,8 +515,8 @@ static void drop_conn(struct crl_http_client *c)
 static bool idle_conn_usable(int fd)
 {
     char byte;
-    ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    int n = crl__sys()->recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == -EAGAIN || n == -EWOULDBLOCK;
 }
 
 static int dial(struct crl_http_client *c, int64_t deadline_ns)

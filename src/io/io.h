@@ -139,6 +139,8 @@ struct crl__sys_ops {
     int (*getsockname)(int fd, struct sockaddr *addr, socklen_t *len);
     int (*getpeername)(int fd, struct sockaddr *addr, socklen_t *len);
     int (*shutdown)(int fd, int how);
+    /* recv(2) that never waits (flags with MSG_DONTWAIT): bytes, or -errno (-EAGAIN). */
+    int (*recv)(int fd, void *buf, size_t len, int flags);
     int (*close)(int fd);
 };
 
@@ -200,6 +202,9 @@ void crl__sim_end(struct crl__sim_world *w);
 struct crl__sim_sched *crl__sim_sched(struct crl__sim_world *w);
 /* The seed, trace hash and event count of the last world this thread ended; false if none. */
 bool crl__sim_last_trace(uint64_t *seed, uint64_t *hash, uint64_t *events);
+/* Simulated sockets open now in the calling core's world (0 outside one): a scenario's leak
+ * check. */
+size_t crl__sim_open_fds(void);
 
 /* ---- Fault injection (faults.c) ---------------------------------------------------------
  *

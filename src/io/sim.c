@@ -8,11 +8,13 @@
  * next due completion or to the deadline the loop waits for (its next timer): a 30 s
  * timeout takes microseconds, and the same seed gives the same run on any machine.
  *
- * So far a world is one core, and its operations are no-ops (crl_io_nop) and the blocking
- * pool's jobs, which run on the real pool and take no virtual time (the loop waits for them
- * before it moves the clock). Other operations end with -ENOSYS, and the socket calls with
- * -EAFNOSUPPORT, until the in-memory network and files come (issue 21). */
-#include "io.h"
+ * An operation waits in the world's queue until its due time, then is tried: a no-op ends,
+ * an operation on a simulated socket runs in the in-memory network (sim_net.c), which may
+ * park it until its socket changes. The blocking pool's jobs run on the real pool and take
+ * no virtual time (the loop waits for them before it moves the clock). So far a world is one
+ * core; files are not simulated yet, and their operations (and any on a real fd) end with
+ * -ENOSYS. */
+#include "sim.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -24,28 +26,9 @@
 /* An operation completes 0 .. MAX_LATENCY_NS after its submission, drawn from the seed. */
 #define MAX_LATENCY_NS (50 * CRL_USEC_NS)
 
-struct crl__sim_world {
-    int64_t now_ns; /* the virtual monotonic clock */
-    uint64_t seed;
-    struct crl__sim_sched sched;
-    const int64_t *saved_clock; /* this thread's clock before the world began */
-};
+static struct crl__sim_op *sop(struct crl__op *op) { return crl__sim_op(op); }
 
-/* This backend's state of an op, in its backend_ bytes. */
-struct sim_op {
-    struct crl__op *next; /* in the core's queue of ops to complete, by due time */
-    int64_t due_ns;
-};
-_Static_assert(sizeof(struct sim_op) <= CRL__OP_BACKEND_SIZE, "sim_op must fit in an op");
-
-static struct sim_op *sop(struct crl__op *op) { return (struct sim_op *)(void *)op->backend_; }
-
-struct sim_core {
-    struct crl__sim_world *w;
-    struct crl__op *due; /* submitted, not completed: by due time, then submission */
-};
-
-static struct sim_core *sc_of(struct crl__core *c) { return c->io->state; }
+static struct crl__sim_world *world_of(struct crl__core *c) { return c->io->state; }
 
 /* ---- The world ---------------------------------------------------------------------------- */
 
@@ -75,6 +58,10 @@ int crl__sim_begin(struct crl__sim_world **out)
     struct crl__sim_world *w = calloc(1, sizeof *w);
     if (!w)
         return -ENOMEM;
+    if (!(w->net = crl__sim_net_new())) {
+        free(w);
+        return -ENOMEM;
+    }
     w->seed = seed_from_env();
     w->now_ns = START_NS;
     w->sched.rng = w->seed;
@@ -94,6 +81,7 @@ void crl__sim_end(struct crl__sim_world *w)
     last_trace.seed = w->seed;
     last_trace.hash = w->sched.hash;
     last_trace.events = w->sched.events;
+    crl__sim_net_free(w->net);
     free(w);
 }
 
@@ -109,77 +97,128 @@ bool crl__sim_last_trace(uint64_t *seed, uint64_t *hash, uint64_t *events)
 
 /* ---- The backend ------------------------------------------------------------------------- */
 
+struct crl__sim_world *crl__sim_here(void)
+{
+    struct crl__core *c = crl__core();
+    return c && c->io->sim ? c->io->sim : NULL;
+}
+
+uint64_t crl__sim_draw(struct crl__sim_world *w) { return crl__sim_next(&w->sched.rng); }
+
+void crl__sim_note(struct crl__sim_world *w, unsigned kind, uint64_t value)
+{
+    crl__sim_record(&w->sched, kind, value);
+}
+
 static int sim_init(struct crl__core *c)
 {
     if (!c->io->sim)
         return -EINVAL; /* a world is the runtime's to begin (crl__sim_begin) */
-    struct sim_core *sc = calloc(1, sizeof *sc);
-    if (!sc)
-        return -ENOMEM;
-    sc->w = c->io->sim;
-    c->io->state = sc;
+    c->io->state = c->io->sim;
     return 0;
 }
 
-static void sim_fini(struct crl__core *c)
-{
-    free(c->io->state);
-    c->io->state = NULL;
-}
+static void sim_fini(struct crl__core *c) { c->io->state = NULL; }
 
 static int64_t draw_latency(struct crl__sim_world *w)
 {
-    uint64_t r = crl__sim_next(&w->sched.rng);
+    uint64_t r = crl__sim_draw(w);
     return r % 4 == 0 ? 0 : (int64_t)((r >> 2) % MAX_LATENCY_NS);
 }
 
-/* Queue op to complete at its due time, after every op due no later. */
-static void enqueue(struct sim_core *sc, struct crl__op *op)
+/* Queue op to be tried at its due time, after every op due no later. */
+static void enqueue(struct crl__sim_world *w, struct crl__op *op)
 {
-    struct crl__op **link = &sc->due;
+    struct crl__op **link = &w->due;
     while (*link && sop(*link)->due_ns <= sop(op)->due_ns)
         link = &sop(*link)->next;
     sop(op)->next = *link;
+    sop(op)->where = CRL__SIM_DUE;
     *link = op;
 }
 
-static void complete(struct crl__core *c, struct sim_core *sc, struct crl__op *op, int res)
+void crl__sim_requeue(struct crl__sim_world *w, struct crl__op *op)
 {
-    crl__sim_record(&sc->w->sched, CRL__SIM_COMPLETE, (uint64_t)op->kind << 32 | (uint32_t)res);
-    crl__op_complete(c, op, res);
+    sop(op)->due_ns = w->now_ns + draw_latency(w);
+    enqueue(w, op);
+}
+
+void crl__sim_complete(struct crl__sim_world *w, struct crl__op *op, int res)
+{
+    sop(op)->where = CRL__SIM_NOWHERE;
+    crl__sim_record(&w->sched, CRL__SIM_COMPLETE, (uint64_t)op->kind << 32 | (uint32_t)res);
+    crl__op_complete(sop(op)->core, op, res);
 }
 
 static void sim_submit(struct crl__core *c, struct crl__op *op)
 {
-    struct sim_core *sc = sc_of(c);
-    crl__sim_record(&sc->w->sched, CRL__SIM_SUBMIT, op->kind);
-    if (op->kind != CRL__OP_NOP) {
-        complete(c, sc, op, -ENOSYS); /* not simulated yet */
+    struct crl__sim_world *w = world_of(c);
+    crl__sim_record(&w->sched, CRL__SIM_SUBMIT, op->kind);
+    sop(op)->core = c;
+    sop(op)->sock = NULL;
+    if (op->kind != CRL__OP_NOP && !crl__sim_net_takes(op)) {
+        crl__sim_complete(w, op, -ENOSYS); /* files and real fds: not simulated yet */
         return;
     }
-    sop(op)->due_ns = sc->w->now_ns + draw_latency(sc->w);
-    enqueue(sc, op);
+    crl__sim_requeue(w, op);
+}
+
+static bool unqueue(struct crl__sim_world *w, struct crl__op *op)
+{
+    for (struct crl__op **link = &w->due; *link; link = &sop(*link)->next)
+        if (*link == op) {
+            *link = sop(op)->next;
+            return true;
+        }
+    return false;
 }
 
 static void sim_cancel(struct crl__core *c, struct crl__op *op)
 {
-    struct sim_core *sc = sc_of(c);
-    for (struct crl__op **link = &sc->due; *link; link = &sop(*link)->next)
-        if (*link == op) {
-            *link = sop(op)->next;
-            complete(c, sc, op, -ECANCELED);
-            return;
-        }
+    struct crl__sim_world *w = world_of(c);
+    if (op->done)
+        return;
+    if (sop(op)->where == CRL__SIM_PARKED)
+        crl__sim_net_unpark(op);
+    else if (sop(op)->where != CRL__SIM_DUE || !unqueue(w, op))
+        return;
+    crl__sim_complete(w, op, -ECANCELED);
 }
 
-/* Complete every op due by now, in order; true if there was one. */
-static bool deliver_due(struct crl__core *c, struct sim_core *sc)
+void crl__sim_due_forget(struct crl__sim_world *w, int fd)
+{
+    struct crl__op *ended = NULL, **tail = &ended; /* taken out first: completing one runs a
+                                                       watch's function, which may queue more */
+    for (struct crl__op **link = &w->due; *link;) {
+        struct crl__op *op = *link;
+        if (op->fd != fd || op->kind == CRL__OP_NOP) {
+            link = &sop(op)->next;
+            continue;
+        }
+        *link = sop(op)->next;
+        sop(op)->next = NULL;
+        *tail = op;
+        tail = &sop(op)->next;
+    }
+    while (ended) {
+        struct crl__op *op = ended;
+        ended = sop(op)->next;
+        crl__sim_complete(w, op, -EBADF);
+    }
+}
+
+/* Try every op due by now, in order; true if there was one. */
+static bool deliver_due(struct crl__sim_world *w)
 {
     bool any = false;
-    while (sc->due && sop(sc->due)->due_ns <= sc->w->now_ns) {
-        struct crl__op *op = sc->due;
-        sc->due = sop(op)->next;
-        complete(c, sc, op, 0);
+    while (w->due && sop(w->due)->due_ns <= w->now_ns) {
+        struct crl__op *op = w->due;
+        w->due = sop(op)->next;
+        sop(op)->where = CRL__SIM_NOWHERE;
+        if (op->kind == CRL__OP_NOP)
+            crl__sim_complete(w, op, 0);
+        else
+            crl__sim_net_attempt(w, op);
         any = true;
     }
     return any;
@@ -195,17 +234,16 @@ static void take_pool(struct crl__core *c, bool block)
 
 static void sim_wait(struct crl__core *c, int64_t deadline_ns)
 {
-    struct sim_core *sc = sc_of(c);
-    struct crl__sim_world *w = sc->w;
+    struct crl__sim_world *w = world_of(c);
     if (c->io->offload_pending)
         take_pool(c, false);
-    if (deliver_due(c, sc) || deadline_ns == 0 || c->runq_head)
+    if (deliver_due(w) || deadline_ns == 0 || c->runq_head)
         return;
     if (c->io->offload_pending) { /* real work takes no virtual time: wait for it first */
         take_pool(c, true);
         return;
     }
-    int64_t next = sc->due ? sop(sc->due)->due_ns : -1;
+    int64_t next = w->due ? sop(w->due)->due_ns : -1;
     if (deadline_ns > 0 && (next < 0 || deadline_ns < next))
         next = deadline_ns;
     if (next < 0) /* every task waits, and nothing simulated will ever end a wait */
@@ -214,47 +252,15 @@ static void sim_wait(struct crl__core *c, int64_t deadline_ns)
         w->now_ns = next;
         crl__sim_record(&w->sched, CRL__SIM_CLOCK, (uint64_t)(next - START_NS));
     }
-    deliver_due(c, sc);
+    deliver_due(w);
 }
 
-static void sim_forget(struct crl__core *c, int fd) { (void)c, (void)fd; }
-
-/* ---- Socket calls: no simulated sockets yet ------------------------------------------------- */
-
-static int no_socket(int family, int type) { return (void)family, (void)type, -EAFNOSUPPORT; }
-
-static int no_setsockopt(int fd, int level, int name, const void *val, socklen_t len)
+static void sim_forget(struct crl__core *c, int fd)
 {
-    return (void)fd, (void)level, (void)name, (void)val, (void)len, -ENOTSOCK;
+    struct crl__sim_world *w = world_of(c);
+    crl__sim_due_forget(w, fd);
+    crl__sim_net_forget(w, fd);
 }
-
-static int no_bind(int fd, const struct sockaddr *addr, socklen_t len)
-{
-    return (void)fd, (void)addr, (void)len, -ENOTSOCK;
-}
-
-static int no_listen(int fd, int backlog) { return (void)fd, (void)backlog, -ENOTSOCK; }
-
-static int no_name(int fd, struct sockaddr *addr, socklen_t *len)
-{
-    return (void)fd, (void)addr, (void)len, -ENOTSOCK;
-}
-
-static int no_shutdown(int fd, int how) { return (void)fd, (void)how, -ENOTSOCK; }
-
-/* The process's own fds (a pipe a test made) still close. */
-static int real_close(int fd) { return crl__kernel_sys.close(fd); }
-
-static const struct crl__sys_ops sim_sys = {
-    .socket = no_socket,
-    .setsockopt = no_setsockopt,
-    .bind = no_bind,
-    .listen = no_listen,
-    .getsockname = no_name,
-    .getpeername = no_name,
-    .shutdown = no_shutdown,
-    .close = real_close,
-};
 
 const struct crl__io_ops crl__io_sim_ops = {
     .name = "sim",
@@ -264,5 +270,5 @@ const struct crl__io_ops crl__io_sim_ops = {
     .cancel = sim_cancel,
     .wait = sim_wait,
     .forget = sim_forget,
-    .sys = &sim_sys,
+    .sys = &crl__sim_net_sys,
 };

@@ -36,6 +36,11 @@ static int k_getpeername(int fd, struct sockaddr *addr, socklen_t *len)
 
 static int k_shutdown(int fd, int how) { return neg(shutdown(fd, how)); }
 
+static int k_recv(int fd, void *buf, size_t len, int flags)
+{
+    return neg((int)recv(fd, buf, len, flags | MSG_DONTWAIT));
+}
+
 static int k_close(int fd) { return neg(close(fd)); }
 
 const struct crl__sys_ops crl__kernel_sys = {
@@ -46,6 +51,7 @@ const struct crl__sys_ops crl__kernel_sys = {
     .getsockname = k_getsockname,
     .getpeername = k_getpeername,
     .shutdown = k_shutdown,
+    .recv = k_recv,
     .close = k_close,
 };
 

@@ -1,11 +1,12 @@
 /* The simulated backend (CRL_BACKEND_SIM): a virtual clock that jumps to the next timer when
  * every task waits, a run-queue pick drawn from CORRAL_SEED, and a trace hash of the run that
- * the same seed gives again; one core so far, whose operations are no-ops and pool jobs. */
+ * the same seed gives again; one core so far. */
 #define _GNU_SOURCE
 #include "../test.h"
 #include "io/io.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -174,13 +175,15 @@ TEST_PLAIN(offloaded_work_runs_in_no_virtual_time)
 static int unsupported_main(void *arg)
 {
     (void)arg;
-    CHECK_EQ(crl_tcp_listen("127.0.0.1:0", NULL), -EAFNOSUPPORT); /* no kernel socket made */
+    CHECK_EQ(crl_udp_bind("127.0.0.1:0"), -EPROTONOSUPPORT); /* no kernel socket made */
     char byte;
-    CHECK_EQ(crl_read(0, &byte, 1), -ENOSYS); /* nor a kernel read */
+    CHECK_EQ(crl_read(0, &byte, 1), -ENOSYS);              /* nor a kernel read */
+    CHECK_EQ(crl_open("/dev/null", O_RDONLY, 0), -ENOSYS); /* nor a kernel file */
     return 0;
 }
 
-/* Nothing reaches the kernel's sockets or files: what is not simulated yet says so. */
+/* Nothing reaches the kernel's sockets or files: what is not simulated yet says so (the
+ * network is, test_sim_net.c). */
 TEST_PLAIN(what_is_not_simulated_is_refused) { CHECK_EQ(run_sim(1, unsupported_main, NULL), 0); }
 
 static int trivial(void *arg) { return (void)arg, 0; }

@@ -1,5 +1,5 @@
 /* The synchronous socket calls (socket, setsockopt, bind, listen, getsockname, getpeername,
- * shutdown, close) reach the kernel only through the backend's table (c->io->ops->sys), so
+ * shutdown, a peek, close) reach the kernel only through the backend's table (c->io->ops->sys), so
  * a simulated backend can own every fd a task sees: here a counting table stands in for the
  * backend's, and each public call that makes one of them is seen passing through it. */
 #define _GNU_SOURCE
@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 static struct {
-    int socket, setsockopt, bind, listen, getsockname, getpeername, shutdown, close;
+    int socket, setsockopt, bind, listen, getsockname, getpeername, shutdown, recv, close;
 } seen;
 
 static int c_socket(int family, int type)
@@ -51,6 +51,11 @@ static int c_shutdown(int fd, int how)
     seen.shutdown++;
     return crl__kernel_sys.shutdown(fd, how);
 }
+static int c_recv(int fd, void *buf, size_t len, int flags)
+{
+    seen.recv++;
+    return crl__kernel_sys.recv(fd, buf, len, flags);
+}
 static int c_close(int fd)
 {
     seen.close++;
@@ -65,6 +70,7 @@ static const struct crl__sys_ops counting = {
     .getsockname = c_getsockname,
     .getpeername = c_getpeername,
     .shutdown = c_shutdown,
+    .recv = c_recv,
     .close = c_close,
 };
 
