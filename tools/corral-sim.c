@@ -24,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const struct sim_scenario *const scenarios[] = {&sim_scenario_scopes};
+static const struct sim_scenario *const scenarios[] = {&sim_scenario_scopes, &sim_scenario_http};
 enum { NSCENARIOS = sizeof scenarios / sizeof scenarios[0] };
 
 int sim_fail(struct sim_verdict *v, const char *fmt, ...)
@@ -43,8 +43,41 @@ struct outcome {
     int done; /* the child got to the end of its run */
     int rc;
     uint64_t hash, events;
+    int leaks;        /* LeakSanitizer found some (where it is built in) */
+    char faults[128]; /* the swarm's CORRAL_FAULTS for this seed, "" for none */
     struct sim_verdict v;
 };
+
+static bool faults_on;
+
+bool sim_faults_on(void) { return faults_on; }
+
+/* The swarm's draw for a seed: no faults one time in four, else a rate and a non-empty set
+ * of the faults a connection can meet (ENOMEM is left out: it would refuse the scenario's
+ * own spawns). Deterministic in the seed, so a replay draws the same. */
+static void swarm_draw(uint64_t seed, char *spec, size_t size)
+{
+    static const char *const kinds[] = {"ECONNRESET", "short", "delay", "EINTR", "EAGAIN"};
+    static const char *const rates[] = {"0.002", "0.01", "0.03", "0.08"};
+    uint64_t rng = seed ^ 0x5a4a7a11ULL;
+    spec[0] = '\0';
+    if (sim_below(&rng, 4) == 0)
+        return;
+    unsigned set = 0;
+    while (set == 0)
+        set = sim_below(&rng, 1u << 5);
+    int n =
+        snprintf(spec, size, "seed=%" PRIu64 ",rate=%s,errors=", seed, rates[sim_below(&rng, 4)]);
+    const char *sep = "";
+    for (unsigned i = 0; i < 5; i++)
+        if (set >> i & 1) {
+            n += snprintf(spec + n, size - (size_t)n, "%s%s", sep, kinds[i]);
+            sep = ":";
+        }
+}
+
+/* LeakSanitizer's check, where it is linked in (the ASan build); 0 elsewhere. */
+int __lsan_do_recoverable_leak_check(void) __attribute__((weak));
 
 struct seed_run {
     const struct sim_scenario *sc;
@@ -63,11 +96,17 @@ static void run_child(const struct sim_scenario *sc, uint64_t seed, struct outco
     char buf[32];
     snprintf(buf, sizeof buf, "%" PRIu64, seed);
     setenv("CORRAL_SEED", buf, 1);
+    if (sc->swarm)
+        swarm_draw(seed, out->faults, sizeof out->faults);
+    faults_on = out->faults[0] != '\0';
+    crl__faults_override(faults_on ? out->faults : "");
     struct crl_config cfg = {.backend = CRL_BACKEND_SIM, .log_level = CRL_LOG_ERROR};
     struct seed_run r = {sc, seed, out};
     out->rc = crl_run(&cfg, root_task, &r);
     uint64_t s;
     crl__sim_last_trace(&s, &out->hash, &out->events);
+    if (__lsan_do_recoverable_leak_check)
+        out->leaks = __lsan_do_recoverable_leak_check();
     out->done = 1;
 }
 
@@ -88,18 +127,22 @@ static int run_seed(const struct sim_scenario *sc, uint64_t seed, struct outcome
     int status;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
-    bool ok = out->done && out->rc == 0 && out->v.failed == 0;
+    bool ok = out->done && out->rc == 0 && out->v.failed == 0 && !out->leaks;
     printf("seed %" PRIu64 " %s trace %016" PRIx64 "\n", seed, ok ? "ok" : "FAIL", out->hash);
     if (ok)
         return 0;
     if (!out->done)
         printf("  the run died (%s %d) before its end\n", WIFSIGNALED(status) ? "signal" : "exit",
                WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    else if (out->leaks)
+        printf("  memory leaked (LeakSanitizer's report above)\n");
     else if (out->v.failed)
         printf("  %s (%d invariant%s broken), the run ending at event %" PRIu64 "\n", out->v.what,
                out->v.failed, out->v.failed == 1 ? "" : "s", out->events);
     else
         printf("  crl_run returned %d at event %" PRIu64 "\n", out->rc, out->events);
+    if (out->faults[0])
+        printf("  faults drawn: CORRAL_FAULTS=%s\n", out->faults);
     printf("  replay: corral-sim %s --seed %" PRIu64 "%s\n", sc->name, seed,
            crl__bug_shield_ignored ? " --bug shield" : "");
     return 1;

@@ -173,6 +173,9 @@ static void process_tick(struct crl__wheel *w)
     }
     unsigned slot = (unsigned)w->tick & SLOT_MASK;
     struct crl__timer *due = w->slot[0][slot];
+    /* This tick is over before its timers fire: one that a callback arms for it goes on the
+     * due list, not into the slot just emptied, which the wheel has passed. */
+    w->tick++;
     if (!due)
         return;
     w->slot[0][slot] = NULL;
@@ -203,8 +206,7 @@ void crl__wheel_advance(struct crl__wheel *w, int64_t now_ns)
             break;
         }
         w->tick = next;
-        process_tick(w);
-        w->tick++;
+        process_tick(w); /* and moves past it */
     }
 }
 

@@ -481,6 +481,7 @@ ssize_t crl__http_body_read(struct crl__http_conn *c, void *buf, size_t len)
             /* At most len input bytes: the body they hold cannot be longer. */
             size_t n = c->in_len - c->in_parsed < len ? c->in_len - c->in_parsed : len;
             uint64_t seen = r->body_seen;
+            size_t parsed = c->in_parsed;
             c->ps.sink = buf;
             c->ps.sink_len = len;
             int rc = crl__http_parse_feed(c, n);
@@ -491,6 +492,8 @@ ssize_t crl__http_body_read(struct crl__http_conn *c, void *buf, size_t len)
                 return body_parse_fail(c, rc);
             if (r->body_seen > seen || r->body_done)
                 return (ssize_t)(r->body_seen - seen);
+            if (c->in_parsed > parsed && c->in_parsed < c->in_len)
+                continue; /* those were framing (a chunk's CRLF, its size line): parse on */
         }
         body_room(c);
         if (!r->continue_sent && send_continue(c))
@@ -525,7 +528,10 @@ static void run_request(struct crl__http_conn *c)
 {
     CRL__COUNT(c->stats, http_requests);
     c->handler(&c->req, &c->res, c->ctx);
-    if (c->res.state == CRL__RES_NONE) {
+    if (c->res.state == CRL__RES_NONE && c->req.body_err && !c->body_status) {
+        c->linger = false;    /* the body's read failed in the transport (a reset): nobody */
+        c->must_close = true; /* reads an answer, so none is written (nginx's 499) */
+    } else if (c->res.state == CRL__RES_NONE) {
         crl__http_send_error(c, c->body_status ? c->body_status : 500);
     } else if (c->res.state == CRL__RES_STREAM) {
         c->must_close = true; /* half sent: only closing ends it */

@@ -220,12 +220,7 @@ enum {
     KINDS_EAGAIN = KINDS_SOCKET | KINDS_RW | K(ACCEPT),
 };
 
-static int sock_type(int fd)
-{
-    int type = 0;
-    socklen_t len = sizeof type;
-    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 ? type : -1;
-}
+static int sock_type(const struct crl__faults *f, int fd) { return f->inner->sys->sock_type(fd); }
 
 /* Shrink op to a strict prefix of what it asked for; false if it cannot be. A datagram
  * would lose its tail, and a send that must send all may not stop short. */
@@ -234,7 +229,7 @@ static bool shorten(struct crl__faults *f, struct crl__op *op)
     if (is_kind(op, K(READV) | K(WRITEV) | K(SENDMSG))) {
         int *cnt = op->kind == CRL__OP_SENDMSG ? NULL : &op->a.v.iovcnt;
         size_t n = cnt ? (size_t)*cnt : op->a.msg->msg_iovlen;
-        if (n < 2 || (!cnt && sock_type(op->fd) != SOCK_STREAM))
+        if (n < 2 || (!cnt && sock_type(f, op->fd) != SOCK_STREAM))
             return false;
         n = 1 + crl__fault_rng_next(&f->rng) % (n - 1);
         if (cnt)
@@ -244,7 +239,7 @@ static bool shorten(struct crl__faults *f, struct crl__op *op)
         return true;
     }
     if (!is_kind(op, K(READ) | K(WRITE) | K(RECV) | K(SEND)) || op->a.rw.len < 2 ||
-        crl__is_send_all(op) || sock_type(op->fd) > SOCK_STREAM)
+        crl__is_send_all(op) || sock_type(f, op->fd) > SOCK_STREAM)
         return false;
     op->a.rw.len = 1 + crl__fault_rng_next(&f->rng) % (op->a.rw.len - 1);
     return true;
@@ -275,7 +270,7 @@ static void faults_submit(struct crl__core *c, struct crl__op *op)
     switch (crl__faults_draw(&f->rng, &f->cfg, submit_faults(op))) {
     case CRL__FAULT_ECONNRESET:
         /* a file read or write cannot be reset */
-        if (!is_kind(op, KINDS_RW) || sock_type(op->fd) >= 0) {
+        if (!is_kind(op, KINDS_RW) || sock_type(f, op->fd) >= 0) {
             crl__op_complete(c, op, -ECONNRESET);
             return;
         }

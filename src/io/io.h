@@ -141,6 +141,7 @@ struct crl__sys_ops {
     int (*shutdown)(int fd, int how);
     /* recv(2) that never waits (flags with MSG_DONTWAIT): bytes, or -errno (-EAGAIN). */
     int (*recv)(int fd, void *buf, size_t len, int flags);
+    int (*sock_type)(int fd); /* SO_TYPE (SOCK_STREAM...), or -1: not a socket */
     int (*close)(int fd);
 };
 

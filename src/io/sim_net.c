@@ -857,6 +857,11 @@ static enum outcome try_op(struct crl__sim_world *w, struct crl__sim_sock *s, st
 void crl__sim_net_attempt(struct crl__sim_world *w, struct crl__op *op)
 {
     struct crl__sim_sock *s = sock_of(w->net, op->fd), *wait;
+    struct crl__core *c = crl__sim_op(op)->core;
+    if (s && c->io->faults && crl__faults_kernel(c, op)) { /* EINTR, EAGAIN: as a kernel's */
+        crl__sim_requeue(w, op);                           /* backend would, try again */
+        return;
+    }
     int res = -EBADF;
     switch (s ? try_op(w, s, op, &res, &wait) : DONE) {
     case DONE: crl__sim_complete(w, op, res); break;
@@ -876,6 +881,13 @@ static int sim_recv(int fd, void *buf, size_t len, int flags)
     return (int)receive(w, s, &sp, flags);
 }
 
+static int sim_sock_type(int fd)
+{
+    if (!is_sim_fd(fd))
+        return crl__kernel_sys.sock_type(fd);
+    return sock_of(net_here(), fd) ? SOCK_STREAM : -1;
+}
+
 const struct crl__sys_ops crl__sim_net_sys = {
     .socket = sim_socket,
     .setsockopt = sim_setsockopt,
@@ -885,5 +897,6 @@ const struct crl__sys_ops crl__sim_net_sys = {
     .getpeername = sim_getpeername,
     .shutdown = sim_shutdown,
     .recv = sim_recv,
+    .sock_type = sim_sock_type,
     .close = sim_close,
 };

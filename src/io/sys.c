@@ -41,6 +41,13 @@ static int k_recv(int fd, void *buf, size_t len, int flags)
     return neg((int)recv(fd, buf, len, flags | MSG_DONTWAIT));
 }
 
+static int k_sock_type(int fd)
+{
+    int type = 0;
+    socklen_t len = sizeof type;
+    return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 ? type : -1;
+}
+
 static int k_close(int fd) { return neg(close(fd)); }
 
 const struct crl__sys_ops crl__kernel_sys = {
@@ -52,6 +59,7 @@ const struct crl__sys_ops crl__kernel_sys = {
     .getpeername = k_getpeername,
     .shutdown = k_shutdown,
     .recv = k_recv,
+    .sock_type = k_sock_type,
     .close = k_close,
 };
 

@@ -121,6 +121,45 @@ TEST_PLAIN(wheel_callback_can_disarm_a_timer_due_with_it)
     CHECK_EQ(w.count, 0);
 }
 
+static struct probe rearmed;
+
+/* Fires, then arms its probe again for a deadline later in the same tick (what an
+ * operation's timer does when it fired for an earlier deadline than its operation's). */
+static void rearm_same_tick(struct crl__timer *t)
+{
+    struct probe *p = crl__container_of(t, struct probe, t);
+    probe_fire(t);
+    if (fired_count == 1) {
+        p->t.fire = probe_fire;
+        crl__timer_arm(pair_wheel, &p->t, p->t.deadline_ns + 1);
+    }
+}
+
+/* A timer a callback arms for the tick being fired fires at the next advance, not when the
+ * wheel next comes round to that slot (corral-sim's http scenario found such a deadline
+ * lost, and the connection waiting on it hung). */
+TEST_PLAIN(wheel_timer_rearmed_for_the_current_tick_fires)
+{
+    static struct crl__wheel w;
+    virtual_now = CRL_SEC_NS;
+    crl__wheel_init(&w, virtual_now);
+    pair_wheel = &w;
+    rearmed = (struct probe){.t = {.fire = rearm_same_tick}, .fired_at = -1};
+    int64_t deadline = virtual_now + 10 * CRL_USEC_NS;
+    deadline -= deadline % TICK_NS; /* the start of a tick: its deadline + 1 is in the same */
+    crl__timer_arm(&w, &rearmed.t, deadline);
+    fired_count = 0;
+    virtual_now = deadline + TICK_NS;
+    crl__wheel_advance(&w, virtual_now);
+    CHECK_EQ(fired_count, 1);
+    CHECK_EQ(w.count, 1);
+    CHECK_EQ(crl__wheel_next_ns(&w), 0); /* due now */
+    virtual_now += CRL_SEC_NS; /* a jump, as a simulated clock makes when all else waits */
+    crl__wheel_advance(&w, virtual_now);
+    CHECK_EQ(fired_count, 2);
+    CHECK_EQ(w.count, 0);
+}
+
 /* Disarmed timers never fire; re-arming moves a timer. */
 TEST_PLAIN(wheel_disarm_and_rearm)
 {

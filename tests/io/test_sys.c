@@ -56,6 +56,7 @@ static int c_recv(int fd, void *buf, size_t len, int flags)
     seen.recv++;
     return crl__kernel_sys.recv(fd, buf, len, flags);
 }
+static int c_sock_type(int fd) { return crl__kernel_sys.sock_type(fd); }
 static int c_close(int fd)
 {
     seen.close++;
@@ -71,6 +72,7 @@ static const struct crl__sys_ops counting = {
     .getpeername = c_getpeername,
     .shutdown = c_shutdown,
     .recv = c_recv,
+    .sock_type = c_sock_type,
     .close = c_close,
 };
 

@@ -5,6 +5,8 @@
 
 #include <corral.h>
 
+#include "io/io.h" /* crl__sim_open_fds: the simulated sockets open, for leak checks */
+
 #include <stdint.h>
 #include <stdio.h>
 
@@ -20,7 +22,13 @@ struct sim_scenario {
     /* The root task: returns 0, or a negative value after sim_fail(). seed draws the
      * scenario's own choices (the simulator draws its scheduling from the same seed). */
     int (*run)(uint64_t seed, struct sim_verdict *v);
+    /* Swarm: each seed also draws which faults are injected (CORRAL_FAULTS) and how often,
+     * or none; sim_faults_on() tells the run which. */
+    bool swarm;
 };
+
+/* Whether this seed's run injects faults (a connection may then end early). */
+bool sim_faults_on(void);
 
 /* Note a broken invariant (the first one is reported); returns -EPROTO for the caller. */
 int sim_fail(struct sim_verdict *v, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -41,5 +49,6 @@ static inline unsigned sim_below(uint64_t *state, unsigned n)
 }
 
 extern const struct sim_scenario sim_scenario_scopes;
+extern const struct sim_scenario sim_scenario_http;
 
 #endif
