@@ -105,11 +105,6 @@ struct crl__sim_world *crl__sim_here(void)
 
 uint64_t crl__sim_draw(struct crl__sim_world *w) { return crl__sim_next(&w->sched.rng); }
 
-void crl__sim_note(struct crl__sim_world *w, unsigned kind, uint64_t value)
-{
-    crl__sim_record(&w->sched, kind, value);
-}
-
 static int sim_init(struct crl__core *c)
 {
     if (!c->io->sim)

@@ -46,8 +46,6 @@ static inline struct crl__sim_op *crl__sim_op(struct crl__op *op)
 struct crl__sim_world *crl__sim_here(void);
 /* The next draw of the world's seeded stream. */
 uint64_t crl__sim_draw(struct crl__sim_world *w);
-/* Mix one event into the trace hash. */
-void crl__sim_note(struct crl__sim_world *w, unsigned kind, uint64_t value);
 /* Try op again after a seeded latency (it is the backend's until it completes). */
 void crl__sim_requeue(struct crl__sim_world *w, struct crl__op *op);
 /* Complete op with res, on the core it was submitted on. */

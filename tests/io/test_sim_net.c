@@ -104,6 +104,32 @@ static int refused_main(void *arg)
     return 0;
 }
 
+static int unix_main(void *arg)
+{
+    (void)arg;
+    const char *path = "/tmp/corral-sim-test.sock";
+    int lfd = crl_unix_listen(path, 0);
+    CHECK(lfd >= 0);
+    CHECK_EQ(access(path, F_OK), -1); /* no file: the socket is the world's */
+    CHECK_EQ(crl_unix_listen(path, 0), -EADDRINUSE);
+    int cfd = crl_unix_connect(path);
+    CHECK(cfd >= 0);
+    int afd = crl_accept(lfd, NULL, NULL);
+    CHECK(afd >= 0);
+    CHECK_EQ(crl_write_all(cfd, "u", 1), 1);
+    char byte = 0;
+    CHECK_EQ(crl_read(afd, &byte, 1), 1);
+    CHECK_EQ(byte, 'u');
+    crl_close(afd);
+    crl_close(cfd);
+    crl_close(lfd);
+    CHECK_EQ(crl_unix_connect(path), -ECONNREFUSED);
+    return 0;
+}
+
+/* Unix stream sockets too, named by their path and never touching the file system. */
+TEST_PLAIN(unix_sockets_are_simulated_by_path) { CHECK_EQ(run_sim(8, unix_main, NULL), 0); }
+
 /* The kernel's answers: nobody listening, an address taken, SO_REUSEPORT shares it. */
 TEST_PLAIN(refusals_and_taken_addresses_are_the_kernels)
 {
