@@ -1236,7 +1236,8 @@ typedef struct crl_http_res crl_http_res;
 /** Answers one request through res; its return value is ignored. A handler that returns
  * without a response gets 500, the status of its body's failure (413, 408, 400), or, when
  * reading the body failed because the client went away (a reset), none: the connection
- * closes, as it does when a response was half sent. The response goes out when the handler returns, batched with those of pipelined requests.
+ * closes, as it does when a response was half sent. The response goes out when the handler
+ * returns, batched with those of pipelined requests.
  * @param req the request
  * @param res its response
  * @param ctx crl_http_serve's ctx
