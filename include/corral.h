@@ -108,17 +108,19 @@ enum crl_backend {
     CRL_BACKEND_URING = 1,   /**< io_uring */
     CRL_BACKEND_EPOLL = 2,   /**< epoll */
     /** The deterministic simulator (docs/sim.md): a virtual clock that jumps to the next
-     * timer when every task waits, and a run-queue pick drawn from CORRAL_SEED, so that a
-     * seed replays the same run. One core so far (cores 0 means one, more are refused); its
-     * operations are no-ops and blocking-pool jobs (no virtual time); others end with
-     * -ENOSYS and new sockets with -EAFNOSUPPORT. */
+     * timer when every task waits, an in-memory network of stream sockets, and the run-queue
+     * pick (and with several cores, which core runs next) drawn from CORRAL_SEED, so that a
+     * seed replays the same run. Every core is a record driven on the calling thread (cores
+     * 0 means one, whatever the machine; 1024 at the most). Blocking-pool jobs run for real
+     * and take no virtual time; file operations end with -ENOSYS, datagram sockets with
+     * -EPROTONOSUPPORT. */
     CRL_BACKEND_SIM = 3,
 };
 
 /** Runtime configuration. A zeroed struct (or a NULL pointer) means every default. */
 struct crl_config {
     /** Executors, on the first CPUs of the affinity mask, each pinned; 0 = CORRAL_CORES from
-     * the environment, else one per CPU of the mask. */
+     * the environment, else one per CPU of the mask (on the sim backend, else one). */
     unsigned cores;
     size_t stack_size;            /**< default usable task stack in bytes; 0 = 64 KiB (see
                                      "Task stacks" at struct crl_spawn_opts) */
@@ -1654,7 +1656,8 @@ struct crl_runtime *crl_runtime_current(void);
  * @param fn the function
  * @param arg its argument
  * @return fn's result; -EINVAL for a core that does not exist, -EBUSY when called from an
- * executor (it would block its core), -ESHUTDOWN if rt is stopping */
+ * executor (it would block its core), -ESHUTDOWN if rt is stopping, -ENOTSUP if rt runs on
+ * the sim backend (its thread runs only what the seed draws) */
 int crl_runtime_call(struct crl_runtime *rt, unsigned core, crl_task_fn *fn, void *arg);
 
 /** Per-core locals: one zero-initialized instance of a value per core (sharded state: a

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +25,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static const struct sim_scenario *const scenarios[] = {&sim_scenario_scopes, &sim_scenario_http};
+static const struct sim_scenario *const scenarios[] = {&sim_scenario_scopes, &sim_scenario_http,
+                                                       &sim_scenario_xcore4, &sim_scenario_xcore8};
 enum { NSCENARIOS = sizeof scenarios / sizeof scenarios[0] };
 
 int sim_fail(struct sim_verdict *v, const char *fmt, ...)
@@ -37,6 +39,9 @@ int sim_fail(struct sim_verdict *v, const char *fmt, ...)
     }
     return -EPROTO;
 }
+
+/* A seed's child is stopped after this much real time (a seed takes milliseconds). */
+enum { SEED_REAL_S = 60 };
 
 /* What a seed's child hands back (in memory shared with the parent). */
 struct outcome {
@@ -100,7 +105,8 @@ static void run_child(const struct sim_scenario *sc, uint64_t seed, struct outco
         swarm_draw(seed, out->faults, sizeof out->faults);
     faults_on = out->faults[0] != '\0';
     crl__faults_override(faults_on ? out->faults : "");
-    struct crl_config cfg = {.backend = CRL_BACKEND_SIM, .log_level = CRL_LOG_ERROR};
+    struct crl_config cfg = {
+        .backend = CRL_BACKEND_SIM, .log_level = CRL_LOG_ERROR, .cores = sc->cores};
     struct seed_run r = {sc, seed, out};
     out->rc = crl_run(&cfg, root_task, &r);
     uint64_t s;
@@ -121,6 +127,7 @@ static int run_seed(const struct sim_scenario *sc, uint64_t seed, struct outcome
         exit(2);
     }
     if (pid == 0) {
+        alarm(SEED_REAL_S); /* a livelock: the virtual clock stands still while a task spins */
         run_child(sc, seed, out);
         _exit(0);
     }
@@ -131,7 +138,11 @@ static int run_seed(const struct sim_scenario *sc, uint64_t seed, struct outcome
     printf("seed %" PRIu64 " %s trace %016" PRIx64 "\n", seed, ok ? "ok" : "FAIL", out->hash);
     if (ok)
         return 0;
-    if (!out->done)
+    if (!out->done && WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+        printf("  the run took more than %d s of real time: a livelock (a task that never gives "
+               "up its turn?)\n",
+               SEED_REAL_S);
+    else if (!out->done)
         printf("  the run died (%s %d) before its end\n", WIFSIGNALED(status) ? "signal" : "exit",
                WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
     else if (out->leaks)

@@ -209,7 +209,13 @@ struct crl__sim_sched {
     uint64_t events; /* mixed in so far: a failing event's position */
 };
 
-enum crl__sim_event { CRL__SIM_PICK = 1, CRL__SIM_CLOCK, CRL__SIM_COMPLETE, CRL__SIM_SUBMIT };
+enum crl__sim_event {
+    CRL__SIM_PICK = 1,
+    CRL__SIM_CLOCK,
+    CRL__SIM_COMPLETE,
+    CRL__SIM_SUBMIT,
+    CRL__SIM_CORE, /* the core given the next loop turn */
+};
 
 /* splitmix64: the simulator's every draw. */
 static inline uint64_t crl__sim_next(uint64_t *state)
@@ -344,6 +350,10 @@ static inline void crl__runq_push(struct crl__core *c, struct crl_task *t)
  * cancellation wakes it instead; if the task is already cancelled, park calls unpark and
  * returns at once. Returns the crl__wake() result or the cancellation error. */
 int crl__park(void (*unpark)(struct crl_task *t), void *obj);
+/* crl_yield whatever the task's cancellation: for a wait on another core's progress that
+ * must not be cut short (crl_yield returns at once when cancelled, and a loop of it would
+ * never let the core take in what it waits for). */
+void crl__yield_held(void);
 /* A wait that cancellation does not end, after the cancellable one it follows: the task was
  * cancelled out of a wait through `was` on obj and must still wait for what it started (an
  * operation, a job, a call whose frame it lent) to finish. Parked with unpark NULL and

@@ -258,15 +258,20 @@ void crl__cancel_wake(struct crl_task *t)
     crl__wake(t, crl__cancel_status(t));
 }
 
-int crl_yield(void)
+void crl__yield_held(void)
 {
     struct crl_task *t = crl__self();
-    int rc = crl__cancel_status(t);
-    if (rc)
-        return rc;
     t->state = CRL__RUNNABLE;
     crl__runq_push(t->core, t);
     schedule_away(t->core, t);
+}
+
+int crl_yield(void)
+{
+    int rc = crl__cancel_status(crl__self());
+    if (rc)
+        return rc;
+    crl__yield_held();
     return 0;
 }
 
@@ -546,6 +551,8 @@ int crl__core_init(struct crl__core *c, struct crl_scope *root)
     c->stacks.cls[0].size = crl__stack_region_size(c->cfg->stack_size);
     crl__scope_init_root(root, c);
     c->root = root;
+    if (c->sim && c->id != 0)
+        return 0; /* simulated cores share one thread, and core 0's alternate signal stack */
     return crl__stack_overflow_handler_install(c);
 }
 

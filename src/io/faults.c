@@ -325,16 +325,20 @@ static void release_held(struct crl__core *c, struct crl__faults *f)
         f->inner->submit(c, due[i]);
 }
 
+int64_t crl__faults_next_ns(const struct crl__core *c)
+{
+    const struct crl__faults *f = c->io->faults;
+    return f && f->nheld ? crl_now_ns() + HELD_WAIT_NS : -1;
+}
+
 static void faults_wait(struct crl__core *c, int64_t deadline_ns)
 {
     struct crl__faults *f = c->io->faults;
     f->iteration++;
     release_held(c, f);
-    if (f->nheld) { /* come back soon for them */
-        int64_t soon = crl_now_ns() + HELD_WAIT_NS;
-        if (deadline_ns < 0 || deadline_ns > soon)
-            deadline_ns = soon;
-    }
+    int64_t soon = crl__faults_next_ns(c); /* come back soon for the ops still held */
+    if (soon >= 0 && (deadline_ns < 0 || deadline_ns > soon))
+        deadline_ns = soon;
     f->inner->wait(c, deadline_ns);
 }
 

@@ -256,11 +256,14 @@ uint64_t crl__fault_rng_next(struct crl__fault_rng *r);
 enum crl__fault crl__faults_draw(struct crl__fault_rng *r, const struct crl__faults_cfg *cfg,
                                  unsigned allowed);
 
-/* Wrap c->io->ops when fault injection is on (nothing otherwise); -EINVAL for a bad
- * CORRAL_FAULTS (logged). */
 /* 0, or -EINVAL (logged) for a bad CORRAL_FAULTS: crl_run asks before any core starts. */
 int crl__faults_check(void);
+/* Wrap c->io->ops when fault injection is on (nothing otherwise); -EINVAL for a bad
+ * CORRAL_FAULTS (logged). */
 int crl__faults_start(struct crl__core *c);
+/* When core c's wrapper next wants its wait called, for the ops it holds back (a delay
+ * fault): soon after now; -1 when it holds none or injects nothing. */
+int64_t crl__faults_next_ns(const struct crl__core *c);
 /* A backend is about to issue op to the kernel: 0 to go ahead, or -EINTR / -EAGAIN to act
  * as if the kernel had answered that (without doing the op). Call only when c->io->faults. */
 int crl__faults_kernel(struct crl__core *c, struct crl__op *op);

@@ -82,6 +82,7 @@ void crl__sim_end(struct crl__sim_world *w)
     last_trace.hash = w->sched.hash;
     last_trace.events = w->sched.events;
     crl__sim_net_free(w->net);
+    free(w->cores);
     free(w);
 }
 
@@ -107,13 +108,42 @@ uint64_t crl__sim_draw(struct crl__sim_world *w) { return crl__sim_next(&w->sche
 
 static int sim_init(struct crl__core *c)
 {
-    if (!c->io->sim)
+    struct crl__sim_world *w = c->io->sim;
+    if (!w)
         return -EINVAL; /* a world is the runtime's to begin (crl__sim_begin) */
-    c->io->state = c->io->sim;
+    if (w->ncores == w->cores_cap) {
+        unsigned cap = w->cores_cap ? 2 * w->cores_cap : 8;
+        struct crl__core **grown = realloc(w->cores, cap * sizeof *grown);
+        if (!grown)
+            return -ENOMEM;
+        w->cores = grown;
+        w->cores_cap = cap;
+    }
+    w->cores[w->ncores++] = c;
+    c->io->state = w;
     return 0;
 }
 
-static void sim_fini(struct crl__core *c) { c->io->state = NULL; }
+static void sim_fini(struct crl__core *c)
+{
+    struct crl__sim_world *w = world_of(c);
+    for (unsigned i = 0; i < w->ncores; i++)
+        if (w->cores[i] == c) {
+            memmove(&w->cores[i], &w->cores[i + 1], (w->ncores - i - 1) * sizeof *w->cores);
+            w->ncores--;
+            break;
+        }
+    c->io->state = NULL;
+}
+
+/* Act as core c (the cores of a world share this thread): what runs now, a watch's function
+ * or a task made runnable, is c's. Returns the core acted as before, to go back to. */
+static struct crl__core *act_as(struct crl__core *c)
+{
+    struct crl__core *was = crl__cur;
+    crl__cur = c;
+    return was;
+}
 
 static int64_t draw_latency(struct crl__sim_world *w)
 {
@@ -142,7 +172,9 @@ void crl__sim_complete(struct crl__sim_world *w, struct crl__op *op, int res)
 {
     sop(op)->where = CRL__SIM_NOWHERE;
     crl__sim_record(&w->sched, CRL__SIM_COMPLETE, (uint64_t)op->kind << 32 | (uint32_t)res);
+    struct crl__core *was = act_as(sop(op)->core);
     crl__op_complete(sop(op)->core, op, res);
+    crl__cur = was;
 }
 
 static void sim_submit(struct crl__core *c, struct crl__op *op)
@@ -219,23 +251,59 @@ static bool deliver_due(struct crl__sim_world *w)
     return any;
 }
 
-/* Take in the blocking pool's finished jobs, waiting for one if block. */
-static void take_pool(struct crl__core *c, bool block)
+/* Whether a task of the world is runnable, on any of its cores. */
+static bool world_runnable(const struct crl__sim_world *w)
 {
-    struct pollfd p = {.fd = c->io->wake_fd, .events = POLLIN};
-    if (poll(&p, 1, block ? -1 : 0) > 0)
-        crl__core_woken(c);
+    for (unsigned i = 0; i < w->ncores; i++)
+        if (w->cores[i]->runq_head)
+            return true;
+    return false;
 }
 
+static bool world_offloading(const struct crl__sim_world *w)
+{
+    for (unsigned i = 0; i < w->ncores; i++)
+        if (w->cores[i]->io->offload_pending)
+            return true;
+    return false;
+}
+
+/* Take in the blocking pool's finished jobs, on every core with some out, waiting for one
+ * if block. */
+static void take_pool(struct crl__sim_world *w, bool block)
+{
+    enum { MAX_POLL = 64 };
+    struct pollfd p[MAX_POLL];
+    struct crl__core *of[MAX_POLL];
+    unsigned n = 0;
+    for (unsigned i = 0; i < w->ncores && n < MAX_POLL; i++)
+        if (w->cores[i]->io->offload_pending) {
+            of[n] = w->cores[i];
+            p[n++] = (struct pollfd){.fd = w->cores[i]->io->wake_fd, .events = POLLIN};
+        }
+    if (poll(p, n, block ? -1 : 0) <= 0)
+        return;
+    for (unsigned i = 0; i < n; i++)
+        if (p[i].revents) {
+            struct crl__core *was = act_as(of[i]);
+            crl__core_woken(of[i]);
+            crl__cur = was;
+        }
+}
+
+/* The wait of every core of the world: it moves the clock only when no task of any core can
+ * run, to the next due operation or to deadline_ns, which the runtime's driver computes over
+ * every core (loop.c). */
 static void sim_wait(struct crl__core *c, int64_t deadline_ns)
 {
     struct crl__sim_world *w = world_of(c);
-    if (c->io->offload_pending)
-        take_pool(c, false);
-    if (deliver_due(w) || deadline_ns == 0 || c->runq_head)
+    bool offloading = world_offloading(w);
+    if (offloading)
+        take_pool(w, false);
+    if (deliver_due(w) || deadline_ns == 0 || world_runnable(w))
         return;
-    if (c->io->offload_pending) { /* real work takes no virtual time: wait for it first */
-        take_pool(c, true);
+    if (offloading) { /* real work takes no virtual time: wait for it first */
+        take_pool(w, true);
         return;
     }
     int64_t next = w->due ? sop(w->due)->due_ns : -1;

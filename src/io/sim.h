@@ -20,6 +20,8 @@ struct crl__sim_world {
     struct crl__op *due;        /* ops to try, by due time, then submission */
     struct crl__sim_net *net;   /* the in-memory network (sim_net.c) */
     const int64_t *saved_clock; /* this thread's clock before the world began */
+    struct crl__core **cores;   /* its cores, in the order they started (sim_init) */
+    unsigned ncores, cores_cap;
 };
 
 /* Where an op is while it is the backend's. */

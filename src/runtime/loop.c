@@ -127,6 +127,116 @@ void crl__loop(struct crl__executor *ex)
     atomic_store_explicit(&ex->dump.loop_state, CRL__DUMP_LEFT_LOOP, memory_order_release);
 }
 
+/* ---- A simulated runtime: every core's loop on this one thread ---------------------------- */
+
+/* What a simulated core with nothing to run waits for: its next timer, stack trim or settle,
+ * or the ops its fault wrapper holds back; -1 for nothing. */
+static int64_t sim_core_deadline(struct crl__executor *ex)
+{
+    struct crl__core *c = &ex->core;
+    int64_t d = earlier(crl__wheel_next_ns(&c->wheel), crl__stack_next_trim_ns(c));
+    if (crl__stack_settle_pending(c))
+        d = earlier(d, ex->worked_ns + CRL__SETTLE_NS);
+    return earlier(d, crl__faults_next_ns(c));
+}
+
+/* A simulated core's turn: crl__loop_turn's steps, but it never waits (the driver moves the
+ * clock once no core can run), and it takes the other cores' messages at turns drawn from
+ * the seed, so that a message may wait for a while. */
+static void sim_turn(struct crl__executor *ex)
+{
+    struct crl__core *c = &ex->core;
+    CRL__COUNT(&c->stats, loop_turns);
+    sample_runq(c);
+    crl__dump_poll(ex, &ex->dump);
+    if (crl__run_next(c, ex->io.pending != 0))
+        ex->worked_ns = c->now_ns;
+    crl__io_poll(c);
+    if (!c->runq_head) {
+        crl__stack_trim_if_due(c);
+        settle_if_quiet(ex);
+    }
+    if (c->smp->group->ncores == 1 || crl__sim_next(&c->sim->rng) % 2)
+        crl__smp_poll(c);
+    c->now_ns = crl_now_ns();
+    if (c->wheel.count)
+        crl__wheel_advance(&c->wheel, c->now_ns);
+}
+
+/* No core can run: give each core's backend (and fault wrapper) a wait that does not block,
+ * and if still none can, core 0's wait, which moves the world's clock to the next due
+ * operation or to deadline (the earliest any core waits for). */
+static void sim_idle(struct crl__runtime *rt, int64_t deadline)
+{
+    bool runnable = false;
+    for (unsigned i = 0; i < rt->ncores; i++) {
+        struct crl__core *c = rt->smp.cores[i];
+        crl__cur = c;
+        crl__io_poll(c);
+    }
+    for (unsigned i = 0; i < rt->ncores && !runnable; i++)
+        runnable = rt->smp.cores[i]->runq_head != NULL;
+    struct crl__core *c0 = rt->smp.cores[0];
+    crl__cur = c0;
+    if (!runnable)
+        c0->io->ops->wait(c0, deadline);
+}
+
+/* Whether simulated core ex has something to do at `now`. */
+static bool sim_core_ready(struct crl__executor *ex, int64_t now, int64_t *deadline)
+{
+    struct crl__core *c = &ex->core;
+    if (c->runq_head || crl__smp_pending(c))
+        return true;
+    int64_t d = sim_core_deadline(ex);
+    if (d >= 0 && d <= now)
+        return true;
+    *deadline = earlier(*deadline, d);
+    return false;
+}
+
+void crl__loop_sim(struct crl__runtime *rt)
+{
+    unsigned n = rt->ncores, ready[n];
+    struct crl__sim_sched *sched = rt->smp.cores[0]->sim;
+    for (unsigned i = 0; i < n; i++) {
+        struct crl__executor *ex = crl__executor_of(rt->smp.cores[i]);
+        ex->busy_since_ns = ex->worked_ns = crl_now_ns();
+        atomic_store_explicit(&ex->dump.loop_state, CRL__DUMP_LOOPING, memory_order_release);
+    }
+    for (;;) {
+        if (!rt->smp.cores[0]->root->nlive)
+            atomic_store_explicit(&rt->stopping, true, memory_order_release);
+        unsigned nready = 0, alive = 0;
+        int64_t now = crl_now_ns(), deadline = -1;
+        for (unsigned i = 0; i < n; i++) {
+            struct crl__executor *ex = crl__executor_of(rt->smp.cores[i]);
+            if (!keep_running(ex))
+                continue;
+            alive++;
+            if (sim_core_ready(ex, now, &deadline))
+                ready[nready++] = i;
+        }
+        if (!alive)
+            break;
+        if (!nready) {
+            sim_idle(rt, deadline);
+            continue;
+        }
+        unsigned k = ready[0];
+        if (n > 1) {
+            k = ready[crl__sim_next(&sched->rng) % nready];
+            crl__sim_record(sched, CRL__SIM_CORE, k);
+        }
+        crl__cur = rt->smp.cores[k];
+        sim_turn(crl__executor_of(crl__cur));
+    }
+    crl__cur = rt->smp.cores[0];
+    for (unsigned i = 0; i < n; i++)
+        atomic_store_explicit(&crl__executor_of(rt->smp.cores[i])->dump.loop_state,
+                              CRL__DUMP_LEFT_LOOP, memory_order_release);
+}
+
 void crl__executor_wire(struct crl__executor *ex, struct crl__runtime *rt, unsigned id)
 {
     struct crl__core *c = &ex->core;

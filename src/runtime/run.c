@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { DEFAULT_STACK = 64 * 1024 };
+enum { DEFAULT_STACK = 64 * 1024, SIM_MAX_CORES = 1024 };
 
 /* Executors by default: CORRAL_CORES from the environment, else one per CPU the process may
  * run on (simulated: one, whatever the machine). */
@@ -52,8 +52,8 @@ static int config_resolve(const struct crl_config *in, struct crl_config *out)
     bool sim = out->backend == CRL_BACKEND_SIM;
     if (out->cores == 0)
         out->cores = default_cores(sim);
-    if (sim && out->cores > 1)
-        return refuse(in, "the sim backend runs one core so far");
+    if (sim && out->cores > SIM_MAX_CORES)
+        return refuse(in, "the sim backend runs 1024 cores at the most");
     if (sim)
         out->stall_ns = -1; /* the watchdog is a thread on the real clock */
     if (out->stack_trim_ns == 0)
@@ -266,7 +266,8 @@ static int runtime_init(struct run_state *st, const struct crl_config *cfg)
     if (rc || (rc = crl__faults_check()))
         return rc; /* before any core starts: nothing to tear down */
     rt->ncores = rt->cfg.cores;
-    if (rt->ncores > 1 && (rc = pick_cpus(rt->ncores, st->cpus, &st->saved_mask))) {
+    bool sim = rt->cfg.backend == CRL_BACKEND_SIM; /* its cores are records, not threads */
+    if (!sim && rt->ncores > 1 && (rc = pick_cpus(rt->ncores, st->cpus, &st->saved_mask))) {
         if (rc == -EINVAL)
             crl__log_cfg(cfg, CRL_LOG_ERROR,
                          "corral: crl_run: bad config: cores = %u, more than the %d CPUs of "
@@ -274,7 +275,7 @@ static int runtime_init(struct run_state *st, const struct crl_config *cfg)
                          rt->ncores, CPU_COUNT(&st->saved_mask));
         return rc;
     }
-    if (rt->cfg.backend == CRL_BACKEND_SIM && (rc = crl__sim_begin(&rt->sim)))
+    if (sim && (rc = crl__sim_begin(&rt->sim)))
         return rc; /* before the cores read a clock: theirs is the world's */
     rc = crl__smp_group_init(&rt->smp, rt->ncores);
     if (rc) {
@@ -303,6 +304,80 @@ static void runtime_fini(struct run_state *st)
     crl__sim_end(st->rt.sim);
 }
 
+/* Real cores: core 0 on the calling thread, the others on threads of their own, each pinned
+ * to a CPU. */
+static int run_threads(struct run_state *st, struct root_call *call)
+{
+    struct crl__runtime *rt = &st->rt;
+    if (rt->ncores > 1)
+        pin_to(st->cpus[0]);
+    unsigned started = 1;
+    int rc = start_secondaries(rt, st->ct, st->cpus, &started);
+    struct crl__executor ex;
+    struct crl_scope root;
+    crl__cur = &ex.core;
+    pthread_sigmask(SIG_SETMASK, NULL, &st->saved_sigmask);
+    int start_rc = core_start(&ex, rt, &root, 0);
+    rt->smp.cores[0] = start_rc ? NULL : &ex.core;
+    gate_wait(&rt->started);
+    if (!rc)
+        rc = start_rc ? start_rc : all_started(rt) ? 0 : -ENOMEM;
+    if (!rc)
+        rc = crl__spawn(&root, root_task, call, "main", 0);
+    if (!rc) {
+        int wd = crl__stall_start(rt);
+        if (wd)
+            crl__logf(CRL_LOG_WARN, "corral: no stall detector: %s", strerror(-wd));
+        crl__dump_register(rt);
+        crl__loop(&ex);
+        crl__dump_unregister(rt); /* waits for a dump under way, which may read every core */
+        crl__stall_stop(rt);
+        rc = root.error ? root.error : call->result;
+    }
+    stop_secondaries(rt, st->ct, started);
+    core_stop(&ex);
+    crl__cur = NULL;
+    pthread_sigmask(SIG_SETMASK, &st->saved_sigmask, NULL);
+    if (rt->ncores > 1)
+        sched_setaffinity(0, sizeof st->saved_mask, &st->saved_mask);
+    return rc;
+}
+
+/* Simulated cores: every one a record on the calling thread, with no thread, gate, CPU pin
+ * or wake-up write; their loops take turns drawn from the seed (crl__loop_sim). So a
+ * simulated runtime of N cores runs the same on any machine. */
+static int run_simulated(struct crl__runtime *rt, struct root_call *call)
+{
+    unsigned n = rt->ncores, tried = 0;
+    struct crl__executor *ex = calloc(n, sizeof *ex);
+    struct crl_scope *roots = calloc(n, sizeof *roots);
+    int rc = ex && roots ? 0 : -ENOMEM;
+    while (!rc && tried < n) {
+        unsigned i = tried++;
+        crl__cur = &ex[i].core;
+        rc = core_start(&ex[i], rt, &roots[i], i);
+        rt->smp.cores[i] = rc ? NULL : &ex[i].core;
+    }
+    crl__cur = ex ? &ex[0].core : NULL;
+    if (!rc)
+        rc = crl__spawn(&roots[0], root_task, call, "main", 0);
+    if (!rc) {
+        crl__dump_register(rt);
+        crl__loop_sim(rt);
+        crl__dump_unregister(rt);
+        rc = roots[0].error ? roots[0].error : call->result;
+    }
+    while (tried > 0) { /* the reverse of their start: core 0 last */
+        unsigned i = --tried;
+        crl__cur = &ex[i].core;
+        core_stop(&ex[i]);
+    }
+    crl__cur = NULL;
+    free(roots);
+    free(ex);
+    return rc;
+}
+
 int crl_run(const struct crl_config *cfg, crl_task_fn *main, void *arg)
 {
     if (crl__cur)
@@ -316,40 +391,10 @@ int crl_run(const struct crl_config *cfg, crl_task_fn *main, void *arg)
         free(st);
         return rc;
     }
-    if (rt->ncores > 1)
-        pin_to(st->cpus[0]);
-    unsigned started = 1;
-    rc = start_secondaries(rt, st->ct, st->cpus, &started);
-    struct crl__executor ex;
-    struct crl_scope root;
-    crl__cur = &ex.core;
-    pthread_sigmask(SIG_SETMASK, NULL, &st->saved_sigmask);
-    int start_rc = core_start(&ex, rt, &root, 0);
-    rt->smp.cores[0] = start_rc ? NULL : &ex.core;
-    gate_wait(&rt->started);
-    if (!rc)
-        rc = start_rc ? start_rc : all_started(rt) ? 0 : -ENOMEM;
     struct root_call call = {main, arg, 0};
-    if (!rc)
-        rc = crl__spawn(&root, root_task, &call, "main", 0);
-    if (!rc) {
-        int wd = crl__stall_start(rt);
-        if (wd)
-            crl__logf(CRL_LOG_WARN, "corral: no stall detector: %s", strerror(-wd));
-        crl__dump_register(rt);
-        crl__loop(&ex);
-        crl__dump_unregister(rt); /* waits for a dump under way, which may read every core */
-        crl__stall_stop(rt);
-        rc = root.error ? root.error : call.result;
-    }
-    stop_secondaries(rt, st->ct, started);
-    core_stop(&ex);
-    crl__cur = NULL;
-    pthread_sigmask(SIG_SETMASK, &st->saved_sigmask, NULL);
+    rc = rt->sim ? run_simulated(rt, &call) : run_threads(st, &call);
     crl__tracing_to_file(rt);
     crl__pool_stop();
-    if (rt->cfg.cores > 1)
-        sched_setaffinity(0, sizeof st->saved_mask, &st->saved_mask);
     runtime_fini(st);
     free(st);
     return rc;

@@ -78,6 +78,12 @@ void crl__loop(struct crl__executor *ex);
  * cores on one thread (a simulator) can call it for each core in turn, with crl__cur set to
  * that core. */
 bool crl__loop_turn(struct crl__executor *ex);
+/* loop.c: a simulated runtime's loops, every core's on the calling thread (rt->smp.cores,
+ * each started): each turn goes to a core drawn from the seed among those with something to
+ * do (a task to run, a message, a timer due), and the clock moves only when none has, in the
+ * backend's wait. Returns once core 0's root scope is done and the other cores have wound
+ * down, with crl__cur core 0. */
+void crl__loop_sim(struct crl__runtime *rt);
 /* Link ex's parts and set the hooks through which they reach each other. */
 void crl__executor_wire(struct crl__executor *ex, struct crl__runtime *rt, unsigned id);
 

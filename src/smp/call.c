@@ -199,7 +199,7 @@ static void reply(struct crl__core *c, struct remote *r, int result)
     struct crl__ring_msg m = {.ptr = r->call, .value = result}; /* p1 = NULL: a reply */
     /* The caller's credit guarantees room; after the push the record is the caller's. */
     while (!crl__ring_push(ring(c->smp->group, c->id, r->from), &m))
-        crl_yield();
+        crl__yield_held();
     crl__smp_kick(c->smp->group->cores[r->from]);
 }
 
@@ -317,6 +317,8 @@ int crl_runtime_call(struct crl_runtime *handle, unsigned core, crl_task_fn *fn,
     if (!rt || core >= rt->ncores)
         return -EINVAL;
     struct crl__core *c = rt->cores[core];
+    if (c->sim)
+        return -ENOTSUP; /* a simulated runtime's thread runs nothing it does not draw */
     struct crl__foreign f = {.fn = fn, .arg = arg};
     pthread_mutex_init(&f.lock, NULL);
     pthread_cond_init(&f.cond, NULL);
@@ -446,8 +448,8 @@ static void call_unpark(struct crl_task *t)
 static bool reply_in_place(struct crl__core *c, struct crl__call *call)
 {
     int64_t poll_ns = c->cfg->reply_poll_ns;
-    if (c->runq_head || poll_ns <= 0)
-        return false;
+    if (c->runq_head || poll_ns <= 0 || c->sim)
+        return false; /* simulated: the clock stands still while a core runs, so park */
     int64_t until = crl__deadline_after(crl_now_ns(), poll_ns),
             timer = crl__wheel_next_ns(&c->wheel);
     if (timer >= 0 && timer < until)
@@ -462,6 +464,8 @@ static bool reply_in_place(struct crl__core *c, struct crl__call *call)
     c->smp->polled_enough = true; /* the core has polled long enough: it may sleep at once */
     return false;
 }
+
+static int call_with_credit(struct crl_task *t, unsigned core, crl_task_fn *fn, void *arg);
 
 int crl_call(unsigned core, crl_task_fn *fn, void *arg)
 {
@@ -480,6 +484,14 @@ int crl_call(unsigned core, crl_task_fn *fn, void *arg)
         if (rc)
             return rc;
     }
+    return call_with_credit(t, core, fn, arg);
+}
+
+/* Send the call (a credit is free) and wait for its reply: a cancellation of the caller,
+ * already there or to come, is sent on to the remote task, whose end is still waited for. */
+static int call_with_credit(struct crl_task *t, unsigned core, crl_task_fn *fn, void *arg)
+{
+    struct crl__core *c = t->core;
     struct crl__call call = {.caller = t, .target_core = c->smp->group->cores[core]};
     atomic_init(&call.cancel, false);
     c->smp->credits[core]--;
@@ -492,7 +504,7 @@ int crl_call(unsigned core, crl_task_fn *fn, void *arg)
     if (reply_in_place(c, &call))
         return call.result;
     call.waiting = true;
-    rc = crl__park(call_unpark, &call);
+    int rc = crl__park(call_unpark, &call);
     while (!call.done) { /* fn may point into our frame: wait for the target to finish */
         call.waiting = true;
         crl__park_held(call_unpark, &call);
@@ -541,11 +553,31 @@ struct remote_child {
     unsigned core;
 };
 
+/* Wait for a credit to core *target, shielded: a child spawned on another core runs even
+ * once its scope is cancelled. */
+static int wait_credit_shielded(struct crl_scope *s, void *target)
+{
+    struct crl__core *c = crl__core();
+    crl_scope_shield(s, true);
+    while (c->smp->credits[*(unsigned *)target] == 0) {
+        crl_event_clear(&c->smp->credit_freed);
+        crl__event_wait_for(&c->smp->credit_freed, "a cross-core call credit");
+    }
+    return 0;
+}
+
+/* A child on another core: the call that runs it there. It is made even when the scope was
+ * cancelled before this proxy ran, as a child spawned on its own core runs then too (it may
+ * own what it was given): the cancellation goes with the call, and the task sees it at its
+ * first cancellation point. */
 static int remote_child_proxy(void *p)
 {
     struct remote_child rc = *(struct remote_child *)p;
     free(p);
-    return crl_call(rc.core, rc.fn, rc.arg);
+    struct crl_task *t = crl__self();
+    if (t->core->smp->credits[rc.core] == 0)
+        crl_scope_run(wait_credit_shielded, &rc.core);
+    return call_with_credit(t, rc.core, rc.fn, rc.arg);
 }
 
 int crl_spawn_on_named(struct crl_scope *s, unsigned core, crl_task_fn *fn, void *arg,

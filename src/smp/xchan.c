@@ -74,10 +74,11 @@ void crl_xchan_destroy(struct crl_xchan *ch)
 {
     if (!ch)
         return;
-    /* A wake-up still on its way must not reach freed memory: let the cores take it in. */
+    /* A wake-up still on its way must not reach freed memory: let the cores take it in (this
+     * one too, which a cancelled task's crl_yield would not let run). */
     while (atomic_load_explicit(&ch->send.note.queued, memory_order_acquire) ||
            atomic_load_explicit(&ch->recv.note.queued, memory_order_acquire))
-        crl_yield();
+        crl__yield_held();
     free(ch->slots);
     free(ch);
 }

@@ -1,6 +1,6 @@
 /* The simulated backend (CRL_BACKEND_SIM): a virtual clock that jumps to the next timer when
  * every task waits, a run-queue pick drawn from CORRAL_SEED, and a trace hash of the run that
- * the same seed gives again; one core so far. */
+ * the same seed gives again. */
 #define _GNU_SOURCE
 #include "../test.h"
 #include "io/io.h"
@@ -188,11 +188,10 @@ TEST_PLAIN(what_is_not_simulated_is_refused) { CHECK_EQ(run_sim(1, unsupported_m
 
 static int trivial(void *arg) { return (void)arg, 0; }
 
-/* One core so far: more are refused; by default a simulated runtime has one, on any machine. */
-TEST_PLAIN(a_simulated_runtime_is_one_core)
+/* The environment picks the backend too, and a trivial run's trace is the seed's. (Several
+ * simulated cores: tests/runtime/test_sim_cores.c.) */
+TEST_PLAIN(the_environment_picks_the_sim_backend)
 {
-    struct crl_config cfg = {.backend = CRL_BACKEND_SIM, .cores = 2};
-    CHECK_EQ(crl_run(&cfg, trivial, NULL), -EINVAL);
     unsetenv("CORRAL_CORES");
     CHECK_EQ(run_sim(1, trivial, NULL), 0);
     setenv("CORRAL_BACKEND", "sim", 1); /* the environment picks it too */

@@ -304,6 +304,45 @@ TEST_PLAIN(remote_child_error_cancels_siblings)
     CHECK_EQ(r.remote_rc, -ECANCELED); /* the sibling on core 1 */
 }
 
+struct started_late {
+    unsigned core;
+    int sleep_rc;
+};
+
+static int record_start(void *arg)
+{
+    struct started_late *r = arg;
+    r->core = crl_core_id();
+    r->sleep_rc = crl_sleep_ns(10 * CRL_SEC_NS); /* its first cancellation point */
+    return 0;
+}
+
+static int spawn_into_cancelled(struct crl_scope *s, void *arg)
+{
+    crl_scope_cancel(s);
+    CHECK_EQ(crl_spawn_on(s, 1, record_start, arg), 0);
+    return 0;
+}
+
+static int run_spawned_cancelled(void *arg)
+{
+    CHECK_EQ(crl_scope_run(spawn_into_cancelled, arg), 0);
+    return 0;
+}
+
+/* A child spawned on another core into a scope already cancelled still runs, as one spawned
+ * on its own core does (it may own what it was given), and sees the cancellation at its first
+ * cancellation point. It used not to run at all (found by corral-sim's xcore4 scenario). */
+TEST_PLAIN(a_remote_child_of_a_cancelled_scope_still_runs)
+{
+    TEST_NEED_CORES(2);
+    struct started_late r = {99, 1};
+    struct crl_config cfg = {.cores = 2};
+    CHECK_EQ(crl_run(&cfg, run_spawned_cancelled, &r), 0);
+    CHECK_EQ(r.core, 1u);
+    CHECK_EQ(r.sleep_rc, -ECANCELED);
+}
+
 struct foreign {
     struct crl_runtime *rt;
     unsigned where[2];

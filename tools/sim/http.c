@@ -455,8 +455,10 @@ static int clients_body(struct crl_scope *s, void *arg)
     struct run *r = arg;
     static struct client cs[KINDS * 3];
     unsigned n = 0;
-    unsigned count[KINDS] = {1 + sim_below(&r->rng, 3), sim_below(&r->rng, 3),
-                             sim_below(&r->rng, 2), sim_below(&r->rng, 2), sim_below(&r->rng, 3)};
+    static const unsigned most[KINDS] = {2, 2, 1, 1, 2}; /* beyond the first corral client */
+    unsigned count[KINDS];
+    for (int k = 0; k < KINDS; k++) /* one draw after the other: an initializer's order is not */
+        count[k] = (k == 0) + sim_below(&r->rng, most[k] + 1);
     for (int k = 0; k < KINDS; k++)
         for (unsigned i = 0; i < count[k]; i++)
             cs[n++] = (struct client){r, k};

@@ -25,6 +25,7 @@ struct sim_scenario {
     /* Swarm: each seed also draws which faults are injected (CORRAL_FAULTS) and how often,
      * or none; sim_faults_on() tells the run which. */
     bool swarm;
+    unsigned cores; /* simulated cores it runs on (0: one) */
 };
 
 /* Whether this seed's run injects faults (a connection may then end early). */
@@ -50,5 +51,7 @@ static inline unsigned sim_below(uint64_t *state, unsigned n)
 
 extern const struct sim_scenario sim_scenario_scopes;
 extern const struct sim_scenario sim_scenario_http;
+extern const struct sim_scenario sim_scenario_xcore4;
+extern const struct sim_scenario sim_scenario_xcore8;
 
 #endif
