@@ -339,6 +339,8 @@ static void faults_wait(struct crl__core *c, int64_t deadline_ns)
     int64_t soon = crl__faults_next_ns(c); /* come back soon for the ops still held */
     if (soon >= 0 && (deadline_ns < 0 || deadline_ns > soon))
         deadline_ns = soon;
+    if (c->runq_head) /* a released op completed in its submit: its task must not wait on us */
+        deadline_ns = 0;
     f->inner->wait(c, deadline_ns);
 }
 
